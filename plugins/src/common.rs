@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+//! What both elements share: the model properties, the supported caps and the mapping of
+//! GStreamer video frames onto the `stego` library's frames. No model code lives here.
+
+use gst::glib;
+use gst::prelude::*;
+use std::path::PathBuf;
+
+/// Which onnxruntime execution provider runs the model (property `execution-provider`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStegoExecutionProvider")]
+#[non_exhaustive]
+pub enum ExecutionProvider {
+    #[enum_value(name = "CPU: onnxruntime's CPU provider", nick = "cpu")]
+    Cpu = 0,
+    #[enum_value(
+        name = "CUDA: an NVIDIA GPU through onnxruntime-gpu; an error if it cannot be used",
+        nick = "cuda"
+    )]
+    Cuda = 1,
+    #[enum_value(name = "Auto: CUDA when it can be used, else the CPU", nick = "auto")]
+    Auto = 2,
+}
+
+impl From<ExecutionProvider> for stego::runtime::ExecutionProvider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Cpu => stego::runtime::ExecutionProvider::Cpu,
+            ExecutionProvider::Cuda => stego::runtime::ExecutionProvider::Cuda,
+            ExecutionProvider::Auto => stego::runtime::ExecutionProvider::Auto,
+        }
+    }
+}
+
+/// What `stegohide` outputs once the secret stream has ended but the cover goes on
+/// (property `secret-eos`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStegoSecretEos")]
+#[non_exhaustive]
+pub enum SecretEos {
+    #[enum_value(name = "Passthrough: output the cover unchanged", nick = "passthrough")]
+    Passthrough = 0,
+    #[enum_value(name = "Repeat: keep hiding the last secret frame", nick = "repeat")]
+    Repeat = 1,
+    #[enum_value(name = "EOS: end the output stream", nick = "eos")]
+    Eos = 2,
+}
+
+pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
+pub const DEFAULT_DEVICE: i32 = 0;
+pub const DEFAULT_THREADS: u32 = 0;
+
+/// The shipped model of `role` (`models/hide.onnx` or `models/reveal.onnx`), as the library
+/// finds it.
+pub fn default_model_file(role: stego::contract::Role) -> PathBuf {
+    stego::default_model_file(role)
+}
+
+/// The model properties both elements have, as a plain value copied out under a short lock.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub model_file: PathBuf,
+    pub execution_provider: ExecutionProvider,
+    pub device: i32,
+    pub threads: u32,
+}
+
+impl ModelSettings {
+    pub fn new(role: stego::contract::Role) -> Self {
+        ModelSettings {
+            model_file: default_model_file(role),
+            execution_provider: DEFAULT_EXECUTION_PROVIDER,
+            device: DEFAULT_DEVICE,
+            threads: DEFAULT_THREADS,
+        }
+    }
+
+    /// The library's runtime options for these settings.
+    pub fn runtime_options(&self) -> stego::runtime::RuntimeOptions {
+        stego::runtime::RuntimeOptions {
+            execution_provider: self.execution_provider.into(),
+            device_id: self.device,
+            threads: (self.threads > 0).then_some(self.threads as usize),
+            ..Default::default()
+        }
+    }
+
+    /// The property specs of `model-file`, `execution-provider`, `device` and `threads`.
+    pub fn properties(role: stego::contract::Role) -> Vec<glib::ParamSpec> {
+        let default_file = default_model_file(role);
+        vec![
+            glib::ParamSpecString::builder("model-file")
+                .nick("Model file")
+                .blurb(&format!(
+                    "ONNX {role} model (the stego contract); NULL restores the shipped model {}",
+                    default_file.display()
+                ))
+                .default_value(Some(default_file.to_string_lossy().as_ref()))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
+                .nick("Execution provider")
+                .blurb("onnxruntime execution provider that runs the model")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecInt::builder("device")
+                .nick("Device")
+                .blurb("GPU device id for the cuda execution provider")
+                .minimum(0)
+                .maximum(i32::MAX)
+                .default_value(DEFAULT_DEVICE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("threads")
+                .nick("Threads")
+                .blurb("onnxruntime intra-op threads (0 = onnxruntime's default)")
+                .maximum(1024)
+                .default_value(DEFAULT_THREADS)
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// Sets one of the model properties; returns false when `pspec` is not one of them.
+    pub fn set_property(&mut self, role: stego::contract::Role, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
+        match pspec.name() {
+            "model-file" => {
+                let file: Option<String> = value.get().unwrap_or(None);
+                self.model_file = match file {
+                    Some(f) if !f.is_empty() => PathBuf::from(f),
+                    _ => default_model_file(role),
+                };
+            }
+            "execution-provider" => {
+                self.execution_provider = value.get().unwrap_or(DEFAULT_EXECUTION_PROVIDER);
+            }
+            "device" => self.device = value.get().unwrap_or(DEFAULT_DEVICE),
+            "threads" => self.threads = value.get().unwrap_or(DEFAULT_THREADS),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads one of the model properties; `None` when `pspec` is not one of them.
+    pub fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
+        Some(match pspec.name() {
+            "model-file" => self.model_file.to_string_lossy().to_value(),
+            "execution-provider" => self.execution_provider.to_value(),
+            "device" => self.device.to_value(),
+            "threads" => self.threads.to_value(),
+            _ => return None,
+        })
+    }
+}
+
+/// The raw video formats both elements take directly (others through `videoconvert`).
+pub const FORMATS: [gst_video::VideoFormat; 6] = [
+    gst_video::VideoFormat::Rgb,
+    gst_video::VideoFormat::Rgba,
+    gst_video::VideoFormat::Rgbx,
+    gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::Bgrx,
+];
+
+/// `video/x-raw` in the packed 8-bit RGB formats, any size and frame rate.
+pub fn caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new().format_list(FORMATS).build()
+}
+
+/// The library's pixel format for a GStreamer video format.
+pub fn pixel_format(format: gst_video::VideoFormat) -> Option<stego::frame::PixelFormat> {
+    use gst_video::VideoFormat as V;
+    use stego::frame::PixelFormat as P;
+    Some(match format {
+        V::Rgb => P::Rgb,
+        V::Rgba => P::Rgba,
+        V::Rgbx => P::Rgbx,
+        V::Bgr => P::Bgr,
+        V::Bgra => P::Bgra,
+        V::Bgrx => P::Bgrx,
+        _ => return None,
+    })
+}
+
+/// Geometry of a mapped frame: format, width, height, stride.
+fn geometry<T>(frame: &gst_video::VideoFrameRef<T>) -> Result<(stego::frame::PixelFormat, usize, usize, usize), String> {
+    let format = pixel_format(frame.format())
+        .ok_or_else(|| format!("video format {} is not supported: put videoconvert before the element", frame.format()))?;
+    let stride = frame.plane_stride()[0];
+    let stride = usize::try_from(stride).map_err(|_| format!("negative row stride {stride} is not supported"))?;
+    Ok((format, frame.width() as usize, frame.height() as usize, stride))
+}
+
+/// A read-only view of a mapped GStreamer frame as a library frame.
+pub fn frame<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<stego::frame::Frame<'a>, String> {
+    let (format, width, height, stride) = geometry(frame)?;
+    let data = frame.plane_data(0).map_err(|e| format!("cannot read the frame's pixels: {e}"))?;
+    stego::frame::Frame::new(data, format, width, height, stride).map_err(|e| e.to_string())
+}
+
+/// A writable view of a mapped, writable GStreamer frame as a library frame.
+pub fn frame_mut<'a>(
+    frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+) -> Result<stego::frame::FrameMut<'a>, String> {
+    let (format, width, height, stride) = geometry(frame)?;
+    let data = frame.plane_data_mut(0).map_err(|e| format!("cannot write the frame's pixels: {e}"))?;
+    stego::frame::FrameMut::new(data, format, width, height, stride).map_err(|e| e.to_string())
+}
+
+/// The element error for a library error raised while creating the session in `start()`.
+pub fn start_error(element: &str, err: &stego::Error) -> gst::ErrorMessage {
+    use stego::Error as E;
+    match err {
+        E::ModelMissing(_) => gst::error_msg!(gst::ResourceError::NotFound, ["{element}: {err}"]),
+        E::ModelLoad { .. } | E::ModelContract { .. } => {
+            gst::error_msg!(gst::ResourceError::OpenRead, ["{element}: {err}"])
+        }
+        E::ExecutionProvider { .. } | E::RuntimeLibrary { .. } | E::RuntimeAlreadyLoaded { .. } => {
+            gst::error_msg!(gst::LibraryError::Init, ["{element}: {err}"])
+        }
+        _ => gst::error_msg!(gst::LibraryError::Settings, ["{element}: {err}"]),
+    }
+}

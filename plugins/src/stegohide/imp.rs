@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+use std::sync::{LazyLock, Mutex};
+
+use crate::common::{self, ModelSettings, SecretEos};
+use stego::contract::Role;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("stegohide", gst::DebugColorFlags::empty(), Some("Deep steganography: hide a secret video in a cover video"))
+});
+
+const COVER: &str = "cover";
+const SECRET: &str = "secret";
+const DEFAULT_SECRET_EOS: SecretEos = SecretEos::Passthrough;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: ModelSettings,
+    secret_eos: SecretEos,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { model: ModelSettings::new(Role::Hide), secret_eos: DEFAULT_SECRET_EOS }
+    }
+}
+
+struct State {
+    hider: stego::Hider,
+    /// Size the session was last warmed up at.
+    warmed: Option<(u32, u32)>,
+    /// The last secret frame (kept for `secret-eos=repeat`).
+    last_secret: Option<(gst::Buffer, gst_video::VideoInfo)>,
+    /// Whether "no secret frame" was already logged, to log it once per stretch.
+    logged_no_secret: bool,
+}
+
+#[derive(Default)]
+pub struct StegoHide {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for StegoHide {
+    const NAME: &'static str = "GstStegoHide";
+    type Type = super::StegoHide;
+    type ParentType = gst_video::VideoAggregator;
+    type Interfaces = (gst::ChildProxy,);
+}
+
+impl StegoHide {
+    fn sink_pad(&self, name: &str) -> Option<gst_video::VideoAggregatorPad> {
+        self.obj().static_pad(name).and_then(|p| p.downcast::<gst_video::VideoAggregatorPad>().ok())
+    }
+
+    fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
+        gst::element_imp_error!(self, gst::StreamError::Failed, ["{what}: {err}"]);
+        gst::FlowError::Error
+    }
+
+    /// Caps the cover pad accepts: what downstream accepts (the output follows the cover's
+    /// format, size and rate), limited to the supported formats.
+    fn cover_caps(&self, pad: &gst_base::AggregatorPad, filter: Option<&gst::Caps>) -> gst::Caps {
+        let template = pad.pad_template_caps();
+        let query_filter = match filter {
+            Some(f) => f.intersect_with_mode(&template, gst::CapsIntersectMode::First),
+            None => template.clone(),
+        };
+        let downstream = self.obj().src_pad().peer_query_caps(Some(&query_filter));
+        downstream.intersect_with_mode(&template, gst::CapsIntersectMode::First)
+    }
+
+    /// Caps the secret pad accepts: any supported format, size and rate; the secret is
+    /// converted to the cover's size by the library.
+    fn secret_caps(pad: &gst_base::AggregatorPad, filter: Option<&gst::Caps>) -> gst::Caps {
+        let template = pad.pad_template_caps();
+        match filter {
+            Some(f) => f.intersect_with_mode(&template, gst::CapsIntersectMode::First),
+            None => template,
+        }
+    }
+
+    /// Copies the cover unchanged into the output.
+    fn passthrough(
+        &self,
+        cover: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        cover.copy(out).map_err(|e| self.flow_error("Cannot copy the cover frame", e))?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn hide(
+        &self,
+        state: &mut State,
+        cover: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        secret: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let cover = common::frame(cover).map_err(|e| self.flow_error("Bad cover frame", e))?;
+        let secret = common::frame(secret).map_err(|e| self.flow_error("Bad secret frame", e))?;
+        let mut out = common::frame_mut(out).map_err(|e| self.flow_error("Bad output frame", e))?;
+        state.hider.hide(&cover, &secret, &mut out).map_err(|e| self.flow_error("Hiding failed", e))?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl ObjectImpl for StegoHide {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut props = ModelSettings::properties(Role::Hide);
+            props.push(
+                glib::ParamSpecEnum::builder_with_default("secret-eos", DEFAULT_SECRET_EOS)
+                    .nick("Secret EOS")
+                    .blurb("What to output when the secret ends before the cover")
+                    .mutable_playing()
+                    .build(),
+            );
+            props
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        if settings.model.set_property(Role::Hide, value, pspec) {
+            gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            return;
+        }
+        if pspec.name() == "secret-eos" {
+            settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS);
+            gst::info!(CAT, imp = self, "secret-eos set to {:?}", settings.secret_eos);
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        if let Some(v) = settings.model.property(pspec) {
+            return v;
+        }
+        match pspec.name() {
+            "secret-eos" => settings.secret_eos.to_value(),
+            // Only the properties above are installed.
+            _ => pspec.default_value().clone(),
+        }
+    }
+}
+
+impl GstObjectImpl for StegoHide {}
+
+impl ElementImpl for StegoHide {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Stego Hide",
+                "Filter/Effect/Video/Aggregator",
+                "Hides the secret video inside the cover video with a deep steganography network (Baluja 2017)",
+                "stego project",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = common::caps();
+            let src = gst::PadTemplate::with_gtype(
+                "src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &caps,
+                gst_base::AggregatorPad::static_type(),
+            );
+            let cover = gst::PadTemplate::with_gtype(
+                COVER,
+                gst::PadDirection::Sink,
+                gst::PadPresence::Request,
+                &caps,
+                gst_video::VideoAggregatorPad::static_type(),
+            );
+            let secret = gst::PadTemplate::with_gtype(
+                SECRET,
+                gst::PadDirection::Sink,
+                gst::PadPresence::Request,
+                &caps,
+                gst_video::VideoAggregatorPad::static_type(),
+            );
+            // The templates are static and valid: building them cannot fail.
+            [src, cover, secret].into_iter().flatten().collect()
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(&self, templ: &gst::PadTemplate, name: Option<&str>, caps: Option<&gst::Caps>) -> Option<gst::Pad> {
+        let pad = self.parent_request_new_pad(templ, name, caps)?;
+        self.obj().child_added(&pad, &pad.name());
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let name = pad.name();
+        self.parent_release_pad(pad);
+        self.obj().child_removed(pad, &name);
+    }
+}
+
+impl AggregatorImpl for StegoHide {
+    /// Names the request pads after their templates (`cover`, `secret`) instead of the
+    /// aggregator's `sink_%u`, so that `h.cover` and `h.secret` work in gst-launch-1.0.
+    fn create_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        req_name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst_base::AggregatorPad> {
+        let name = templ.name_template();
+        if name != COVER && name != SECRET {
+            gst::warning!(CAT, imp = self, "No pad template {name}");
+            return None;
+        }
+        if let Some(req) = req_name
+            && req != name.as_str()
+        {
+            gst::warning!(CAT, imp = self, "Pad {req} requested from template {name}: the pads are named cover and secret");
+            return None;
+        }
+        if self.obj().static_pad(&name).is_some() {
+            gst::warning!(CAT, imp = self, "The element already has a {name} pad");
+            return None;
+        }
+        Some(gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ).name(name.as_str()).build())
+    }
+
+    fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
+        let is_cover = pad.name() == COVER;
+        match query.view_mut() {
+            gst::QueryViewMut::Caps(q) => {
+                let caps = if is_cover { self.cover_caps(pad, q.filter()) } else { Self::secret_caps(pad, q.filter()) };
+                gst::debug!(CAT, obj = pad, "Returning caps {caps}");
+                q.set_result(&caps);
+                true
+            }
+            gst::QueryViewMut::AcceptCaps(q) => {
+                let caps = q.caps_owned();
+                let allowed = if is_cover { self.cover_caps(pad, None) } else { Self::secret_caps(pad, None) };
+                let ok = caps.is_fixed() && caps.can_intersect(&allowed) && caps.is_subset(&pad.pad_template_caps());
+                gst::debug!(CAT, obj = pad, "{} caps {caps}", if ok { "Accepting" } else { "Refusing" });
+                q.set_result(ok);
+                true
+            }
+            _ => self.parent_sink_query(pad, query),
+        }
+    }
+
+    /// The output takes the cover's format, size, frame rate and colorimetry.
+    fn update_src_caps(&self, downstream: &gst::Caps) -> Result<gst::Caps, gst::FlowError> {
+        let Some(info) = self.sink_pad(COVER).and_then(|p| p.video_info()) else {
+            gst::debug!(CAT, imp = self, "No cover caps yet");
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        };
+        let cover_caps = info.to_caps().map_err(|e| {
+            gst::error!(CAT, imp = self, "Cannot make caps from the cover's video info: {e}");
+            gst::FlowError::NotNegotiated
+        })?;
+        let caps = cover_caps.intersect_with_mode(downstream, gst::CapsIntersectMode::First);
+        if caps.is_empty() {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["Downstream does not accept the cover's caps {cover_caps}"],
+                ["downstream caps: {downstream}"]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
+        gst::debug!(CAT, imp = self, "Output caps from the cover: {caps}");
+        Ok(caps)
+    }
+
+    fn fixate_src_caps(&self, caps: gst::Caps) -> gst::Caps {
+        // Already the cover's (fixed) caps: never let the base class pick the largest input.
+        caps.fixate()
+    }
+
+    fn negotiated_src_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        self.parent_negotiated_src_caps(caps)?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "Invalid output caps {caps}"))?;
+        if common::pixel_format(info.format()).is_none() {
+            return Err(gst::loggable_error!(CAT, "Unsupported output format {}", info.format()));
+        }
+        let mut state = self.state.lock().unwrap();
+        if let Some(state) = state.as_mut() {
+            let size = (info.width(), info.height());
+            if state.warmed != Some(size) {
+                let t = std::time::Instant::now();
+                state
+                    .hider
+                    .warm_up(size.0 as usize, size.1 as usize)
+                    .map_err(|e| gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1))?;
+                state.warmed = Some(size);
+                gst::info!(CAT, imp = self, "Warmed up at {}x{} in {:?}", size.0, size.1, t.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().model.clone();
+        let options = settings.runtime_options();
+        gst::debug!(CAT, imp = self, "Loading {} ({options:?})", settings.model_file.display());
+        let hider = stego::Hider::new(&settings.model_file, &options).map_err(|e| common::start_error("stegohide", &e))?;
+        let model = hider.model();
+        gst::info!(CAT, imp = self, "Loaded {} on {}", settings.model_file.display(), model.provider());
+        if let Some(note) = model.provider_note() {
+            gst::warning!(CAT, imp = self, "{note}");
+        }
+        *self.state.lock().unwrap() =
+            Some(State { hider, warmed: None, last_secret: None, logged_no_secret: false });
+        self.parent_start()
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = None;
+        self.parent_stop()
+    }
+}
+
+impl VideoAggregatorImpl for StegoHide {
+    fn aggregate_frames(
+        &self,
+        token: &gst_video::subclass::AggregateFramesToken,
+        outbuf: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let policy = self.settings.lock().unwrap().secret_eos;
+        let obj = self.obj();
+        let out_info = obj.video_info().ok_or(gst::FlowError::NotNegotiated)?;
+
+        let Some(cover_pad) = self.sink_pad(COVER) else {
+            gst::element_imp_error!(self, gst::CoreError::Pad, ["stegohide has no cover pad"], ["link the cover video to h.cover"]);
+            return Err(gst::FlowError::Error);
+        };
+        let Some(cover) = cover_pad.prepared_frame(token) else {
+            if cover_pad.is_eos() {
+                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
+                return Err(gst::FlowError::Eos);
+            }
+            // A gap on the cover: output a black gap frame.
+            gst::debug!(CAT, imp = self, "No cover frame: outputting a gap");
+            if let Ok(mut map) = outbuf.map_writable() {
+                map.as_mut_slice().fill(0);
+            }
+            outbuf.set_flags(gst::BufferFlags::GAP);
+            return Ok(gst::FlowSuccess::Ok);
+        };
+
+        let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &out_info)
+            .map_err(|e| self.flow_error("Cannot map the output buffer", e))?;
+        let mut state = self.state.lock().unwrap();
+        let Some(state) = state.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+
+        let secret_pad = self.sink_pad(SECRET);
+        if let Some(secret) = secret_pad.as_ref().and_then(|p| p.prepared_frame(token)) {
+            state.logged_no_secret = false;
+            if policy == SecretEos::Repeat
+                && let Some(pad) = secret_pad.as_ref()
+            {
+                state.last_secret = pad.current_buffer(token).zip(pad.video_info());
+            }
+            return self.hide(state, &cover, &secret, &mut out);
+        }
+
+        // No secret frame for this cover frame.
+        let ended = secret_pad.as_ref().is_none_or(|p| p.is_eos());
+        if !ended {
+            if !state.logged_no_secret {
+                gst::debug!(CAT, imp = self, "No secret frame yet: passing the cover through");
+                state.logged_no_secret = true;
+            }
+            return self.passthrough(&cover, &mut out);
+        }
+        match policy {
+            SecretEos::Eos => {
+                gst::debug!(CAT, imp = self, "The secret has ended: ending the output (secret-eos=eos)");
+                Err(gst::FlowError::Eos)
+            }
+            SecretEos::Repeat => match state.last_secret.clone() {
+                Some((buffer, info)) => {
+                    let secret = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+                        .map_err(|e| self.flow_error("Cannot map the last secret frame", e))?;
+                    self.hide(state, &cover, &secret, &mut out)
+                }
+                None => self.passthrough(&cover, &mut out),
+            },
+            _ => {
+                if !state.logged_no_secret {
+                    gst::debug!(CAT, imp = self, "The secret has ended: passing the cover through");
+                    state.logged_no_secret = true;
+                }
+                self.passthrough(&cover, &mut out)
+            }
+        }
+    }
+}
+
+impl ChildProxyImpl for StegoHide {
+    fn child_by_index(&self, index: u32) -> Option<glib::Object> {
+        self.obj().sink_pads().into_iter().nth(index as usize).map(|p| p.upcast())
+    }
+
+    fn children_count(&self) -> u32 {
+        self.obj().num_sink_pads() as u32
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        self.obj().static_pad(name).map(|p| p.upcast())
+    }
+}

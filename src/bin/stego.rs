@@ -1,0 +1,450 @@
+//! `stego`: hide an image in another, reveal it, evaluate the models, inspect model files.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use image::{Rgb, RgbImage};
+use stego::contract::Role;
+use stego::frame::{Frame, FrameMut, PixelFormat, Resampler};
+use stego::image_io::{load_rgb, save_png};
+use stego::metrics::{Metrics, rgb8_to_planar};
+use stego::runtime::{ExecutionProvider, Model, RuntimeOptions};
+use stego::{Hider, Revealer};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Deep steganography (Baluja, NIPS 2017): hide a full-size secret image inside a cover image.
+#[derive(Parser, Debug)]
+#[command(name = "stego", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Hide SECRET inside COVER and write the container (cover-sized, 8-bit PNG).
+    Hide {
+        /// Cover image (PNG or JPEG); the container has its size.
+        #[arg(long)]
+        cover: PathBuf,
+        /// Secret image (PNG or JPEG); resized to the cover's size when sizes differ.
+        #[arg(long)]
+        secret: PathBuf,
+        /// Output container PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Reveal the secret hidden in CONTAINER and write it as PNG.
+    Reveal {
+        /// Container image (a lossless PNG written by `stego hide`).
+        container: PathBuf,
+        /// Output PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Evaluate on a folder of images: pairs them as cover/secret (sorted by name: 1st hides
+    /// the 2nd, 3rd the 4th, …; an odd last one hides the 1st), hides, rounds the container
+    /// to 8 bits, reveals; prints APD/PSNR/SSIM and writes a figure.
+    Eval {
+        /// Folder of PNG/JPEG images.
+        dir: PathBuf,
+        /// Figure to write: rows of cover, container, secret, revealed, magnified differences,
+        /// and per-pixel error histograms.
+        #[arg(long, default_value = "stego-eval.png")]
+        figure: PathBuf,
+        /// Also write the per-pair metrics as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Scale each image so that its shorter side is N pixels (aspect kept) before use.
+        #[arg(long, value_name = "N")]
+        resize: Option<u32>,
+        /// Then take the centred N×N crop.
+        #[arg(long, value_name = "N")]
+        crop: Option<u32>,
+        /// Magnification of the difference images in the figure.
+        #[arg(long, default_value_t = 10.0)]
+        magnify: f32,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a model file's inputs, outputs, shapes and metadata.
+    Info {
+        /// ONNX model file.
+        model: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Folder holding hide.onnx and reveal.onnx [default: the shipped models/]
+    #[arg(long, global = true)]
+    model_dir: Option<PathBuf>,
+    /// Hiding model file (overrides --model-dir).
+    #[arg(long, global = true)]
+    hide_model: Option<PathBuf>,
+    /// Reveal model file (overrides --model-dir).
+    #[arg(long, global = true)]
+    reveal_model: Option<PathBuf>,
+    /// Where the models run: cpu, cuda, or auto (CUDA when usable, else CPU).
+    #[arg(long, global = true, default_value = "cpu", value_parser = parse_provider)]
+    execution_provider: ExecutionProvider,
+    /// CUDA device id.
+    #[arg(long, global = true, default_value_t = 0)]
+    device: i32,
+    /// onnxruntime intra-op threads [default: one per physical core].
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
+    #[arg(long, global = true)]
+    onnxruntime: Option<PathBuf>,
+}
+
+fn parse_provider(s: &str) -> Result<ExecutionProvider, String> {
+    s.parse().map_err(|e: stego::Error| e.to_string())
+}
+
+impl Common {
+    fn options(&self) -> RuntimeOptions {
+        RuntimeOptions { library: self.onnxruntime.clone(), execution_provider: self.execution_provider, device_id: self.device, threads: self.threads }
+    }
+    fn model_path(&self, role: Role) -> PathBuf {
+        let explicit = match role {
+            Role::Hide => &self.hide_model,
+            Role::Reveal => &self.reveal_model,
+        };
+        explicit.clone().unwrap_or_else(|| self.model_dir.clone().unwrap_or_else(stego::default_model_dir).join(role.file_name()))
+    }
+    fn hider(&self) -> Result<Hider> {
+        let h = Hider::new(&self.model_path(Role::Hide), &self.options())?;
+        note(h.model());
+        Ok(h)
+    }
+    fn revealer(&self) -> Result<Revealer> {
+        let r = Revealer::new(&self.model_path(Role::Reveal), &self.options())?;
+        note(r.model());
+        Ok(r)
+    }
+}
+
+fn note(m: &Model) {
+    if let Some(n) = m.provider_note() {
+        eprintln!("stego: warning: {n}");
+    }
+}
+
+fn frame(img: &RgbImage) -> Result<Frame<'_>> {
+    Ok(Frame::packed(img.as_raw(), PixelFormat::Rgb, img.width() as usize, img.height() as usize)?)
+}
+
+fn hide_image(hider: &mut Hider, cover: &RgbImage, secret: &RgbImage) -> Result<RgbImage> {
+    let mut out = RgbImage::new(cover.width(), cover.height());
+    let (w, h) = (cover.width() as usize, cover.height() as usize);
+    hider.hide(&frame(cover)?, &frame(secret)?, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)?)?;
+    Ok(out)
+}
+
+fn reveal_image(revealer: &mut Revealer, container: &RgbImage) -> Result<RgbImage> {
+    let mut out = RgbImage::new(container.width(), container.height());
+    let (w, h) = (container.width() as usize, container.height() as usize);
+    revealer.reveal(&frame(container)?, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)?)?;
+    Ok(out)
+}
+
+fn check_output(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("output folder {} does not exist: create it or choose another -o path", dir.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stego: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Hide { cover, secret, output, common } => {
+            check_output(&output)?;
+            let c = load_rgb(&cover)?;
+            let s = load_rgb(&secret)?;
+            let mut hider = common.hider()?;
+            let container = hide_image(&mut hider, &c, &s)?;
+            save_png(&container, &output)?;
+            eprintln!("stego: wrote container {} ({}x{})", output.display(), c.width(), c.height());
+        }
+        Command::Reveal { container, output, common } => {
+            check_output(&output)?;
+            let c = load_rgb(&container)?;
+            let mut revealer = common.revealer()?;
+            let revealed = reveal_image(&mut revealer, &c)?;
+            save_png(&revealed, &output)?;
+            eprintln!("stego: wrote revealed secret {} ({}x{})", output.display(), c.width(), c.height());
+        }
+        Command::Info { model, common } => info(&model, &common)?,
+        Command::Eval { dir, figure, csv, resize, crop, magnify, common } => {
+            check_output(&figure)?;
+            if let Some(c) = &csv {
+                check_output(c)?;
+            }
+            eval(&dir, &figure, csv.as_deref(), resize, crop, magnify, &common)?;
+        }
+    }
+    Ok(())
+}
+
+fn info(model: &Path, common: &Common) -> Result<()> {
+    let info = Model::inspect(model, &common.options())?;
+    println!("model: {}", info.path.display());
+    if let Some(p) = &info.producer {
+        println!("producer: {p}");
+    }
+    if let Some(d) = &info.description {
+        println!("description: {d}");
+    }
+    let dims = |t: &stego::runtime::TensorInfo| -> String {
+        t.shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| if *d < 0 { t.dim_names.get(i).filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "?".into()) } else { d.to_string() })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for t in &info.inputs {
+        println!("input  {:<10} {} [{}]", t.name, t.element_type, dims(t));
+    }
+    for t in &info.outputs {
+        println!("output {:<10} {} [{}]", t.name, t.element_type, dims(t));
+    }
+    for (k, v) in &info.metadata {
+        println!("{k}: {v}");
+    }
+    if let Some(lib) = stego::runtime::loaded_library() {
+        println!("onnxruntime: {}", lib.display());
+    }
+    Ok(())
+}
+
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+        .collect();
+    v.sort();
+    if v.len() < 2 {
+        bail!("folder {} holds {} PNG/JPEG image(s); eval needs at least 2 (a cover and a secret)", dir.display(), v.len());
+    }
+    Ok(v)
+}
+
+fn prepare(img: RgbImage, resize: Option<u32>, crop: Option<u32>) -> Result<RgbImage> {
+    let mut img = img;
+    if let Some(n) = resize {
+        if n == 0 {
+            bail!("--resize 0: give a positive size");
+        }
+        let (w, h) = (img.width(), img.height());
+        let s = n as f64 / w.min(h) as f64;
+        let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+        img = resize_rgb(&img, nw, nh)?;
+    }
+    if let Some(n) = crop {
+        if n == 0 || n > img.width() || n > img.height() {
+            bail!("--crop {n}: the image is {}x{}; give a size from 1 to its shorter side", img.width(), img.height());
+        }
+        let (x, y) = ((img.width() - n) / 2, (img.height() - n) / 2);
+        img = image::imageops::crop_imm(&img, x, y, n, n).to_image();
+    }
+    Ok(img)
+}
+
+/// Resizes with the library's resampler (the same one that scales secrets).
+fn resize_rgb(img: &RgbImage, nw: u32, nh: u32) -> Result<RgbImage> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw_, nh_) = (nw as usize, nh as usize);
+    let src = rgb8_to_planar(img.as_raw(), w, h);
+    let mut dst = vec![0f32; 3 * nw_ * nh_];
+    Resampler::default().resample(&src, w, h, &mut dst, nw_, nh_);
+    let mut out = RgbImage::new(nw, nh);
+    stego::frame::planar_to_frame(&dst, nw_, nh_, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, nw_, nh_)?, None)?;
+    Ok(out)
+}
+
+struct PairResult {
+    name: String,
+    cover: Metrics,
+    secret: Metrics,
+    images: [RgbImage; 4], // cover, container, secret (at cover size), revealed
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, resize: Option<u32>, crop: Option<u32>, magnify: f32, common: &Common) -> Result<()> {
+    let files = list_images(dir)?;
+    let mut pairs: Vec<(usize, usize)> = (0..files.len() / 2).map(|k| (2 * k, 2 * k + 1)).collect();
+    if files.len() % 2 == 1 {
+        pairs.push((files.len() - 1, 0));
+    }
+    let mut hider = common.hider()?;
+    let mut revealer = common.revealer()?;
+    let bar = indicatif::ProgressBar::new(pairs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} eval [{bar:30}] {pos}/{len} pairs {elapsed_precise} ETA {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut results = Vec::new();
+    for (ci, si) in pairs {
+        let name = format!(
+            "{} <- {}",
+            files[ci].file_name().unwrap_or_default().to_string_lossy(),
+            files[si].file_name().unwrap_or_default().to_string_lossy()
+        );
+        bar.set_message(name.clone());
+        let cover = prepare(load_rgb(&files[ci])?, resize, crop)?;
+        let secret_raw = prepare(load_rgb(&files[si])?, resize, crop)?;
+        let secret = if secret_raw.dimensions() == cover.dimensions() { secret_raw } else { resize_rgb(&secret_raw, cover.width(), cover.height())? };
+        let container = hide_image(&mut hider, &cover, &secret)?;
+        // The container is an 8-bit image here, exactly what a PNG file stores.
+        let revealed = reveal_image(&mut revealer, &container)?;
+        let (w, h) = (cover.width() as usize, cover.height() as usize);
+        let cm = Metrics::rgb8(cover.as_raw(), container.as_raw(), w, h);
+        let sm = Metrics::rgb8(secret.as_raw(), revealed.as_raw(), w, h);
+        results.push(PairResult { name, cover: cm, secret: sm, images: [cover, container, secret, revealed] });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    println!("{:<64} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7}", "pair (cover <- secret)", "cover APD", "PSNR dB", "SSIM", "secr APD", "PSNR dB", "SSIM");
+    for r in &results {
+        println!(
+            "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
+            truncate(&r.name, 64),
+            r.cover.apd,
+            r.cover.psnr,
+            r.cover.ssim,
+            r.secret.apd,
+            r.secret.psnr,
+            r.secret.ssim
+        );
+    }
+    let n = results.len() as f64;
+    let mean = |f: &dyn Fn(&PairResult) -> f64| results.iter().map(f).sum::<f64>() / n;
+    println!(
+        "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
+        format!("mean of {} pairs", results.len()),
+        mean(&|r| r.cover.apd),
+        mean(&|r| r.cover.psnr),
+        mean(&|r| r.cover.ssim),
+        mean(&|r| r.secret.apd),
+        mean(&|r| r.secret.psnr),
+        mean(&|r| r.secret.ssim)
+    );
+    if let Some(csv) = csv {
+        let mut s = String::from("pair,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim\n");
+        for r in &results {
+            s += &format!("\"{}\",{:.4},{:.4},{:.5},{:.4},{:.4},{:.5}\n", r.name, r.cover.apd, r.cover.psnr, r.cover.ssim, r.secret.apd, r.secret.psnr, r.secret.ssim);
+        }
+        let tmp = csv.with_extension("csv.tmp");
+        std::fs::write(&tmp, s).and_then(|_| std::fs::rename(&tmp, csv)).with_context(|| format!("cannot write {}", csv.display()))?;
+    }
+    let fig = draw_figure(&results, magnify);
+    save_png(&fig, figure)?;
+    eprintln!("stego: wrote figure {}", figure.display());
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("…{}", s.chars().rev().take(n - 1).collect::<Vec<_>>().into_iter().rev().collect::<String>()) }
+}
+
+const TILE: u32 = 160;
+const GAP: u32 = 6;
+
+/// One row per pair: cover, container, secret, revealed, |cover−container|×k,
+/// |secret−revealed|×k, then the histograms of per-pixel errors (cover errors in blue,
+/// secret errors in red; x: absolute error 0–255 on a log-like scale of bins, y: frequency).
+fn draw_figure(results: &[PairResult], magnify: f32) -> RgbImage {
+    let cols = 7u32;
+    let width = cols * TILE + (cols + 1) * GAP;
+    let height = results.len() as u32 * (TILE + GAP) + GAP;
+    let mut fig = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    for (row, r) in results.iter().enumerate() {
+        let y0 = GAP + row as u32 * (TILE + GAP);
+        let [cover, container, secret, revealed] = &r.images;
+        let dc = diff_image(cover, container, magnify);
+        let ds = diff_image(secret, revealed, magnify);
+        for (col, img) in [cover, container, secret, revealed, &dc, &ds].into_iter().enumerate() {
+            let x0 = GAP + col as u32 * (TILE + GAP);
+            let t = thumb(img);
+            let (ox, oy) = (x0 + (TILE - t.width()) / 2, y0 + (TILE - t.height()) / 2);
+            image::imageops::overlay(&mut fig, &t, ox as i64, oy as i64);
+        }
+        let x0 = GAP + 6 * (TILE + GAP);
+        draw_histograms(&mut fig, x0, y0, cover, container, secret, revealed);
+    }
+    fig
+}
+
+fn thumb(img: &RgbImage) -> RgbImage {
+    let s = TILE as f64 / img.width().max(img.height()) as f64;
+    let (w, h) = (((img.width() as f64 * s).round() as u32).max(1), ((img.height() as f64 * s).round() as u32).max(1));
+    image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
+}
+
+fn diff_image(a: &RgbImage, b: &RgbImage, k: f32) -> RgbImage {
+    let mut out = RgbImage::new(a.width(), a.height());
+    for ((o, pa), pb) in out.pixels_mut().zip(a.pixels()).zip(b.pixels()) {
+        for c in 0..3 {
+            o[c] = ((pa[c] as f32 - pb[c] as f32).abs() * k).min(255.0) as u8;
+        }
+    }
+    out
+}
+
+fn draw_histograms(fig: &mut RgbImage, x0: u32, y0: u32, cover: &RgbImage, container: &RgbImage, secret: &RgbImage, revealed: &RgbImage) {
+    // 32 bins of |error| 0..63 (2 levels each); errors ≥ 64 land in the last bin.
+    const BINS: usize = 32;
+    let hist = |a: &RgbImage, b: &RgbImage| {
+        let mut h = [0u64; BINS];
+        for (x, y) in a.as_raw().iter().zip(b.as_raw()) {
+            h[((x.abs_diff(*y) as usize) / 2).min(BINS - 1)] += 1;
+        }
+        let total: u64 = h.iter().sum::<u64>().max(1);
+        h.map(|c| c as f64 / total as f64)
+    };
+    let hc = hist(cover, container);
+    let hs = hist(secret, revealed);
+    let peak = hc.iter().chain(hs.iter()).cloned().fold(0.0, f64::max).max(1e-9);
+    let bw = TILE / BINS as u32;
+    // axes
+    for x in x0..x0 + TILE {
+        fig.put_pixel(x, y0 + TILE - 1, Rgb([0, 0, 0]));
+    }
+    for y in y0..y0 + TILE {
+        fig.put_pixel(x0, y, Rgb([0, 0, 0]));
+    }
+    for (i, (c, s)) in hc.iter().zip(hs.iter()).enumerate() {
+        let bx = x0 + 1 + i as u32 * bw;
+        for (val, color, off) in [(*c, Rgb([40, 90, 220]), 0), (*s, Rgb([220, 50, 40]), bw / 2)] {
+            let hgt = ((val / peak) * (TILE - 2) as f64).round() as u32;
+            for x in bx + off..(bx + off + (bw / 2).max(1)).min(x0 + TILE) {
+                for y in (y0 + TILE - 1 - hgt)..(y0 + TILE - 1) {
+                    fig.put_pixel(x, y, color);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The model contract: the one place that knows the ONNX models' input and output names,
+//! their tensor layout and the metadata they carry.
+//!
+//! Both models take and give `float32` tensors in **NCHW** layout with 3 channels (R, G, B),
+//! values in **[0, 1]**, and dynamic batch, height and width:
+//!
+//! | file          | inputs                                   | output                      |
+//! |---------------|------------------------------------------|-----------------------------|
+//! | `hide.onnx`   | `cover` `[N,3,H,W]`, `secret` `[N,3,H,W]` | `container` `[N,3,H,W]`     |
+//! | `reveal.onnx` | `container` `[N,3,H,W]`                  | `revealed` `[N,3,H,W]`      |
+//!
+//! The training crate writes the files to this contract; the runtime checks every model it
+//! loads against it. The container a model produces is rounded to 8 bits by the caller
+//! (see [`crate::frame`]); the reveal model is trained to read such rounded containers.
+
+/// Number of colour channels of every tensor (R, G, B).
+pub const CHANNELS: usize = 3;
+
+/// File name of the hiding model (preparation + hiding networks).
+pub const HIDE_FILE: &str = "hide.onnx";
+/// File name of the reveal model.
+pub const REVEAL_FILE: &str = "reveal.onnx";
+
+/// Input of the hiding model: the cover frame.
+pub const HIDE_COVER: &str = "cover";
+/// Input of the hiding model: the secret frame, already at the cover's size.
+pub const HIDE_SECRET: &str = "secret";
+/// Output of the hiding model: the container frame.
+pub const HIDE_CONTAINER: &str = "container";
+/// Input of the reveal model: the container frame (after 8-bit rounding).
+pub const REVEAL_CONTAINER: &str = "container";
+/// Output of the reveal model: the revealed secret.
+pub const REVEAL_REVEALED: &str = "revealed";
+
+/// Which of the two models a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// `hide.onnx`: (cover, secret) → container.
+    Hide,
+    /// `reveal.onnx`: container → revealed.
+    Reveal,
+}
+
+impl Role {
+    /// The model's input names, in order.
+    pub fn inputs(self) -> &'static [&'static str] {
+        match self {
+            Role::Hide => &[HIDE_COVER, HIDE_SECRET],
+            Role::Reveal => &[REVEAL_CONTAINER],
+        }
+    }
+    /// The model's single output name.
+    pub fn output(self) -> &'static str {
+        match self {
+            Role::Hide => HIDE_CONTAINER,
+            Role::Reveal => REVEAL_REVEALED,
+        }
+    }
+    /// The value of the [`meta::ROLE`] metadata entry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Hide => "hide",
+            Role::Reveal => "reveal",
+        }
+    }
+    /// The default file name in a model folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Role::Hide => HIDE_FILE,
+            Role::Reveal => REVEAL_FILE,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Keys of the custom metadata (`metadata_props`) every stego ONNX file carries.
+pub mod meta {
+    /// Contract version; files of another version are refused.
+    pub const CONTRACT: &str = "stego.contract";
+    /// `hide` or `reveal`.
+    pub const ROLE: &str = "stego.role";
+    /// Model variant, e.g. `paper` (Baluja 2017 nets) or `fast`.
+    pub const VARIANT: &str = "stego.variant";
+    /// Human-readable architecture description.
+    pub const ARCHITECTURE: &str = "stego.architecture";
+    /// What the model was trained on.
+    pub const DATA: &str = "stego.data";
+    /// Training steps, batch size, crop size, β and the like (free text or `key=value; …`).
+    pub const TRAINING: &str = "stego.training";
+    /// Validation metrics at export time (`key=value; …`).
+    pub const METRICS: &str = "stego.metrics";
+    /// Height and width must be multiples of this (default 1); the runtime pads to it.
+    pub const SIZE_MULTIPLE: &str = "stego.size_multiple";
+}
+
+/// The contract version these constants describe.
+pub const CONTRACT_VERSION: &str = "1";

@@ -1,0 +1,59 @@
+//! The library's error type. Every message names the bad value and says what to do.
+
+use std::path::PathBuf;
+
+/// Errors of the `stego` library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The onnxruntime shared library could not be found or loaded.
+    #[error("cannot load the onnxruntime library{}: {reason}; run scripts/setup.sh to install it into .ort/, or set ORT_DYLIB_PATH to a libonnxruntime.so (version 1.31)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    RuntimeLibrary { path: Option<PathBuf>, reason: String },
+
+    /// onnxruntime was already loaded from another file in this process.
+    #[error("onnxruntime is already loaded from {loaded} in this process; it cannot also be loaded from {requested}: use one library per process")]
+    RuntimeAlreadyLoaded { loaded: PathBuf, requested: PathBuf },
+
+    /// A model file does not exist.
+    #[error("model file {0} does not exist: pass an existing .onnx file (or --model-dir with hide.onnx and reveal.onnx), or train one with `cargo run -p training`")]
+    ModelMissing(PathBuf),
+
+    /// A model file could not be read or parsed by onnxruntime.
+    #[error("cannot load model {path}: {reason}; the file is unreadable or not a valid ONNX model: replace it with a file exported by `cargo run -p training -- export`")]
+    ModelLoad { path: PathBuf, reason: String },
+
+    /// A model does not follow the stego contract (names, shapes, types, metadata).
+    #[error("model {path} is not a stego {role} model: {reason}; use the {role}.onnx exported by the training crate")]
+    ModelContract { path: PathBuf, role: crate::contract::Role, reason: String },
+
+    /// The requested execution provider cannot be used.
+    #[error("execution provider {provider} is not usable: {reason}; use --execution-provider cpu (or auto to fall back), or on an NVIDIA GPU run `STEGO_GPU=1 scripts/setup.sh` to install onnxruntime-gpu and set ORT_DYLIB_PATH=.ort/gpu/libonnxruntime.so")]
+    ExecutionProvider { provider: String, reason: String },
+
+    /// An option value is not valid.
+    #[error("invalid {what} {value:?}: {expected}")]
+    InvalidValue { what: &'static str, value: String, expected: String },
+
+    /// A frame's buffer does not match its declared size, format and stride.
+    #[error("frame {width}x{height} {format} with stride {stride} needs {needed} bytes but the buffer has {actual}: pass a buffer that matches its layout")]
+    FrameBuffer { width: usize, height: usize, format: crate::frame::PixelFormat, stride: usize, needed: usize, actual: usize },
+
+    /// A frame's size is not usable.
+    #[error("frame size {width}x{height} is not usable: {reason}")]
+    FrameSize { width: usize, height: usize, reason: String },
+
+    /// Image file problems.
+    #[error("image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
+    /// onnxruntime failed while running a model.
+    #[error("onnxruntime failed running the {role} model: {reason}")]
+    Inference { role: crate::contract::Role, reason: String },
+
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+}
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,42 @@
+//! # stego — deep steganography for live video
+//!
+//! Baluja's "Hiding Images in Plain Sight: Deep Steganography" (NIPS 2017): a preparation net
+//! and a hiding net turn (cover, secret) into a container that looks like the cover; a reveal
+//! net recovers the secret from the container.
+//!
+//! This library is the runtime shared by the `stego` CLI and the GStreamer elements:
+//! - [`contract`]: the models' input/output names, layout and metadata;
+//! - [`runtime`]: loading onnxruntime and the models, execution providers;
+//! - [`frame`]: the one frame ↔ tensor conversion (packed RGB/BGR formats, strides, resizing);
+//! - [`pipeline`]: [`Hider`] and [`Revealer`], frame in, frame out;
+//! - [`metrics`]: APD, PSNR, SSIM;
+//! - [`image_io`]: still images with clear errors and atomic writes.
+//!
+//! ```no_run
+//! use stego::{Hider, Revealer, RuntimeOptions, contract::Role, frame::{Frame, FrameMut, PixelFormat}};
+//! # fn main() -> Result<(), stego::Error> {
+//! let opts = RuntimeOptions::default();
+//! let mut hider = Hider::new(&stego::default_model_file(Role::Hide), &opts)?;
+//! let (w, h) = (64, 48);
+//! let cover = vec![100u8; w * h * 3];
+//! let secret = vec![200u8; 32 * 32 * 3];
+//! let mut container = vec![0u8; w * h * 3];
+//! hider.hide(
+//!     &Frame::packed(&cover, PixelFormat::Rgb, w, h)?,
+//!     &Frame::packed(&secret, PixelFormat::Rgb, 32, 32)?,
+//!     &mut FrameMut::packed(&mut container, PixelFormat::Rgb, w, h)?,
+//! )?;
+//! # Ok(()) }
+//! ```
+
+pub mod contract;
+pub mod error;
+pub mod frame;
+pub mod image_io;
+pub mod metrics;
+pub mod pipeline;
+pub mod runtime;
+
+pub use error::{Error, Result};
+pub use pipeline::{Hider, Revealer, default_model_dir, default_model_file};
+pub use runtime::{ExecutionProvider, Model, RuntimeOptions};

@@ -1,0 +1,117 @@
+//! Frame-level hiding and revealing: the part shared by the CLI and the GStreamer elements.
+
+use crate::contract::Role;
+use crate::error::{Error, Result};
+use crate::frame::{Converter, Frame, FrameMut, planar_to_frame};
+use crate::runtime::{Model, RuntimeOptions};
+use std::path::{Path, PathBuf};
+
+/// The folder of the shipped models (`models/` of the project; see [`crate::runtime::project_root`]).
+pub fn default_model_dir() -> PathBuf {
+    crate::runtime::project_root().join("models")
+}
+
+/// The default model file of a role (`models/hide.onnx` or `models/reveal.onnx`).
+pub fn default_model_file(role: Role) -> PathBuf {
+    default_model_dir().join(role.file_name())
+}
+
+fn padded(v: usize, m: usize) -> usize {
+    v.div_ceil(m) * m
+}
+
+/// Hides secret frames in cover frames.
+#[derive(Debug)]
+pub struct Hider {
+    model: Model,
+    cover_conv: Converter,
+    secret_conv: Converter,
+}
+
+impl Hider {
+    /// Loads the hiding model at `path`.
+    pub fn new(path: &Path, options: &RuntimeOptions) -> Result<Self> {
+        Ok(Hider { model: Model::load(path, Role::Hide, options)?, cover_conv: Converter::new(), secret_conv: Converter::new() })
+    }
+    /// The underlying model (provider, metadata).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Runs the model once at `width x height` so that the first real frame is not slow
+    /// (allocations, kernel selection).
+    pub fn warm_up(&mut self, width: usize, height: usize) -> Result<()> {
+        let data = vec![128u8; width * height * 3];
+        let f = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
+        let mut out = vec![0u8; width * height * 3];
+        let mut o = FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?;
+        self.hide(&f, &f, &mut o)
+    }
+
+    /// Writes into `out` (the cover's size) the container hiding `secret` in `cover`. The secret
+    /// is resampled to the cover's size when the sizes differ. The container is rounded to
+    /// 8 bits; RGBA/BGRA alpha comes from the cover.
+    pub fn hide(&mut self, cover: &Frame, secret: &Frame, out: &mut FrameMut) -> Result<()> {
+        let (w, h) = (cover.width(), cover.height());
+        if out.width() != w || out.height() != h {
+            return Err(Error::FrameSize { width: out.width(), height: out.height(), reason: format!("the output must have the cover's size {w}x{h}") });
+        }
+        let m = self.model.size_multiple();
+        let (tw, th) = (padded(w, m), padded(h, m));
+        let plane = 3 * tw * th;
+        let (cc, sc) = (&mut self.cover_conv, &mut self.secret_conv);
+        let mut result = Ok(());
+        self.model.run_with(
+            [1, 3, th, tw],
+            |inputs| {
+                cc.to_tensor(cover, w, h, &mut inputs[0][..plane], tw, th);
+                sc.to_tensor(secret, w, h, &mut inputs[1][..plane], tw, th);
+            },
+            |container| result = planar_to_frame(container, tw, th, out, Some(cover)),
+        )?;
+        result
+    }
+}
+
+/// Reveals secret frames from container frames.
+#[derive(Debug)]
+pub struct Revealer {
+    model: Model,
+    conv: Converter,
+}
+
+impl Revealer {
+    /// Loads the reveal model at `path`.
+    pub fn new(path: &Path, options: &RuntimeOptions) -> Result<Self> {
+        Ok(Revealer { model: Model::load(path, Role::Reveal, options)?, conv: Converter::new() })
+    }
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    /// Runs the model once at `width x height`.
+    pub fn warm_up(&mut self, width: usize, height: usize) -> Result<()> {
+        let data = vec![128u8; width * height * 3];
+        let f = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
+        let mut out = vec![0u8; width * height * 3];
+        let mut o = FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?;
+        self.reveal(&f, &mut o)
+    }
+
+    /// Writes the revealed secret of `container` into `out` (same size), rounded to 8 bits.
+    pub fn reveal(&mut self, container: &Frame, out: &mut FrameMut) -> Result<()> {
+        let (w, h) = (container.width(), container.height());
+        if out.width() != w || out.height() != h {
+            return Err(Error::FrameSize { width: out.width(), height: out.height(), reason: format!("the output must have the container's size {w}x{h}") });
+        }
+        let m = self.model.size_multiple();
+        let (tw, th) = (padded(w, m), padded(h, m));
+        let conv = &mut self.conv;
+        let mut result = Ok(());
+        self.model.run_with(
+            [1, 3, th, tw],
+            |inputs| conv.to_tensor(container, w, h, &mut inputs[0][..], tw, th),
+            |revealed| result = planar_to_frame(revealed, tw, th, out, None),
+        )?;
+        result
+    }
+}

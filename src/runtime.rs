@@ -1,0 +1,532 @@
+//! The onnxruntime layer: finding and loading the shared library, the one environment per
+//! process, execution providers, and model sessions checked against [`crate::contract`].
+//!
+//! The library is looked up in this order (the first that exists wins):
+//! 1. an explicit path ([`RuntimeOptions::library`]);
+//! 2. `ORT_DYLIB_PATH`;
+//! 3. the project-local install made by `scripts/setup.sh`: `.ort/gpu/` (when CUDA is asked
+//!    for or `auto`) and `.ort/cpu/`, searched in `STEGO_HOME`, beside and above the running
+//!    executable, above the current directory, and in the source tree this crate was built from;
+//! 4. the system: `libonnxruntime.so` in the usual library folders.
+//!
+//! Loading goes through `ort::init_from`, which reports a missing or broken library as an
+//! error; `ort`'s own fallback (which panics) is never reached.
+
+use crate::contract::{self, Role};
+use crate::error::{Error, Result};
+use ndarray::{Array4, ArrayView4};
+use ort::ep;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::{Tensor, TensorElementType, ValueType};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum ExecutionProvider {
+    /// onnxruntime's CPU provider.
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA; an error if it cannot be used.
+    Cuda,
+    /// CUDA when it can be used, else the CPU (saying why in [`Model::provider_note`]).
+    Auto,
+}
+
+impl ExecutionProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutionProvider {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda),
+            "auto" => Ok(Self::Auto),
+            _ => Err(Error::InvalidValue { what: "execution provider", value: s.into(), expected: "one of cpu, cuda, auto".into() }),
+        }
+    }
+}
+
+/// How to load onnxruntime and run models.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Path of `libonnxruntime.so`; `None` searches (see the module docs).
+    pub library: Option<PathBuf>,
+    /// Execution provider.
+    pub execution_provider: ExecutionProvider,
+    /// CUDA device id.
+    pub device_id: i32,
+    /// Intra-op threads; `None` lets onnxruntime choose (one per physical core).
+    pub threads: Option<usize>,
+}
+
+const LIB_NAMES: &[&str] = &["libonnxruntime.so", "libonnxruntime.so.1", "libonnxruntime.so.1.31.1"];
+
+/// Candidate project roots for the `.ort/` install.
+fn project_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(home) = std::env::var_os("STEGO_HOME") {
+        roots.push(PathBuf::from(home));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    roots
+}
+
+/// The project root holding `models/` and `.ort/`: `STEGO_HOME`, or the first folder beside or
+/// above the executable or the current folder that has a `models/` folder with `hide.onnx`,
+/// or this crate's source tree.
+pub fn project_root() -> PathBuf {
+    project_roots()
+        .into_iter()
+        .find(|r| r.join("models").join(contract::HIDE_FILE).is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Finds `libonnxruntime.so` (see the module docs for the order).
+pub fn find_library(explicit: Option<&Path>, provider: ExecutionProvider) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(Error::RuntimeLibrary { path: Some(p.to_path_buf()), reason: "no such file".into() })
+        };
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::RuntimeLibrary { path: Some(p), reason: "ORT_DYLIB_PATH names a file that does not exist".into() })
+        };
+    }
+    let subdirs: &[&str] = match provider {
+        ExecutionProvider::Cpu => &["cpu"],
+        _ => &["gpu", "cpu"],
+    };
+    let roots = project_roots();
+    for sub in subdirs {
+        for root in &roots {
+            let p = root.join(".ort").join(sub).join("libonnxruntime.so");
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    for dir in ["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"] {
+        for name in LIB_NAMES {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(Error::RuntimeLibrary { path: None, reason: "libonnxruntime.so was found neither in .ort/ nor in the system library folders".into() })
+}
+
+static RUNTIME: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+
+/// The process's onnxruntime environment, loading the library on first use.
+pub fn environment(options: &RuntimeOptions) -> Result<Environment> {
+    let mut guard = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((loaded, env)) = guard.as_ref() {
+        if let Some(requested) = &options.library
+            && std::fs::canonicalize(requested).ok() != std::fs::canonicalize(loaded).ok()
+        {
+            return Err(Error::RuntimeAlreadyLoaded { loaded: loaded.clone(), requested: requested.clone() });
+        }
+        return Ok(env.clone());
+    }
+    let path = find_library(options.library.as_deref(), options.execution_provider)?;
+    let builder = ort::init_from(&path).map_err(|e| Error::RuntimeLibrary { path: Some(path.clone()), reason: e.to_string() })?;
+    let env = builder
+        .with_name("stego")
+        .with_telemetry(false)
+        .build()
+        .map_err(|e| Error::RuntimeLibrary { path: Some(path.clone()), reason: e.to_string() })?;
+    // With the project's GPU install, CUDA and cuDNN live beside the library: preload them so
+    // the CUDA provider can find them without LD_LIBRARY_PATH.
+    if let Some(dir) = path.parent()
+        && dir.join("libonnxruntime_providers_cuda.so").is_file()
+    {
+        let _ = ep::cuda::preload_dylibs(Some(dir), Some(dir));
+    }
+    *guard = Some((path, env.clone()));
+    Ok(env)
+}
+
+/// The path of the loaded onnxruntime library, if loaded.
+pub fn loaded_library() -> Option<PathBuf> {
+    RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(p, _)| p.clone())
+}
+
+/// Shape and type of one model input or output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    /// `float32`, `uint8`, …
+    pub element_type: String,
+    /// Dimensions; −1 for dynamic ones.
+    pub shape: Vec<i64>,
+    /// Names of the dynamic dimensions (empty where fixed or unnamed).
+    pub dim_names: Vec<String>,
+}
+
+/// What a model file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    pub producer: Option<String>,
+    pub description: Option<String>,
+    /// Custom metadata (`metadata_props`), sorted by key.
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn tensor_info(name: &str, vt: &ValueType) -> TensorInfo {
+    match vt {
+        ValueType::Tensor { ty, shape, dimension_symbols } => TensorInfo {
+            name: name.to_string(),
+            element_type: format!("{ty}"),
+            shape: shape.to_vec(),
+            dim_names: dimension_symbols.iter().map(|s| s.to_string()).collect(),
+        },
+        other => TensorInfo { name: name.to_string(), element_type: format!("{other}"), shape: vec![], dim_names: vec![] },
+    }
+}
+
+/// One loaded model, checked against the contract for its [`Role`].
+pub struct Model {
+    session: Session,
+    role: Role,
+    path: PathBuf,
+    provider: ExecutionProvider,
+    note: Option<String>,
+    size_multiple: usize,
+    info: ModelInfo,
+    buffers: Option<IoBuffers>,
+}
+
+/// Input and output tensors owned by the model and reused while the shape stays the same.
+struct IoBuffers {
+    shape: [usize; 4],
+    inputs: Vec<Tensor<f32>>,
+    output: Tensor<f32>,
+    binding: ort::session::IoBinding,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model").field("role", &self.role).field("path", &self.path).field("provider", &self.provider).finish()
+    }
+}
+
+fn base_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Result<SessionBuilder, String> {
+    let mut b = Session::builder(env)
+        .map_err(|e| e.to_string())?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| e.to_string())?;
+    if let Some(n) = options.threads.filter(|&n| n > 0) {
+        b = b.with_intra_threads(n).map_err(|e| e.to_string())?;
+    }
+    Ok(b)
+}
+
+fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Result<SessionBuilder, String> {
+    let cuda = ep::CUDA::default()
+        .with_device_id(options.device_id)
+        .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Exhaustive)
+        .build()
+        .error_on_failure();
+    base_builder(env, options)?.with_execution_providers([cuda]).map_err(|e| e.to_string())
+}
+
+impl Model {
+    /// Loads `path` as a model of `role` and checks it against the contract.
+    pub fn load(path: &Path, role: Role, options: &RuntimeOptions) -> Result<Model> {
+        if options.device_id < 0 {
+            return Err(Error::InvalidValue { what: "device id", value: options.device_id.to_string(), expected: "a GPU index ≥ 0".into() });
+        }
+        if options.threads == Some(0) {
+            // 0 means "default" in the elements; accept it.
+        }
+        if !path.is_file() {
+            return Err(Error::ModelMissing(path.to_path_buf()));
+        }
+        // Read once ourselves: unreadable files get an I/O error that names them.
+        let bytes = std::fs::read(path).map_err(|e| Error::ModelLoad { path: path.into(), reason: e.to_string() })?;
+        if bytes.is_empty() {
+            return Err(Error::ModelLoad { path: path.into(), reason: "the file is empty".into() });
+        }
+        let env = environment(options)?;
+        let load_err = |e: String| Error::ModelLoad { path: path.into(), reason: e };
+        let (mut builder, provider, note) = match options.execution_provider {
+            ExecutionProvider::Cpu => (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, None),
+            ExecutionProvider::Cuda => {
+                let b = cuda_builder(&env, options).map_err(|reason| Error::ExecutionProvider { provider: format!("cuda (device {})", options.device_id), reason })?;
+                (b, ExecutionProvider::Cuda, None)
+            }
+            ExecutionProvider::Auto => match cuda_builder(&env, options) {
+                Ok(b) => (b, ExecutionProvider::Cuda, None),
+                Err(reason) => (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, Some(format!("CUDA is not usable ({reason}); running on the CPU"))),
+            },
+        };
+        let session = builder.commit_from_memory(&bytes).map_err(|e| {
+            let reason = e.to_string();
+            if provider == ExecutionProvider::Cuda && reason.to_ascii_lowercase().contains("cuda") {
+                Error::ExecutionProvider { provider: format!("cuda (device {})", options.device_id), reason }
+            } else {
+                Error::ModelLoad { path: path.into(), reason }
+            }
+        })?;
+        let info = Self::describe(&session, path)?;
+        let size_multiple = check_contract(&info, role)?;
+        Ok(Model { session, role, path: path.into(), provider, note, size_multiple, info, buffers: None })
+    }
+
+    fn describe(session: &Session, path: &Path) -> Result<ModelInfo> {
+        let meta = session.metadata().map_err(|e| Error::ModelLoad { path: path.into(), reason: e.to_string() })?;
+        let mut metadata = BTreeMap::new();
+        for key in meta.custom_keys().unwrap_or_default() {
+            if let Some(v) = meta.custom(&key) {
+                metadata.insert(key, v);
+            }
+        }
+        Ok(ModelInfo {
+            path: path.into(),
+            inputs: session.inputs().iter().map(|o| tensor_info(o.name(), o.dtype())).collect(),
+            outputs: session.outputs().iter().map(|o| tensor_info(o.name(), o.dtype())).collect(),
+            producer: meta.producer().filter(|s| !s.is_empty()),
+            description: meta.description().filter(|s| !s.is_empty()),
+            metadata,
+        })
+    }
+
+    /// Reads a model's names, shapes and metadata without checking its role.
+    pub fn inspect(path: &Path, options: &RuntimeOptions) -> Result<ModelInfo> {
+        if !path.is_file() {
+            return Err(Error::ModelMissing(path.to_path_buf()));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::ModelLoad { path: path.into(), reason: e.to_string() })?;
+        let env = environment(options)?;
+        let session = base_builder(&env, &RuntimeOptions { threads: Some(1), ..options.clone() })
+            .and_then(|mut b| b.commit_from_memory(&bytes).map_err(|e| e.to_string()))
+            .map_err(|reason| Error::ModelLoad { path: path.into(), reason })?;
+        Self::describe(&session, path)
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The provider the session actually runs on.
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+    /// Why `auto` fell back to the CPU, if it did.
+    pub fn provider_note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+    /// Height and width of the tensors must be multiples of this.
+    pub fn size_multiple(&self) -> usize {
+        self.size_multiple
+    }
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Runs the model on `[N, 3, H, W]` inputs given in the role's input order, returning a
+    /// new output array. Convenient for tests and tools; streams use [`Model::run_into`].
+    pub fn run(&mut self, inputs: &[ArrayView4<f32>]) -> Result<Array4<f32>> {
+        let shape = self.check_inputs(inputs.iter().map(|a| a.shape()))?;
+        let mut out = Array4::<f32>::zeros(shape);
+        let contiguous: Vec<std::borrow::Cow<'_, [f32]>> = inputs
+            .iter()
+            .map(|a| match a.as_slice() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+            })
+            .collect();
+        let slices: Vec<&[f32]> = contiguous.iter().map(|c| c.as_ref()).collect();
+        self.run_into(&slices, [shape.0, shape.1, shape.2, shape.3], out.as_slice_mut().expect("standard layout"))?;
+        Ok(out)
+    }
+
+    fn check_inputs<'a>(&self, shapes: impl Iterator<Item = &'a [usize]>) -> Result<(usize, usize, usize, usize)> {
+        let shapes: Vec<&[usize]> = shapes.collect();
+        let n = self.role.inputs().len();
+        if shapes.len() != n {
+            return Err(Error::InvalidValue { what: "number of inputs", value: shapes.len().to_string(), expected: format!("{n} for the {} model", self.role) });
+        }
+        let s = shapes[0];
+        if s.len() != 4 || s[1] != contract::CHANNELS || shapes.iter().any(|t| *t != s) {
+            return Err(Error::InvalidValue { what: "input shape", value: format!("{shapes:?}"), expected: "[N, 3, H, W], the same for every input".into() });
+        }
+        Ok((s[0], s[1], s[2], s[3]))
+    }
+
+    /// Runs the model on contiguous NCHW inputs of `shape` (in the role's input order) and
+    /// writes the output into `out`. Input and output tensors are allocated once per shape
+    /// and reused.
+    pub fn run_into(&mut self, inputs: &[&[f32]], shape: [usize; 4], out: &mut [f32]) -> Result<()> {
+        self.with_buffers(shape, |bufs| {
+            for (t, src) in bufs.inputs.iter_mut().zip(inputs) {
+                t.extract_tensor_mut().1.copy_from_slice(src);
+            }
+        }, inputs, out.len())?;
+        self.run_bound()?;
+        let bufs = self.buffers.as_ref().expect("buffers exist after with_buffers");
+        out.copy_from_slice(bufs.output.extract_tensor().1);
+        Ok(())
+    }
+
+    /// Gives mutable access to the model's own input tensors of `shape` (allocated on the first
+    /// call for that shape), runs the model, and hands the output to `read`. This is the
+    /// zero-copy path the frame pipeline uses.
+    pub fn run_with(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
+        self.ensure_buffers(shape)?;
+        {
+            let bufs = self.buffers.as_mut().expect("buffers exist");
+            let mut slices: Vec<&mut [f32]> = bufs.inputs.iter_mut().map(|t| t.extract_tensor_mut().1).collect();
+            fill(&mut slices);
+        }
+        self.run_bound()?;
+        read(self.buffers.as_ref().expect("buffers exist").output.extract_tensor().1);
+        Ok(())
+    }
+
+    fn with_buffers(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut IoBuffers), inputs: &[&[f32]], out_len: usize) -> Result<()> {
+        let n = self.role.inputs().len();
+        let len: usize = shape.iter().product();
+        if inputs.len() != n || inputs.iter().any(|i| i.len() != len) || out_len != len || shape[1] != contract::CHANNELS {
+            return Err(Error::InvalidValue {
+                what: "tensor buffers",
+                value: format!("{} inputs of lengths {:?}, output {out_len}, shape {shape:?}", inputs.len(), inputs.iter().map(|i| i.len()).collect::<Vec<_>>()),
+                expected: format!("{n} inputs and an output of N*3*H*W = {len} values"),
+            });
+        }
+        self.ensure_buffers(shape)?;
+        fill(self.buffers.as_mut().expect("buffers exist"));
+        Ok(())
+    }
+
+    fn ensure_buffers(&mut self, shape: [usize; 4]) -> Result<()> {
+        if shape[1] != contract::CHANNELS || shape.iter().any(|&d| d == 0) {
+            return Err(Error::InvalidValue { what: "tensor shape", value: format!("{shape:?}"), expected: "[N ≥ 1, 3, H ≥ 1, W ≥ 1]".into() });
+        }
+        let m = self.size_multiple;
+        if shape[2] % m != 0 || shape[3] % m != 0 {
+            return Err(Error::FrameSize { width: shape[3], height: shape[2], reason: format!("this model needs multiples of {m}") });
+        }
+        if self.buffers.as_ref().is_some_and(|b| b.shape == shape) {
+            return Ok(());
+        }
+        self.buffers = None;
+        let role = self.role;
+        let err = |e: ort::Error| Error::Inference { role, reason: e.to_string() };
+        let alloc = self.session.allocator();
+        let dims = shape.map(|d| d as i64);
+        let inputs = role.inputs().iter().map(|_| Tensor::<f32>::new(alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
+        let mut output = Tensor::<f32>::new(alloc, dims).map_err(err)?;
+        let mut binding = self.session.create_binding().map_err(err)?;
+        for (name, t) in role.inputs().iter().zip(&inputs) {
+            binding.bind_input(*name, t).map_err(err)?;
+        }
+        binding.bind_output(role.output(), &mut output).map_err(err)?;
+        self.buffers = Some(IoBuffers { shape, inputs, output, binding });
+        Ok(())
+    }
+
+    fn run_bound(&mut self) -> Result<()> {
+        let role = self.role;
+        let bufs = self.buffers.as_ref().expect("buffers exist");
+        self.session.run_binding(&bufs.binding).map_err(|e| Error::Inference { role, reason: e.to_string() })?;
+        Ok(())
+    }
+}
+
+/// Checks a model's inputs, outputs and metadata against the contract for `role`; returns the
+/// size multiple.
+fn check_contract(info: &ModelInfo, role: Role) -> Result<usize> {
+    let bad = |reason: String| Error::ModelContract { path: info.path.clone(), role, reason };
+    if let Some(r) = info.metadata.get(contract::meta::ROLE)
+        && r != role.as_str()
+    {
+        return Err(bad(format!("its metadata says it is a {r} model")));
+    }
+    if let Some(v) = info.metadata.get(contract::meta::CONTRACT)
+        && v != contract::CONTRACT_VERSION
+    {
+        return Err(bad(format!("it follows contract version {v}, this build reads version {}", contract::CONTRACT_VERSION)));
+    }
+    let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+    let mut want: Vec<&str> = role.inputs().to_vec();
+    let mut have = names.clone();
+    want.sort_unstable();
+    have.sort_unstable();
+    if want != have {
+        return Err(bad(format!("its inputs are {names:?}, expected {:?}", role.inputs())));
+    }
+    let outs: Vec<&str> = info.outputs.iter().map(|o| o.name.as_str()).collect();
+    if !outs.contains(&role.output()) {
+        return Err(bad(format!("its outputs are {outs:?}, expected {:?}", role.output())));
+    }
+    let float = format!("{}", TensorElementType::Float32);
+    for t in info.inputs.iter().chain(info.outputs.iter().filter(|o| o.name == role.output())) {
+        if t.element_type != float {
+            return Err(bad(format!("{} is {}, expected {float}", t.name, t.element_type)));
+        }
+        if t.shape.len() != 4 || (t.shape[1] != contract::CHANNELS as i64 && t.shape[1] != -1) {
+            return Err(bad(format!("{} has shape {:?}, expected [N, 3, H, W]", t.name, t.shape)));
+        }
+    }
+    match info.metadata.get(contract::meta::SIZE_MULTIPLE) {
+        None => Ok(1),
+        Some(v) => v.parse::<usize>().ok().filter(|&m| m >= 1).ok_or_else(|| bad(format!("{} = {v:?} is not a positive integer", contract::meta::SIZE_MULTIPLE))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_parses_and_names_bad_values() {
+        assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
+        let e = "tpu".parse::<ExecutionProvider>().unwrap_err().to_string();
+        assert!(e.contains("\"tpu\"") && e.contains("cpu, cuda, auto"), "{e}");
+    }
+
+    #[test]
+    fn explicit_missing_library_is_an_error() {
+        let e = find_library(Some(Path::new("/nonexistent/libonnxruntime.so")), ExecutionProvider::Cpu).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/libonnxruntime.so") && e.contains("scripts/setup.sh"), "{e}");
+    }
+}

@@ -1,0 +1,177 @@
+//! The `stego` CLI end to end: real photos through 8-bit PNG files, and every bad input
+//! giving one clear error line, exit code 1, no panic and no output file.
+
+mod common;
+use common::*;
+use image::RgbImage;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn hide_then_reveal_round_trips_real_photos_through_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("container.png");
+    let revealed = dir.path().join("revealed.png");
+    // Different sizes: the secret (600x400) is resized to the cover's 451x300.
+    let cover = data_image("skimage_chelsea.png");
+    let secret = data_image("skimage_coffee.png");
+    let o = stego(&["hide", "--cover", s(&cover), "--secret", s(&secret), "-o", s(&container)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = stego(&["reveal", s(&container), "-o", s(&revealed)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let c = image::open(&cover).unwrap().into_rgb8();
+    let k = image::open(&container).unwrap().into_rgb8();
+    let r = image::open(&revealed).unwrap().into_rgb8();
+    assert_eq!(k.dimensions(), c.dimensions());
+    assert_eq!(r.dimensions(), c.dimensions());
+    // The shipped models must make a container close to the cover and reveal a secret
+    // recognisably better than the cover itself would (the trivial "reveal").
+    let sec = image::open(&secret).unwrap().into_rgb8();
+    let sec = image::imageops::resize(&sec, c.width(), c.height(), image::imageops::FilterType::CatmullRom);
+    let (w, h) = (c.width() as usize, c.height() as usize);
+    let cm = stego::metrics::Metrics::rgb8(c.as_raw(), k.as_raw(), w, h);
+    let sm = stego::metrics::Metrics::rgb8(sec.as_raw(), r.as_raw(), w, h);
+    let baseline = stego::metrics::Metrics::rgb8(sec.as_raw(), k.as_raw(), w, h);
+    assert!(cm.psnr > 20.0, "container too far from cover: {cm:?}");
+    assert!(sm.psnr > baseline.psnr + 3.0, "revealed {sm:?} is no better than the container {baseline:?}");
+}
+
+#[test]
+fn eval_prints_table_and_writes_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    for n in ["skimage_chelsea.png", "skimage_coffee.png", "skimage_rocket.jpg"] {
+        std::fs::copy(data_image(n), dir.path().join(n)).unwrap();
+    }
+    let fig = dir.path().join("fig.png");
+    let csv = dir.path().join("m.csv");
+    let o = stego(&["eval", s(dir.path()), "--resize", "64", "--crop", "64", "--figure", s(&fig), "--csv", s(&csv)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("cover APD") && out.contains("mean of 2 pairs"), "{out}");
+    let f = image::open(&fig).unwrap();
+    assert_eq!(f.height(), 2 * (160 + 6) + 6);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 3);
+}
+
+#[test]
+fn info_shows_names_shapes_metadata() {
+    let o = stego(&["info", s(&model("hide.onnx"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("input  cover") && out.contains("input  secret") && out.contains("output container"), "{out}");
+    assert!(out.contains("stego.role: hide"), "{out}");
+}
+
+fn setup_bad() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    (dir, out)
+}
+
+#[test]
+fn missing_model_file() {
+    let (dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let m = dir.path().join("nope.onnx");
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--hide-model", s(&m)], &[]);
+    assert_fails_with(&o, &["nope.onnx", "does not exist"]);
+    assert_absent(&out);
+}
+
+#[test]
+fn corrupt_truncated_empty_and_wrong_models() {
+    let (dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not an onnx file at all, just text").unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    let full = std::fs::read(model("hide.onnx")).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    for (m, needle) in [(&garbage, "garbage.onnx"), (&truncated, "truncated.onnx"), (&empty, "empty")] {
+        let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--hide-model", s(m)], &[]);
+        assert_fails_with(&o, &[needle, "cannot load model"]);
+        assert_absent(&out);
+    }
+    // The reveal model given as the hiding model: wrong inputs and role.
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--hide-model", s(&model("reveal.onnx"))], &[]);
+    assert_fails_with(&o, &["reveal.onnx", "is not a stego hide model"]);
+    assert_absent(&out);
+}
+
+#[test]
+fn missing_onnxruntime_library() {
+    let (_dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out)], &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+    assert_fails_with(&o, &["/nonexistent/libonnxruntime.so", "scripts/setup.sh"]);
+    assert_absent(&out);
+    // A file that is not a shared library.
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--onnxruntime", s(&c)], &[]);
+    assert_fails_with(&o, &["cannot load the onnxruntime library", "skimage_chelsea.png"]);
+    assert_absent(&out);
+}
+
+#[test]
+fn bad_images() {
+    let (dir, out) = setup_bad();
+    let good = data_image("skimage_chelsea.png");
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let truncated = dir.path().join("truncated.png");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"hello, not an image").unwrap();
+    let missing = dir.path().join("missing.png");
+    for (img, needles) in [
+        (&missing, vec!["missing.png", "cannot read it"]),
+        (&empty, vec!["empty.png", "empty"]),
+        (&truncated, vec!["truncated.png", "cannot decode"]),
+        (&text, vec!["notes.txt", "unsupported"]),
+    ] {
+        let o = stego(&["hide", "--cover", s(img), "--secret", s(&good), "-o", s(&out)], &[]);
+        assert_fails_with(&o, &needles);
+        assert_absent(&out);
+        let o = stego(&["reveal", s(img), "-o", s(&out)], &[]);
+        assert_fails_with(&o, &needles);
+        assert_absent(&out);
+    }
+}
+
+#[test]
+fn cuda_without_a_gpu() {
+    let (_dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let gpu = std::process::Command::new("nvidia-smi").arg("-L").output().map(|o| o.status.success()).unwrap_or(false);
+    if gpu {
+        eprintln!("an NVIDIA GPU is present: the no-GPU error cannot be checked here");
+        return;
+    }
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "cuda"], &[]);
+    assert_fails_with(&o, &["execution provider cuda", "not usable"]);
+    assert_absent(&out);
+    // auto falls back to the CPU and says so.
+    let tiny = tempfile::tempdir().unwrap();
+    let img = tiny.path().join("tiny.png");
+    RgbImage::from_pixel(16, 12, image::Rgb([10, 200, 30])).save(&img).unwrap();
+    let o = stego(&["hide", "--cover", s(&img), "--secret", s(&img), "-o", s(&out), "--execution-provider", "auto"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: CUDA is not usable"), "{}", stderr(&o));
+    assert!(out.is_file());
+}
+
+#[test]
+fn bad_option_values() {
+    let (_dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "tpu"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("\"tpu\"") && stderr(&o).contains("cpu, cuda, auto"), "{}", stderr(&o));
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", "/nonexistent-dir/x.png"], &[]);
+    assert_fails_with(&o, &["/nonexistent-dir", "does not exist"]);
+}

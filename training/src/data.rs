@@ -1,0 +1,327 @@
+//! Training data: images decoded once into memory, random crops, batches.
+//!
+//! Two layouts are recognised for each data folder:
+//!
+//! * **Tiny ImageNet** (`train/<wnid>/images/*.JPEG`, `val/images/*.JPEG` with
+//!   `val/val_annotations.txt`): `train/` trains and `val/` validates.
+//! * **Any folder of images**: every `.png`, `.jpg`, `.jpeg` below it (recursively); a
+//!   held-out fraction (`--val-fraction`) validates, chosen by a shuffle seeded by `--seed`.
+//!
+//! Each image is decoded once and kept in memory with its longest side capped
+//! (`--max-side`, default 512). A training crop takes a square region of random side between
+//! the crop size and the image's shorter side (log-uniform: large photos are randomly
+//! downscaled, so crops hold content rather than a patch of sky), resizes it to the crop size
+//! and flips it horizontally half of the time. Cover and secret are drawn independently.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use image::{RgbImage, imageops::FilterType};
+use rand::{Rng, SeedableRng, seq::SliceRandom};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// How to read the data folders.
+#[derive(Debug, Clone)]
+pub struct DataOptions {
+    /// Longest side of the images kept in memory.
+    pub max_side: u32,
+    /// Fraction of a plain folder's images held out for validation.
+    pub val_fraction: f64,
+    /// Seed of the validation split.
+    pub seed: u64,
+    /// Use at most this many training images per folder (for quick runs).
+    pub max_images: Option<usize>,
+}
+
+impl Default for DataOptions {
+    fn default() -> Self {
+        Self { max_side: 512, val_fraction: 0.1, seed: 0, max_images: None }
+    }
+}
+
+/// Images in memory, split into training and validation.
+pub struct Dataset {
+    pub train: Vec<RgbImage>,
+    pub val: Vec<RgbImage>,
+    /// One line per folder: what was read (for logs and the ONNX metadata).
+    pub description: String,
+}
+
+fn is_image(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+        Some("png" | "jpg" | "jpeg")
+    )
+}
+
+/// All image files below `dir`, sorted.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if is_image(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether `dir` has the Tiny ImageNet layout.
+pub fn is_tiny_imagenet(dir: &Path) -> bool {
+    dir.join("train").is_dir() && dir.join("val").join("images").is_dir()
+}
+
+fn tiny_imagenet_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut train = Vec::new();
+    for entry in std::fs::read_dir(dir.join("train"))? {
+        let images = entry?.path().join("images");
+        if images.is_dir() {
+            train.extend(list_images(&images)?);
+        }
+    }
+    train.sort();
+    let val_dir = dir.join("val").join("images");
+    let annotations = dir.join("val").join("val_annotations.txt");
+    let val = if annotations.is_file() {
+        let text = std::fs::read_to_string(&annotations)?;
+        let mut v: Vec<PathBuf> = text
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .filter(|f| !f.is_empty())
+            .map(|f| val_dir.join(f))
+            .filter(|p| p.is_file())
+            .collect();
+        v.sort();
+        v
+    } else {
+        list_images(&val_dir)?
+    };
+    Ok((train, val))
+}
+
+/// Decodes one image to RGB8 with its longest side capped at `max_side`.
+pub fn load_image(path: &Path, max_side: u32) -> Result<RgbImage> {
+    let img = image::ImageReader::open(path)?.with_guessed_format()?.decode()?.to_rgb8();
+    Ok(cap_size(img, max_side))
+}
+
+/// Downscales `img` so its longest side is at most `max_side`.
+pub fn cap_size(img: RgbImage, max_side: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let longest = w.max(h);
+    if longest <= max_side || max_side == 0 {
+        return img;
+    }
+    let s = max_side as f64 / longest as f64;
+    let nw = ((w as f64 * s).round() as u32).max(1);
+    let nh = ((h as f64 * s).round() as u32).max(1);
+    image::imageops::resize(&img, nw, nh, FilterType::Triangle)
+}
+
+fn decode_all(paths: &[PathBuf], max_side: u32) -> (Vec<RgbImage>, usize) {
+    let results: Vec<Option<RgbImage>> = paths
+        .par_iter()
+        .map(|p| match load_image(p, max_side) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("warning: skipping {}: {e:#}", p.display());
+                None
+            }
+        })
+        .collect();
+    let failed = results.iter().filter(|r| r.is_none()).count();
+    (results.into_iter().flatten().collect(), failed)
+}
+
+impl Dataset {
+    /// Reads every folder in `dirs` (see the module docs for the layouts).
+    pub fn load(dirs: &[PathBuf], opts: &DataOptions) -> Result<Self> {
+        let mut train_files = Vec::new();
+        let mut val_files = Vec::new();
+        let mut lines = Vec::new();
+        for dir in dirs {
+            if !dir.is_dir() {
+                bail!(
+                    "data folder {} does not exist (the default data/images comes from scripts/setup.sh)",
+                    dir.display()
+                );
+            }
+            let (mut tr, va, kind) = if is_tiny_imagenet(dir) {
+                let (tr, va) = tiny_imagenet_files(dir)?;
+                (tr, va, "Tiny ImageNet layout")
+            } else {
+                let mut files = list_images(dir)?;
+                let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xDA7A_5EED);
+                files.shuffle(&mut rng);
+                let n = files.len();
+                let n_val = if n < 2 { 0 } else { ((n as f64 * opts.val_fraction).round() as usize).clamp(1, n - 1) };
+                let tr = files.split_off(n_val);
+                (tr, files, "image folder")
+            };
+            if let Some(max) = opts.max_images {
+                tr.truncate(max);
+            }
+            lines.push(format!("{} ({kind}: {} train, {} val)", dir.display(), tr.len(), va.len()));
+            train_files.extend(tr);
+            val_files.extend(va);
+        }
+        let (train, f1) = decode_all(&train_files, opts.max_side);
+        let (mut val, f2) = decode_all(&val_files, opts.max_side);
+        if train.is_empty() {
+            bail!("no training images found in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+        }
+        if f1 + f2 > 0 {
+            lines.push(format!("{} files could not be decoded", f1 + f2));
+        }
+        if val.is_empty() {
+            eprintln!("warning: no validation images held out; validating on training images");
+            lines.push("validation on training images".into());
+            val = train.clone();
+        }
+        Ok(Self { train, val, description: lines.join("; ") })
+    }
+}
+
+/// A random training crop of `img`: square region of log-uniform random side in
+/// [size, shorter side], resized to `size`×`size`, flipped horizontally half of the time.
+pub fn random_crop(img: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let short = w.min(h);
+    if short < size {
+        // Too small: scale up so the shorter side is `size`, then crop.
+        let s = size as f64 / short as f64;
+        let up = image::imageops::resize(
+            img,
+            ((w as f64 * s).ceil() as u32).max(size),
+            ((h as f64 * s).ceil() as u32).max(size),
+            FilterType::Triangle,
+        );
+        return random_crop(&up, size, rng);
+    }
+    let side = if short > size {
+        let (lo, hi) = ((size as f64).ln(), (short as f64).ln());
+        (rng.random_range(lo..=hi).exp().round() as u32).clamp(size, short)
+    } else {
+        size
+    };
+    let x = rng.random_range(0..=w - side);
+    let y = rng.random_range(0..=h - side);
+    let region = image::imageops::crop_imm(img, x, y, side, side).to_image();
+    let mut out = if side == size { region } else { image::imageops::resize(&region, size, size, FilterType::Triangle) };
+    if rng.random_bool(0.5) {
+        image::imageops::flip_horizontal_in_place(&mut out);
+    }
+    out
+}
+
+/// Images (all the same size) to an `[N, 3, H, W]` f32 tensor in [0, 1].
+pub fn to_tensor(images: &[RgbImage], device: &Device) -> candle_core::Result<Tensor> {
+    let (w, h) = images[0].dimensions();
+    let plane = (w * h) as usize;
+    let mut data = vec![0f32; images.len() * 3 * plane];
+    for (n, img) in images.iter().enumerate() {
+        let base = n * 3 * plane;
+        for (i, px) in img.pixels().enumerate() {
+            for c in 0..3 {
+                data[base + c * plane + i] = px[c] as f32 / 255.0;
+            }
+        }
+    }
+    Tensor::from_vec(data, (images.len(), 3, h as usize, w as usize), device)
+}
+
+/// An `[N, 3, H, W]` tensor in [0, 1] back to 8-bit images (rounded, clamped).
+pub fn to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
+    let (n, c, h, w) = t.dims4()?;
+    assert_eq!(c, 3);
+    let data = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let plane = h * w;
+    Ok((0..n)
+        .map(|k| {
+            let base = k * 3 * plane;
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let i = y as usize * w + x as usize;
+                image::Rgb(std::array::from_fn(|ch| to_u8(data[base + ch * plane + i])))
+            })
+        })
+        .collect())
+}
+
+/// [0, 1] → 0..=255, rounded.
+pub fn to_u8(v: f32) -> u8 {
+    (v * 255.0).round().clamp(0.0, 255.0) as u8
+}
+
+/// A generator for step `step` of a run seeded by `seed`.
+pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(step.wrapping_add(1));
+    rng
+}
+
+/// One training batch: covers and secrets drawn independently from `images`.
+pub fn sample_batch(images: &[RgbImage], batch: usize, size: u32, rng: &mut impl Rng) -> (Vec<RgbImage>, Vec<RgbImage>) {
+    let pick = |rng: &mut _| {
+        let i = Rng::random_range(rng, 0..images.len());
+        random_crop(&images[i], size, rng)
+    };
+    let covers = (0..batch).map(|_| pick(rng)).collect();
+    let secrets = (0..batch).map(|_| pick(rng)).collect();
+    (covers, secrets)
+}
+
+/// The fixed validation pairs: `n` (cover, secret) crops from the validation images, drawn
+/// from `seed` alone, so every validation of a run (and of a resumed run) sees the same ones.
+/// Cover and secret come from different images when there are at least two.
+pub fn validation_pairs(val: &[RgbImage], n: usize, size: u32, seed: u64) -> (Vec<RgbImage>, Vec<RgbImage>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A11_DA7E);
+    let mut covers = Vec::with_capacity(n);
+    let mut secrets = Vec::with_capacity(n);
+    for k in 0..n {
+        let ci = k % val.len();
+        let si = if val.len() > 1 { (ci + rng.random_range(1..val.len())) % val.len() } else { ci };
+        covers.push(random_crop(&val[ci], size, &mut rng));
+        secrets.push(random_crop(&val[si], size, &mut rng));
+    }
+    (covers, secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_have_the_size() {
+        let img = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut rng = step_rng(1, 2);
+        for size in [8, 64, 256] {
+            let c = random_crop(&img, size, &mut rng);
+            assert_eq!(c.dimensions(), (size, size));
+        }
+    }
+
+    #[test]
+    fn tensor_round_trip() {
+        let img = RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 70, 200]));
+        let t = to_tensor(&[img.clone(), img.clone()], &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), &[2, 3, 3, 5]);
+        assert_eq!(to_images(&t).unwrap()[1], img);
+    }
+
+    #[test]
+    fn step_rng_is_deterministic() {
+        let a: u64 = step_rng(3, 10).random();
+        let b: u64 = step_rng(3, 10).random();
+        let c: u64 = step_rng(3, 11).random();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

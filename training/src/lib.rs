@@ -1,0 +1,54 @@
+//! Training of the deep-steganography nets of Baluja, "Hiding Images in Plain Sight: Deep
+//! Steganography" (NIPS 2017), in [candle], and their export to ONNX for the `stego` runtime.
+//!
+//! * [`nets`]: the prep, hide and reveal nets (485,541 parameters), candle-examples style.
+//! * [`fastconv`]: the convolutions they run on (fast CPU path).
+//! * [`optim`]: AdamW with saveable moments, warmup + cosine learning-rate schedule.
+//! * [`data`]: image loading (Tiny ImageNet layout or any folder), random crops and flips.
+//! * [`train`]: the training loop, checkpoints, resume, validation, figures, CSV, plots.
+//! * [`onnx`]: `hide.onnx` / `reveal.onnx` writer (hand-written protobuf messages).
+//!
+//! # Design choices
+//!
+//! **Output activation: sigmoid.** Container and revealed secret must lie in [0, 1] (the
+//! contract in [`stego::contract`]). A sigmoid bounds them smoothly and keeps a gradient
+//! everywhere; a clamp would have zero gradient for every pixel outside the range, and pixels
+//! that saturate early would stop learning. ONNX has `Sigmoid`, so the exported graph computes
+//! exactly what candle does.
+//!
+//! **Output layers 1×1.** The hide and reveal nets end with a 1×1 convolution to 3 channels:
+//! that is what gives the paper's 485,541 parameters (a 3×3 output layer would give 488,661).
+//!
+//! **Loss.** `mean((C − C')²) + β · mean((S − S')²)` (per-pixel means). β defaults to 0.75,
+//! the value of the paper's reference Keras implementation: the secret error counts a little
+//! less than the cover error, so the container stays close to the cover.
+//!
+//! **8-bit container.** In the training path the container is rounded to 8 bits with a
+//! straight-through gradient, `c + (round(255·c)/255 − c).detach()`, since that is what the
+//! runtime gives the reveal net; then Gaussian noise (`--noise-std`, default 0.01 ≈ 2.5
+//! levels of 255) is added before the reveal net so it tolerates small perturbations.
+//! The cover loss is taken on the rounded container (what is actually sent).
+//!
+//! **Determinism.** Weights are drawn from `--seed`; the batch, crops, flips and noise of
+//! step `t` are drawn from a generator seeded by `(seed, t)`, so a resumed run draws the same
+//! batches as an uninterrupted one.
+
+pub mod data;
+pub mod fastconv;
+pub mod nets;
+pub mod onnx;
+pub mod optim;
+pub mod plot;
+pub mod train;
+
+/// The device to train on: the first CUDA GPU when built with the `cuda` feature and one is
+/// present, else the CPU.
+pub fn default_device() -> candle_core::Device {
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(d) = candle_core::Device::new_cuda(0) {
+            return d;
+        }
+    }
+    candle_core::Device::Cpu
+}

@@ -1,0 +1,173 @@
+//! `training`: train the deep-steganography nets and export them to ONNX.
+//!
+//! `cargo run --release -p training` trains with the defaults on `data/images`;
+//! `training export --checkpoint runs/default` writes the ONNX files of a checkpoint.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use training::train::{self, RunOptions, TrainConfig};
+
+/// Train Baluja's deep-steganography nets (prep + hide, reveal) and export them to ONNX.
+///
+/// Without a subcommand, `train` runs with the options given (all have defaults).
+#[derive(Parser, Debug)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train (the default): writes checkpoints, metrics, figures and the ONNX models to --out.
+    Train(TrainArgs),
+    /// Export hide.onnx and reveal.onnx from a checkpoint.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct TrainArgs {
+    /// Data folder: Tiny ImageNet layout (train/<wnid>/images, val/images +
+    /// val_annotations.txt) or any folder of .png/.jpg images (searched recursively; a
+    /// --val-fraction of it is held out). Repeat to combine folders, e.g. extracted video frames.
+    #[arg(long, value_name = "DIR", default_value = "data/images")]
+    data: Vec<PathBuf>,
+    /// Output folder of the run (checkpoints, metrics.csv, validation.csv, loss.png,
+    /// samples/, hide.onnx, reveal.onnx).
+    #[arg(long, short, value_name = "DIR", default_value = "runs/default")]
+    out: PathBuf,
+    /// Total optimizer steps [default: 4000; with --resume: the saved run's, or this to change it].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Cover/secret pairs per step.
+    #[arg(long, short, default_value_t = 8)]
+    batch_size: usize,
+    /// Side of the square training crops, in pixels.
+    #[arg(long, default_value_t = 64)]
+    crop: u32,
+    /// Peak learning rate of AdamW (reached after --warmup steps, then cosine decay).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Linear learning-rate warmup, in steps.
+    #[arg(long, default_value_t = 200)]
+    warmup: u64,
+    /// Learning rate at the last step, as a fraction of --lr.
+    #[arg(long, default_value_t = 0.01)]
+    final_lr_fraction: f64,
+    /// AdamW decoupled weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// Weight of the secret error in the loss ‖C−C'‖² + β‖S−S'‖² (0.75 as in the paper's
+    /// reference implementation: the cover error counts a little more, keeping the container
+    /// close to the cover).
+    #[arg(long, default_value_t = 0.75)]
+    beta: f64,
+    /// Standard deviation of the Gaussian noise added to the (8-bit rounded) container before
+    /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
+    #[arg(long, default_value_t = 0.01)]
+    noise_std: f64,
+    /// Seed of the initial weights, the validation split, the batches and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Save a checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    checkpoint_every: u64,
+    /// Validate every N steps (and at the end): APD/PSNR/SSIM, sample figure, loss plot.
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    val_every: u64,
+    /// Number of fixed validation (cover, secret) pairs.
+    #[arg(long, default_value_t = 8)]
+    val_pairs: usize,
+    /// Fraction of a plain image folder held out for validation (chosen by --seed).
+    #[arg(long, default_value_t = 0.15)]
+    val_fraction: f64,
+    /// Longest side of the images kept in memory (larger photos are downscaled once on load).
+    #[arg(long, default_value_t = 512)]
+    max_side: u32,
+    /// Use at most N training images per data folder.
+    #[arg(long, value_name = "N")]
+    max_images: Option<usize>,
+    /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
+    /// moments and schedule; the saved settings win over the options given, except --steps.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after N steps in this session (continue later with --resume).
+    #[arg(long, value_name = "N")]
+    session_steps: Option<u64>,
+    /// Also write hide.onnx and reveal.onnx to this folder at the end (e.g. models/).
+    #[arg(long, value_name = "DIR")]
+    export_to: Option<PathBuf>,
+    /// Do not export ONNX models at the end.
+    #[arg(long)]
+    no_export: bool,
+    /// No progress bar or summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// checkpoint.safetensors, or a run folder holding one (its state.json supplies the
+    /// training metadata).
+    #[arg(long, value_name = "PATH", default_value = "runs/default")]
+    checkpoint: PathBuf,
+    /// Folder to write hide.onnx and reveal.onnx into.
+    #[arg(long, short, value_name = "DIR", default_value = "models")]
+    out: PathBuf,
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let defaults = TrainConfig::default();
+    let config = TrainConfig {
+        data: a.data,
+        out: a.out,
+        steps: a.steps.unwrap_or(defaults.steps),
+        batch_size: a.batch_size,
+        crop: a.crop,
+        lr: a.lr,
+        warmup: a.warmup,
+        final_lr_fraction: a.final_lr_fraction,
+        weight_decay: a.weight_decay,
+        beta: a.beta,
+        noise_std: a.noise_std,
+        seed: a.seed,
+        checkpoint_every: a.checkpoint_every,
+        val_every: a.val_every,
+        val_pairs: a.val_pairs,
+        val_fraction: a.val_fraction,
+        max_side: a.max_side,
+        max_images: a.max_images,
+    };
+    let opts = RunOptions {
+        resume: a.resume,
+        progress: !a.quiet,
+        export_to: a.export_to,
+        no_export: a.no_export,
+        max_session_steps: a.session_steps,
+        resume_steps: a.steps,
+    };
+    let outcome = train::train(config, &opts)?;
+    if a.quiet {
+        for e in &outcome.exported {
+            println!("{}\n{}", e.hide.display(), e.reveal.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run_train(cli.train),
+        Some(Command::Train(a)) => run_train(a),
+        Some(Command::Export(e)) => {
+            let x = train::export_checkpoint(&e.checkpoint, &e.out)?;
+            println!("{}\n{}", x.hide.display(), x.reveal.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The three networks of Baluja (NIPS 2017), "Hiding Images in Plain Sight".
+//!
+//! * **Prep net**: 2 aggregated blocks on the secret (3 → 65 → 65 channels).
+//! * **Hide net**: 5 aggregated blocks on `concat(cover, prep(secret))` (68 → 65 … 65), then
+//!   a 1×1 convolution to 3 channels and a sigmoid: the container.
+//! * **Reveal net**: 5 aggregated blocks on the container (3 → 65 … 65), then a 1×1
+//!   convolution to 3 channels and a sigmoid: the revealed secret.
+//!
+//! An aggregated block runs three convolutions on the same input — 50 filters 3×3, 10 filters
+//! 4×4, 5 filters 5×5, all stride 1 with Keras-style 'same' padding (the 4×4 one padded 1
+//! before and 2 after) — concatenates them on channels (65) and applies ReLU
+//! ([`crate::fastconv::aggregated_block`]).
+//!
+//! These are the nets with the paper's **485,541** parameters: the output layers are 1×1
+//! (a 3×3 output layer would give 488,661).
+//!
+//! # Weight names
+//!
+//! One flat `name → tensor` map (a [`VarMap`] while training, `checkpoint.safetensors` on
+//! disk), read back as is by the ONNX exporter:
+//!
+//! ```text
+//! prep.block{0,1}.conv{3,4,5}.{weight,bias}       weight [Cout, Cin, k, k], bias [Cout]
+//! hide.block{0..4}.conv{3,4,5}.{weight,bias}
+//! hide.out.{weight,bias}                          weight [3, 65, 1, 1]
+//! reveal.block{0..4}.conv{3,4,5}.{weight,bias}
+//! reveal.out.{weight,bias}
+//! ```
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::fastconv;
+
+/// Number of filters of each branch of an aggregated block: (kernel size, filters).
+pub const BRANCHES: [(usize, usize); 3] = [(3, 50), (4, 10), (5, 5)];
+/// Output channels of an aggregated block (50 + 10 + 5).
+pub const BLOCK_CHANNELS: usize = 65;
+/// Number of aggregated blocks of the prep net.
+pub const PREP_BLOCKS: usize = 2;
+/// Number of aggregated blocks of the hide net.
+pub const HIDE_BLOCKS: usize = 5;
+/// Number of aggregated blocks of the reveal net.
+pub const REVEAL_BLOCKS: usize = 5;
+/// Kernel size of the output convolution of the hide and reveal nets.
+pub const OUT_KERNEL: usize = 1;
+/// Parameter count of the three paper nets together.
+pub const PAPER_PARAMETERS: usize = 485_541;
+/// Colour channels of images.
+pub const CHANNELS: usize = 3;
+
+/// Short human-readable description, stored in the ONNX metadata.
+pub const ARCHITECTURE: &str = "Baluja 2017 paper nets: aggregated block = relu(concat(conv3x3 x50, \
+conv4x4 x10, conv5x5 x5)), 'same' padding (4x4: 1 before, 2 after); prep = 2 blocks on the \
+secret; hide = 5 blocks on concat(cover, prep) + conv1x1 to 3 + sigmoid; reveal = 5 blocks + \
+conv1x1 to 3 + sigmoid; 485541 parameters in all";
+
+/// One convolution: weight `[Cout, Cin, k, k]` and bias `[Cout]`.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Conv {
+    /// Creates (or fetches) `weight` and `bias` under `vb`.
+    pub fn new(in_c: usize, out_c: usize, k: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((out_c, in_c, k, k), "weight", candle_nn::init::ZERO)?;
+        let bias = vb.get_with_hints(out_c, "bias", candle_nn::init::ZERO)?;
+        Ok(Self { weight, bias })
+    }
+
+    /// Kernel size.
+    pub fn kernel(&self) -> usize {
+        self.weight.dims()[3]
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        fastconv::conv2d_same(x, &self.weight, &self.bias, fastconv::same_pad(self.kernel()))
+    }
+}
+
+/// Aggregated block: relu(concat(conv3×3 ×50, conv4×4 ×10, conv5×5 ×5)).
+#[derive(Debug, Clone)]
+pub struct AggregatedBlock {
+    pub convs: [Conv; 3],
+}
+
+impl AggregatedBlock {
+    /// Block on `in_c` input channels; weights `conv3`, `conv4`, `conv5` under `vb`.
+    pub fn new(in_c: usize, vb: VarBuilder) -> Result<Self> {
+        let [(k0, f0), (k1, f1), (k2, f2)] = BRANCHES;
+        Ok(Self {
+            convs: [
+                Conv::new(in_c, f0, k0, vb.pp(format!("conv{k0}")))?,
+                Conv::new(in_c, f1, k1, vb.pp(format!("conv{k1}")))?,
+                Conv::new(in_c, f2, k2, vb.pp(format!("conv{k2}")))?,
+            ],
+        })
+    }
+}
+
+impl Module for AggregatedBlock {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let [a, b, c] = &self.convs;
+        fastconv::aggregated_block(
+            x,
+            [(&a.weight, &a.bias), (&b.weight, &b.bias), (&c.weight, &c.bias)],
+        )
+    }
+}
+
+fn blocks(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<AggregatedBlock>> {
+    (0..n)
+        .map(|i| AggregatedBlock::new(if i == 0 { in_c } else { BLOCK_CHANNELS }, vb.pp(format!("block{i}"))))
+        .collect()
+}
+
+fn run_blocks(blocks: &[AggregatedBlock], x: &Tensor) -> Result<Tensor> {
+    let mut x = x.clone();
+    for b in blocks {
+        x = b.forward(&x)?;
+    }
+    Ok(x)
+}
+
+/// Bounds the output to [0, 1] (see the crate docs for why a sigmoid).
+pub fn output_activation(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::sigmoid(x)
+}
+
+/// Preparation network: 2 aggregated blocks on the secret.
+#[derive(Debug, Clone)]
+pub struct PrepNet {
+    pub blocks: Vec<AggregatedBlock>,
+}
+
+impl PrepNet {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self { blocks: blocks(PREP_BLOCKS, CHANNELS, &vb)? })
+    }
+}
+
+impl Module for PrepNet {
+    fn forward(&self, secret: &Tensor) -> Result<Tensor> {
+        run_blocks(&self.blocks, secret)
+    }
+}
+
+/// Hiding network: 5 aggregated blocks on concat(cover, prepared secret), 1×1 conv, sigmoid.
+#[derive(Debug, Clone)]
+pub struct HideNet {
+    pub blocks: Vec<AggregatedBlock>,
+    pub out: Conv,
+}
+
+impl HideNet {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            blocks: blocks(HIDE_BLOCKS, CHANNELS + BLOCK_CHANNELS, &vb)?,
+            out: Conv::new(BLOCK_CHANNELS, CHANNELS, OUT_KERNEL, vb.pp("out"))?,
+        })
+    }
+
+    /// Container from the cover and the prep net's output.
+    pub fn forward(&self, cover: &Tensor, prepared: &Tensor) -> Result<Tensor> {
+        let x = Tensor::cat(&[cover, prepared], 1)?;
+        output_activation(&self.out.forward(&run_blocks(&self.blocks, &x)?)?)
+    }
+}
+
+/// Reveal network: 5 aggregated blocks on the container, 1×1 conv, sigmoid.
+#[derive(Debug, Clone)]
+pub struct RevealNet {
+    pub blocks: Vec<AggregatedBlock>,
+    pub out: Conv,
+}
+
+impl RevealNet {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            blocks: blocks(REVEAL_BLOCKS, CHANNELS, &vb)?,
+            out: Conv::new(BLOCK_CHANNELS, CHANNELS, OUT_KERNEL, vb.pp("out"))?,
+        })
+    }
+}
+
+impl Module for RevealNet {
+    fn forward(&self, container: &Tensor) -> Result<Tensor> {
+        output_activation(&self.out.forward(&run_blocks(&self.blocks, container)?)?)
+    }
+}
+
+/// The three nets together, weights under `prep.`, `hide.` and `reveal.`.
+#[derive(Debug, Clone)]
+pub struct StegoNets {
+    pub prep: PrepNet,
+    pub hide: HideNet,
+    pub reveal: RevealNet,
+}
+
+impl StegoNets {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            prep: PrepNet::new(vb.pp("prep"))?,
+            hide: HideNet::new(vb.pp("hide"))?,
+            reveal: RevealNet::new(vb.pp("reveal"))?,
+        })
+    }
+
+    /// Nets reading (detached copies of) the given weights: for inference, no autograd graph.
+    pub fn from_tensors(weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        let detached: HashMap<String, Tensor> =
+            weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
+        Self::new(VarBuilder::from_tensors(detached, DType::F32, device))
+    }
+
+    /// Inference copy of the weights in `varmap` (detached).
+    pub fn inference_from_varmap(varmap: &VarMap, device: &Device) -> Result<Self> {
+        Self::from_tensors(&varmap_tensors(varmap), device)
+    }
+
+    /// Prep + hide: (cover, secret) → container, all `[N, 3, H, W]` in [0, 1].
+    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
+        self.hide.forward(cover, &self.prep.forward(secret)?)
+    }
+
+    /// Reveal: container → revealed secret.
+    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
+        self.reveal.forward(container)
+    }
+}
+
+/// The tensors of a [`VarMap`] by name (the checkpoint layout).
+pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+}
+
+/// Creates the three nets in a fresh [`VarMap`] with weights drawn deterministically from
+/// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
+/// i.e. Kaiming-uniform with a = √5).
+pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, StegoNets)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
+    // nets see the new values.
+    let nets = StegoNets::new(vb)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1417);
+    {
+        let data = varmap.data().lock().expect("varmap lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        // fan_in of a bias = that of its weight.
+        for name in names {
+            let var = &data[name];
+            let wname = name.strip_suffix(".bias").map(|p| format!("{p}.weight"));
+            let fan_in = match wname {
+                Some(w) => {
+                    let d = data[&w].dims().to_vec();
+                    d[1] * d[2] * d[3]
+                }
+                None => {
+                    let d = var.dims();
+                    d[1] * d[2] * d[3]
+                }
+            };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let n = var.elem_count();
+            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
+        }
+    }
+    Ok((varmap, nets))
+}
+
+/// Total number of parameters in a weight map.
+pub fn parameter_count(weights: &HashMap<String, Tensor>) -> usize {
+    weights.values().map(|t| t.elem_count()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_parameter_count() {
+        let (varmap, _) = init_nets(&Device::Cpu, 0).unwrap();
+        let w = varmap_tensors(&varmap);
+        assert_eq!(parameter_count(&w), PAPER_PARAMETERS);
+        // 2 + 5 + 5 blocks × 3 convs × (weight, bias) + 2 output convs × 2.
+        assert_eq!(w.len(), 12 * 6 + 4);
+        assert_eq!(w["hide.block0.conv4.weight"].dims(), &[10, 68, 4, 4]);
+        assert_eq!(w["reveal.out.weight"].dims(), &[3, 65, 1, 1]);
+    }
+
+    #[test]
+    fn init_is_deterministic_and_shapes_hold() {
+        let dev = Device::Cpu;
+        let (a, nets) = init_nets(&dev, 3).unwrap();
+        let (b, _) = init_nets(&dev, 3).unwrap();
+        let (wa, wb) = (varmap_tensors(&a), varmap_tensors(&b));
+        for (k, t) in &wa {
+            assert_eq!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), wb[k].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        let x = Tensor::rand(0f32, 1f32, (2, 3, 7, 9), &dev).unwrap();
+        let c = nets.hide(&x, &x).unwrap();
+        assert_eq!(c.dims(), &[2, 3, 7, 9]);
+        let r = nets.reveal(&c).unwrap();
+        assert_eq!(r.dims(), &[2, 3, 7, 9]);
+        let v = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+}

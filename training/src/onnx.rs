@@ -1,0 +1,453 @@
+//! ONNX export of the trained nets, written by this crate (no protoc, no Python).
+//!
+//! [`proto`] holds the few `onnx.proto` messages needed, derived with `prost` with the field
+//! numbers of onnx.proto (proto2: scalars optional, repeated scalars unpacked).
+//!
+//! Two files, to the contract in [`stego::contract`]:
+//!
+//! * `hide.onnx`: prep + hide nets, inputs `cover`, `secret`, output `container`;
+//! * `reveal.onnx`: reveal net, input `container`, output `revealed`.
+//!
+//! All tensors `float32 [N, 3, H, W]` with symbolic `N`, `H`, `W`; opset 17 (IR version 8);
+//! nodes `Conv` (pads `[1,1,1,1]`, `[1,1,2,2]`, `[2,2,2,2]` for the 3×3, 4×4, 5×5 branches;
+//! `[0,0,0,0]` for the 1×1 output layer), `Concat`, `Relu` and `Sigmoid`; the weights are
+//! initializers named as in the checkpoint (see [`crate::nets`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
+use prost::Message;
+use stego::contract::{self, Role, meta};
+
+use crate::nets::{self, BRANCHES};
+
+/// The protobuf messages of onnx.proto used here.
+pub mod proto {
+    /// `onnx.ModelProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        #[prost(int64, optional, tag = "1")]
+        pub ir_version: Option<i64>,
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+        #[prost(string, optional, tag = "2")]
+        pub producer_name: Option<String>,
+        #[prost(string, optional, tag = "3")]
+        pub producer_version: Option<String>,
+        #[prost(string, optional, tag = "4")]
+        pub domain: Option<String>,
+        #[prost(int64, optional, tag = "5")]
+        pub model_version: Option<i64>,
+        #[prost(string, optional, tag = "6")]
+        pub doc_string: Option<String>,
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+        #[prost(message, repeated, tag = "14")]
+        pub metadata_props: Vec<StringStringEntryProto>,
+    }
+
+    /// `onnx.OperatorSetIdProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        #[prost(string, optional, tag = "1")]
+        pub domain: Option<String>,
+        #[prost(int64, optional, tag = "2")]
+        pub version: Option<i64>,
+    }
+
+    /// `onnx.StringStringEntryProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct StringStringEntryProto {
+        #[prost(string, optional, tag = "1")]
+        pub key: Option<String>,
+        #[prost(string, optional, tag = "2")]
+        pub value: Option<String>,
+    }
+
+    /// `onnx.GraphProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        #[prost(string, optional, tag = "2")]
+        pub name: Option<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        #[prost(string, optional, tag = "10")]
+        pub doc_string: Option<String>,
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "13")]
+        pub value_info: Vec<ValueInfoProto>,
+    }
+
+    /// `onnx.NodeProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, optional, tag = "3")]
+        pub name: Option<String>,
+        #[prost(string, optional, tag = "4")]
+        pub op_type: Option<String>,
+        #[prost(string, optional, tag = "7")]
+        pub domain: Option<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+        #[prost(string, optional, tag = "6")]
+        pub doc_string: Option<String>,
+    }
+
+    /// `onnx.AttributeProto.AttributeType` values used here.
+    pub mod attribute_type {
+        pub const FLOAT: i32 = 1;
+        pub const INT: i32 = 2;
+        pub const STRING: i32 = 3;
+        pub const INTS: i32 = 7;
+    }
+
+    /// `onnx.AttributeProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(int32, optional, tag = "20")]
+        pub r#type: Option<i32>,
+        #[prost(float, optional, tag = "2")]
+        pub f: Option<f32>,
+        #[prost(int64, optional, tag = "3")]
+        pub i: Option<i64>,
+        #[prost(bytes = "vec", optional, tag = "4")]
+        pub s: Option<Vec<u8>>,
+        #[prost(float, repeated, packed = "false", tag = "7")]
+        pub floats: Vec<f32>,
+        #[prost(int64, repeated, packed = "false", tag = "8")]
+        pub ints: Vec<i64>,
+    }
+
+    /// `onnx.TensorProto.DataType.FLOAT`
+    pub const DATA_TYPE_FLOAT: i32 = 1;
+
+    /// `onnx.TensorProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int64, repeated, packed = "false", tag = "1")]
+        pub dims: Vec<i64>,
+        #[prost(int32, optional, tag = "2")]
+        pub data_type: Option<i32>,
+        #[prost(float, repeated, tag = "4")]
+        pub float_data: Vec<f32>,
+        #[prost(string, optional, tag = "8")]
+        pub name: Option<String>,
+        #[prost(bytes = "vec", optional, tag = "9")]
+        pub raw_data: Option<Vec<u8>>,
+        #[prost(string, optional, tag = "12")]
+        pub doc_string: Option<String>,
+    }
+
+    /// `onnx.ValueInfoProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+        #[prost(string, optional, tag = "3")]
+        pub doc_string: Option<String>,
+    }
+
+    /// `onnx.TypeProto` (only the `tensor_type` member of its `value` oneof).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        #[prost(message, optional, tag = "1")]
+        pub tensor_type: Option<TypeProtoTensor>,
+        #[prost(string, optional, tag = "6")]
+        pub denotation: Option<String>,
+    }
+
+    /// `onnx.TypeProto.Tensor`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProtoTensor {
+        #[prost(int32, optional, tag = "1")]
+        pub elem_type: Option<i32>,
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<TensorShapeProto>,
+    }
+
+    /// `onnx.TensorShapeProto`
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<Dimension>,
+    }
+
+    /// `onnx.TensorShapeProto.Dimension`; set exactly one of `dim_value` and `dim_param`
+    /// (they form a oneof in onnx.proto).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        #[prost(int64, optional, tag = "1")]
+        pub dim_value: Option<i64>,
+        #[prost(string, optional, tag = "2")]
+        pub dim_param: Option<String>,
+        #[prost(string, optional, tag = "3")]
+        pub denotation: Option<String>,
+    }
+}
+
+use proto::*;
+
+/// ONNX opset the files declare.
+pub const OPSET: i64 = 17;
+/// IR version written (ONNX 1.12+ / opset 17 era).
+pub const IR_VERSION: i64 = 8;
+/// Symbolic dimension names.
+pub const DIM_PARAMS: [&str; 4] = ["N", "C", "H", "W"];
+
+/// Free-text metadata stored with the models (the contract keys are filled in here).
+#[derive(Debug, Clone, Default)]
+pub struct ExportInfo {
+    /// [`meta::DATA`]: what the nets were trained on.
+    pub data: String,
+    /// [`meta::TRAINING`]: steps, batch, crop, β, … (`key=value; …`).
+    pub training: String,
+    /// [`meta::METRICS`]: validation metrics at export (`key=value; …`).
+    pub metrics: String,
+}
+
+/// Paths of the two written files.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub hide: PathBuf,
+    pub reveal: PathBuf,
+}
+
+fn image_value_info(name: &str) -> ValueInfoProto {
+    let dim = |i: usize| {
+        if i == 1 {
+            Dimension { dim_value: Some(contract::CHANNELS as i64), ..Default::default() }
+        } else {
+            Dimension { dim_param: Some(DIM_PARAMS[i].to_string()), ..Default::default() }
+        }
+    };
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: Some(DATA_TYPE_FLOAT),
+                shape: Some(TensorShapeProto { dim: (0..4).map(dim).collect() }),
+            }),
+            denotation: None,
+        }),
+        doc_string: Some("float32 NCHW RGB in [0, 1]".to_string()),
+    }
+}
+
+fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attribute_type::INTS),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int_attr(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: Some(name.into()), r#type: Some(attribute_type::INT), i: Some(v), ..Default::default() }
+}
+
+fn tensor_proto(name: &str, t: &Tensor) -> Result<TensorProto> {
+    let dims = t.dims().iter().map(|&d| d as i64).collect();
+    let values = t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    let mut raw = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(TensorProto {
+        dims,
+        data_type: Some(DATA_TYPE_FLOAT),
+        name: Some(name.to_string()),
+        raw_data: Some(raw),
+        ..Default::default()
+    })
+}
+
+/// Builds a graph node by node, pulling weights from the checkpoint map.
+struct GraphBuilder<'a> {
+    weights: &'a HashMap<String, Tensor>,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    counter: usize,
+}
+
+impl<'a> GraphBuilder<'a> {
+    fn new(weights: &'a HashMap<String, Tensor>) -> Self {
+        Self { weights, nodes: Vec::new(), initializers: Vec::new(), counter: 0 }
+    }
+
+    fn node(&mut self, op: &str, inputs: &[&str], output: Option<&str>, attrs: Vec<AttributeProto>) -> String {
+        self.counter += 1;
+        let name = format!("{}_{}", op.to_lowercase(), self.counter);
+        let out = output.map(str::to_string).unwrap_or_else(|| format!("{name}_out"));
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            name: Some(name),
+            op_type: Some(op.to_string()),
+            attribute: attrs,
+            ..Default::default()
+        });
+        out
+    }
+
+    fn weight(&mut self, name: &str) -> Result<&Tensor> {
+        let t = self.weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
+        self.initializers.push(tensor_proto(name, t)?);
+        Ok(t)
+    }
+
+    /// Conv with Keras-'same' padding, weights `{prefix}.weight`/`{prefix}.bias`.
+    fn conv(&mut self, x: &str, prefix: &str, output: Option<&str>) -> Result<String> {
+        let wname = format!("{prefix}.weight");
+        let bname = format!("{prefix}.bias");
+        let w = self.weight(&wname)?;
+        let dims = w.dims().to_vec();
+        if dims.len() != 4 || dims[2] != dims[3] {
+            bail!("{wname}: expected a square [Cout, Cin, k, k] kernel, got {dims:?}");
+        }
+        let b = self.weight(&bname)?;
+        if b.dims() != [dims[0]] {
+            bail!("{bname}: shape {:?}, expected [{}]", b.dims(), dims[0]);
+        }
+        let k = dims[2];
+        let [top, bottom, left, right] = crate::fastconv::same_pad(k).map(|p| p as i64);
+        let attrs = vec![
+            ints_attr("kernel_shape", &[k as i64, k as i64]),
+            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
+            ints_attr("pads", &[top, left, bottom, right]),
+            ints_attr("strides", &[1, 1]),
+            ints_attr("dilations", &[1, 1]),
+            int_attr("group", 1),
+        ];
+        Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
+    }
+
+    fn block(&mut self, x: &str, prefix: &str) -> Result<String> {
+        let mut outs = Vec::new();
+        for (k, _) in BRANCHES {
+            outs.push(self.conv(x, &format!("{prefix}.conv{k}"), None)?);
+        }
+        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        let cat = self.node("Concat", &refs, None, vec![int_attr("axis", 1)]);
+        Ok(self.node("Relu", &[&cat], None, vec![]))
+    }
+
+    fn blocks(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
+        let mut x = x.to_string();
+        for i in 0..n {
+            x = self.block(&x, &format!("{net}.block{i}"))?;
+        }
+        Ok(x)
+    }
+
+    fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
+        GraphProto {
+            node: self.nodes,
+            name: Some(name.to_string()),
+            initializer: self.initializers,
+            input: inputs.iter().map(|n| image_value_info(n)).collect(),
+            output: vec![image_value_info(output)],
+            ..Default::default()
+        }
+    }
+}
+
+fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
+    let entries = [
+        (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
+        (meta::ROLE, role.as_str().to_string()),
+        (meta::VARIANT, "paper".to_string()),
+        (meta::ARCHITECTURE, nets::ARCHITECTURE.to_string()),
+        (meta::DATA, info.data.clone()),
+        (meta::TRAINING, info.training.clone()),
+        (meta::METRICS, info.metrics.clone()),
+        (meta::SIZE_MULTIPLE, "1".to_string()),
+    ];
+    let doc = match role {
+        Role::Hide => "Deep steganography (Baluja 2017), prep + hide nets: (cover, secret) -> container",
+        Role::Reveal => "Deep steganography (Baluja 2017), reveal net: container -> revealed secret",
+    };
+    ModelProto {
+        ir_version: Some(IR_VERSION),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        producer_name: Some("stego-training".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        domain: Some("stego".into()),
+        model_version: Some(1),
+        doc_string: Some(doc.into()),
+        graph: Some(graph),
+        metadata_props: entries
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto { key: Some(k.to_string()), value: Some(v) })
+            .collect(),
+    }
+}
+
+/// `hide.onnx` as a message: prep + hide nets.
+pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
+    let mut g = GraphBuilder::new(weights);
+    let prepared = g.blocks(contract::HIDE_SECRET, "prep", nets::PREP_BLOCKS)?;
+    let cat = g.node("Concat", &[contract::HIDE_COVER, &prepared], None, vec![int_attr("axis", 1)]);
+    let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
+    let logits = g.conv(&x, "hide.out", None)?;
+    g.node("Sigmoid", &[&logits], Some(contract::HIDE_CONTAINER), vec![]);
+    let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
+    Ok(model(Role::Hide, graph, info))
+}
+
+/// `reveal.onnx` as a message: reveal net.
+pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
+    let mut g = GraphBuilder::new(weights);
+    let x = g.blocks(contract::REVEAL_CONTAINER, "reveal", nets::REVEAL_BLOCKS)?;
+    let logits = g.conv(&x, "reveal.out", None)?;
+    g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);
+    let graph = g.finish("stego_reveal", Role::Reveal.inputs(), Role::Reveal.output());
+    Ok(model(Role::Reveal, graph, info))
+}
+
+fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
+    // Write to a temporary name then rename, so readers never see half a file.
+    let tmp = path.with_extension("onnx.tmp");
+    std::fs::write(&tmp, m.encode_to_vec()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes `hide.onnx` and `reveal.onnx` into `dir` (created if needed).
+pub fn export(weights: &HashMap<String, Tensor>, dir: &Path, info: &ExportInfo) -> Result<Exported> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hide = dir.join(contract::HIDE_FILE);
+    let reveal = dir.join(contract::REVEAL_FILE);
+    write_model(&hide_model(weights, info)?, &hide)?;
+    write_model(&reveal_model(weights, info)?, &reveal)?;
+    Ok(Exported { hide, reveal })
+}
+
+/// Reads a file written by [`export`] back (for checks and tests).
+pub fn read_model(path: &Path) -> Result<ModelProto> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(ModelProto::decode(bytes.as_slice())?)
+}
+
+/// The `metadata_props` of a model as a map.
+pub fn metadata(m: &ModelProto) -> HashMap<String, String> {
+    m.metadata_props
+        .iter()
+        .map(|e| (e.key.clone().unwrap_or_default(), e.value.clone().unwrap_or_default()))
+        .collect()
+}

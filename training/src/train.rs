@@ -1,0 +1,618 @@
+//! The training loop: batches, loss, AdamW, checkpoints and resume, validation, sample
+//! figures, metrics CSV, loss plot, ONNX export.
+//!
+//! Files in the output folder (`--out`, default `runs/default`):
+//!
+//! | file                      | content                                                        |
+//! |---------------------------|----------------------------------------------------------------|
+//! | `checkpoint.safetensors`  | the weights (names in [`crate::nets`])                         |
+//! | `optimizer.safetensors`   | AdamW moments `m.<name>`, `v.<name>`                            |
+//! | `state.json`              | step, AdamW update count, the run's configuration, last metrics |
+//! | `metrics.csv`             | one row per step: lr, loss, cover/secret MSE and PSNR          |
+//! | `validation.csv`          | one row per validation: APD (0–255), PSNR, SSIM, cover/secret  |
+//! | `samples/step_NNNNNN.png` | cover, container, secret, revealed, differences ×10 (rows)     |
+//! | `loss.png`                | loss curves (see [`crate::plot`])                              |
+//! | `hide.onnx`, `reveal.onnx`| the exported models (end of training)                          |
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use image::{Rgb, RgbImage};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+use stego::metrics::Metrics;
+
+use crate::data::{self, DataOptions, Dataset};
+use crate::nets::{self, StegoNets};
+use crate::onnx::{self, ExportInfo, Exported};
+use crate::optim::{AdamW, AdamWParams, Schedule};
+use crate::plot;
+
+/// File names in the output folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "state.json";
+pub const METRICS_CSV: &str = "metrics.csv";
+pub const VALIDATION_CSV: &str = "validation.csv";
+pub const LOSS_PLOT: &str = "loss.png";
+pub const SAMPLES_DIR: &str = "samples";
+
+/// Everything that defines a training run (saved in `state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Data folders (Tiny ImageNet layout or any folder of images).
+    pub data: Vec<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Total optimizer steps.
+    pub steps: u64,
+    /// Pairs (cover, secret) per step.
+    pub batch_size: usize,
+    /// Side of the square training crops.
+    pub crop: u32,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warmup steps.
+    pub warmup: u64,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    pub final_lr_fraction: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Weight of the secret loss.
+    pub beta: f64,
+    /// Standard deviation of the Gaussian noise added to the container before the reveal net.
+    pub noise_std: f64,
+    /// Seed of the weights, the data split, the batches and the noise.
+    pub seed: u64,
+    /// Save a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u64,
+    /// Validate (metrics, sample figure, plot) every this many steps (and at the end).
+    pub val_every: u64,
+    /// Number of fixed validation pairs.
+    pub val_pairs: usize,
+    /// Fraction of a plain image folder held out for validation.
+    pub val_fraction: f64,
+    /// Longest side of the images kept in memory.
+    pub max_side: u32,
+    /// Use at most this many training images per folder.
+    pub max_images: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: vec![PathBuf::from("data/images")],
+            out: PathBuf::from("runs/default"),
+            steps: 4000,
+            batch_size: 8,
+            crop: 64,
+            lr: 1e-3,
+            warmup: 200,
+            final_lr_fraction: 0.01,
+            weight_decay: 1e-4,
+            beta: 0.75,
+            noise_std: 0.01,
+            seed: 0,
+            checkpoint_every: 250,
+            val_every: 250,
+            val_pairs: 8,
+            val_fraction: 0.15,
+            max_side: 512,
+            max_images: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The learning rate schedule of this run.
+    pub fn schedule(&self) -> Schedule {
+        Schedule { peak: self.lr, warmup: self.warmup, total: self.steps, final_fraction: self.final_lr_fraction }
+    }
+
+    fn optimizer_params(&self) -> AdamWParams {
+        AdamWParams { weight_decay: self.weight_decay, ..Default::default() }
+    }
+
+    /// `key=value; …` summary for the ONNX metadata.
+    pub fn summary(&self, step: u64) -> String {
+        format!(
+            "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
+             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}",
+            self.steps,
+            self.batch_size,
+            self.crop,
+            self.lr,
+            self.warmup,
+            self.final_lr_fraction,
+            self.weight_decay,
+            self.beta,
+            self.noise_std,
+            self.seed
+        )
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.batch_size == 0 || self.crop == 0 || self.steps == 0 {
+            bail!("--steps, --batch-size and --crop must be positive");
+        }
+        if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {
+            bail!("--beta and --noise-std must be ≥ 0 and --lr > 0");
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            bail!("--val-fraction must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// Mean validation metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Validation {
+    pub cover_apd: f64,
+    pub cover_psnr: f64,
+    pub cover_ssim: f64,
+    pub secret_apd: f64,
+    pub secret_psnr: f64,
+    pub secret_ssim: f64,
+    /// MSE on [0, 1] (for the loss plot).
+    pub cover_mse: f64,
+    pub secret_mse: f64,
+}
+
+impl Validation {
+    /// `key=value; …` for the ONNX metadata.
+    pub fn summary(&self, pairs: usize, size: u32) -> String {
+        format!(
+            "validation_pairs={pairs}; size={size}x{size}; container=8bit; cover_apd={:.3}; cover_psnr={:.2}; \
+             cover_ssim={:.4}; secret_apd={:.3}; secret_psnr={:.2}; secret_ssim={:.4}",
+            self.cover_apd, self.cover_psnr, self.cover_ssim, self.secret_apd, self.secret_psnr, self.secret_ssim
+        )
+    }
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// Completed optimizer steps.
+    pub step: u64,
+    /// AdamW update count (equals `step`).
+    pub optimizer_t: u64,
+    pub config: TrainConfig,
+    /// Description of the data read.
+    pub data: String,
+    pub last_validation: Option<Validation>,
+    /// Wall-clock seconds spent training, over all sessions.
+    pub train_seconds: f64,
+}
+
+impl RunState {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub out: PathBuf,
+    pub step: u64,
+    pub validation: Option<Validation>,
+    pub exported: Vec<Exported>,
+}
+
+/// How to run: progress display and extra export folder.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue the run in `config.out` from its checkpoint.
+    pub resume: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Also export the models here at the end.
+    pub export_to: Option<PathBuf>,
+    /// Skip the ONNX export at the end.
+    pub no_export: bool,
+    /// Stop after this many steps in this session (the run continues with `resume`).
+    pub max_session_steps: Option<u64>,
+    /// With `resume`: change the run's total steps (otherwise the saved value holds; every
+    /// other setting always comes from the saved run).
+    pub resume_steps: Option<u64>,
+}
+
+fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    f(&tmp)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+fn save_checkpoint(out: &Path, varmap: &VarMap, opt: &AdamW, state: &RunState) -> Result<()> {
+    let weights = nets::varmap_tensors(varmap);
+    write_atomic(&out.join(CHECKPOINT_FILE), |p| Ok(candle_core::safetensors::save(&weights, p)?))?;
+    write_atomic(&out.join(OPTIMIZER_FILE), |p| Ok(opt.save(p)?))?;
+    write_atomic(&out.join(STATE_FILE), |p| Ok(std::fs::write(p, serde_json::to_string_pretty(state)?)?))?;
+    Ok(())
+}
+
+/// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`.
+pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
+    let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, var) in data.iter() {
+        let t = tensors.get(name).with_context(|| format!("{} lacks {name}", path.display()))?;
+        if t.dims() != var.dims() {
+            bail!("{}: {name} has shape {:?}, the nets need {:?}", path.display(), t.dims(), var.dims());
+        }
+        var.set(&t.to_dtype(DType::F32)?)?;
+    }
+    Ok(())
+}
+
+/// Drops the rows of a CSV whose first field (the step) exceeds `max_step`.
+fn truncate_csv(path: &Path, max_step: u64) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= max_step))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(path, kept.join("\n") + "\n")?;
+    Ok(())
+}
+
+fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
+    let new = !path.is_file();
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    if new {
+        writeln!(f, "{header}")?;
+    }
+    writeln!(f, "{row}")?;
+    Ok(())
+}
+
+const METRICS_HEADER: &str = "step,lr,loss,cover_mse,secret_mse,cover_psnr,secret_psnr,seconds";
+const VALIDATION_HEADER: &str =
+    "step,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim,cover_mse,secret_mse";
+
+fn psnr_from_mse(mse: f64) -> f64 {
+    if mse <= 0.0 { f64::INFINITY } else { -10.0 * mse.log10() }
+}
+
+/// The training forward pass: returns (loss, cover MSE, secret MSE).
+pub fn training_loss(
+    nets: &StegoNets,
+    cover: &Tensor,
+    secret: &Tensor,
+    beta: f64,
+    noise: Option<&Tensor>,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let container = nets.hide(cover, secret)?;
+    // 8-bit rounding with a straight-through gradient.
+    let rounded = ((&container * 255.0)?.round()? / 255.0)?;
+    let container = (&container + (rounded - &container)?.detach())?;
+    let reveal_in = match noise {
+        Some(n) => (&container + n)?,
+        None => container.clone(),
+    };
+    let revealed = nets.reveal(&reveal_in)?;
+    let cover_mse = (&container - cover)?.sqr()?.mean_all()?;
+    let secret_mse = (&revealed - secret)?.sqr()?.mean_all()?;
+    let loss = (&cover_mse + (&secret_mse * beta)?)?;
+    Ok((loss, cover_mse, secret_mse))
+}
+
+/// Validation on fixed pairs with the deployment path: container rounded to 8 bits, no noise.
+/// Returns the metrics and the images (covers, containers, secrets, revealed).
+pub fn validate(
+    nets: &StegoNets,
+    covers: &[RgbImage],
+    secrets: &[RgbImage],
+    chunk: usize,
+    device: &Device,
+) -> Result<(Validation, [Vec<RgbImage>; 4])> {
+    let mut containers = Vec::new();
+    let mut revealed = Vec::new();
+    for (c, s) in covers.chunks(chunk.max(1)).zip(secrets.chunks(chunk.max(1))) {
+        let ct = data::to_tensor(c, device)?;
+        let st = data::to_tensor(s, device)?;
+        let cont = data::to_images(&nets.hide(&ct, &st)?)?;
+        let rev = data::to_images(&nets.reveal(&data::to_tensor(&cont, device)?)?)?;
+        containers.extend(cont);
+        revealed.extend(rev);
+    }
+    let n = covers.len() as f64;
+    let mut v = Validation::default();
+    for k in 0..covers.len() {
+        let (w, h) = covers[k].dimensions();
+        let (w, h) = (w as usize, h as usize);
+        let mc = Metrics::rgb8(covers[k].as_raw(), containers[k].as_raw(), w, h);
+        let ms = Metrics::rgb8(secrets[k].as_raw(), revealed[k].as_raw(), w, h);
+        let mse = |a: &RgbImage, b: &RgbImage| {
+            a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2)).sum::<f64>()
+                / a.as_raw().len() as f64
+        };
+        v.cover_apd += mc.apd / n;
+        v.cover_ssim += mc.ssim / n;
+        v.secret_apd += ms.apd / n;
+        v.secret_ssim += ms.ssim / n;
+        v.cover_mse += mse(&covers[k], &containers[k]) / n;
+        v.secret_mse += mse(&secrets[k], &revealed[k]) / n;
+    }
+    // PSNR of the mean MSE (finite even when one image is reproduced exactly).
+    v.cover_psnr = psnr_from_mse(v.cover_mse);
+    v.secret_psnr = psnr_from_mse(v.secret_mse);
+    Ok((v, [covers.to_vec(), containers, secrets.to_vec(), revealed]))
+}
+
+fn read_csv_columns(path: &Path, cols: &[usize]) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new(); cols.len()];
+    let Ok(text) = std::fs::read_to_string(path) else { return out };
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let Some(x) = f.first().and_then(|s| s.parse::<f64>().ok()) else { continue };
+        for (k, &c) in cols.iter().enumerate() {
+            if let Some(y) = f.get(c).and_then(|s| s.parse::<f64>().ok()) {
+                out[k].push((x, y));
+            }
+        }
+    }
+    out
+}
+
+/// Redraws `loss.png` from the two CSV files.
+pub fn draw_loss_plot(out: &Path) -> Result<()> {
+    let tr = read_csv_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
+    let va = read_csv_columns(&out.join(VALIDATION_CSV), &[7, 8]);
+    let alpha = (10.0 / tr[0].len().max(1) as f64).clamp(0.02, 1.0);
+    let series = vec![
+        plot::Series { points: plot::smooth(&tr[0], alpha), color: Rgb([150, 150, 150]), width: 1, markers: false },
+        plot::Series { points: plot::smooth(&tr[1], alpha), color: Rgb([60, 110, 230]), width: 2, markers: false },
+        plot::Series { points: plot::smooth(&tr[2], alpha), color: Rgb([230, 60, 60]), width: 2, markers: false },
+        plot::Series { points: va[0].clone(), color: Rgb([0, 0, 140]), width: 3, markers: true },
+        plot::Series { points: va[1].clone(), color: Rgb([140, 0, 0]), width: 3, markers: true },
+    ];
+    let img = plot::loss_plot(&series, 900, 500);
+    let path = out.join(LOSS_PLOT);
+    write_atomic(&path, |p| Ok(img.save_with_format(p, image::ImageFormat::Png)?))
+}
+
+/// Training information for the ONNX metadata from a run state.
+pub fn export_info(state: &RunState) -> ExportInfo {
+    ExportInfo {
+        data: state.data.clone(),
+        training: format!("{}; seconds={:.0}", state.config.summary(state.step), state.train_seconds),
+        metrics: state
+            .last_validation
+            .map(|v| v.summary(state.config.val_pairs, state.config.crop))
+            .unwrap_or_else(|| "none".into()),
+    }
+}
+
+/// Trains (or continues) a run; see the module docs for the files written.
+pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
+    let device = crate::default_device();
+    let out = config.out.clone();
+    let state_path = out.join(STATE_FILE);
+    let (config, prior) = if opts.resume {
+        let prior = RunState::read(&state_path).context("--resume needs a previous run in the output folder")?;
+        let mut c = prior.config.clone();
+        c.out = out.clone();
+        if let Some(steps) = opts.resume_steps.filter(|&s| s != c.steps) {
+            // The only setting a resume may change: the length of the run (the cosine
+            // schedule stretches to the new end).
+            eprintln!("resume: total steps {} → {steps}", c.steps);
+            c.steps = steps;
+        }
+        (c, Some(prior))
+    } else {
+        if state_path.exists() {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or choose another --out",
+                out.display()
+            );
+        }
+        (config, None)
+    };
+    config.check()?;
+    std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
+
+    // Nets and optimizer.
+    let (varmap, nets) = nets::init_nets(&device, config.seed)?;
+    let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
+    let mut start = 0;
+    let mut train_seconds = 0.0;
+    let mut last_validation = None;
+    if let Some(prior) = &prior {
+        load_weights(&varmap, &out.join(CHECKPOINT_FILE), &device)?;
+        opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
+        start = prior.step;
+        train_seconds = prior.train_seconds;
+        last_validation = prior.last_validation;
+        truncate_csv(&out.join(METRICS_CSV), start)?;
+        truncate_csv(&out.join(VALIDATION_CSV), start)?;
+    }
+
+    // Data.
+    let data_opts = DataOptions {
+        max_side: config.max_side,
+        val_fraction: config.val_fraction,
+        seed: config.seed,
+        max_images: config.max_images,
+    };
+    let t0 = Instant::now();
+    let dataset = Dataset::load(&config.data, &data_opts)?;
+    let data_desc = dataset.description.clone();
+    if opts.progress {
+        eprintln!(
+            "data: {data_desc} — {} train / {} val images decoded in {:.1}s",
+            dataset.train.len(),
+            dataset.val.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        eprintln!(
+            "device: {device:?}; nets: {} parameters; run: {}",
+            nets::parameter_count(&nets::varmap_tensors(&varmap)),
+            out.display()
+        );
+    }
+    let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.seed);
+
+    let schedule = config.schedule();
+    let noise = Normal::new(0.0f32, config.noise_std as f32).context("noise std")?;
+    let end = match opts.max_session_steps {
+        Some(n) => (start + n).min(config.steps),
+        None => config.steps,
+    };
+    let pb = if opts.progress { ProgressBar::new(config.steps) } else { ProgressBar::hidden() };
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} (eta {eta}) {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_position(start);
+    let session_start = Instant::now();
+    let mut rate_t = Instant::now();
+    let mut rate_steps = 0u64;
+    let mut steps_per_s = 0.0;
+    let mut state = RunState {
+        step: start,
+        optimizer_t: opt.t,
+        config: config.clone(),
+        data: data_desc.clone(),
+        last_validation,
+        train_seconds,
+    };
+
+    for step in (start + 1)..=end {
+        let step_t = Instant::now();
+        let mut rng = data::step_rng(config.seed, step);
+        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, &mut rng);
+        let cover = data::to_tensor(&covers, &device)?;
+        let secret = data::to_tensor(&secrets, &device)?;
+        let noise_t = if config.noise_std > 0.0 {
+            let v: Vec<f32> = (0..cover.elem_count()).map(|_| noise.sample(&mut rng)).collect();
+            Some(Tensor::from_vec(v, cover.shape(), &device)?)
+        } else {
+            None
+        };
+        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, noise_t.as_ref())?;
+        let grads = loss.backward()?;
+        let lr = schedule.lr(step);
+        opt.step(&grads, lr)?;
+        let (loss_v, cm, sm) = (
+            loss.to_scalar::<f32>()? as f64,
+            cover_mse.to_scalar::<f32>()? as f64,
+            secret_mse.to_scalar::<f32>()? as f64,
+        );
+        if !loss_v.is_finite() {
+            bail!("loss is {loss_v} at step {step}: lower --lr");
+        }
+        let dt = step_t.elapsed().as_secs_f64();
+        append_csv(
+            &out.join(METRICS_CSV),
+            METRICS_HEADER,
+            &format!("{step},{lr:.6e},{loss_v:.6e},{cm:.6e},{sm:.6e},{:.3},{:.3},{dt:.3}", psnr_from_mse(cm), psnr_from_mse(sm)),
+        )?;
+        rate_steps += 1;
+        let since = rate_t.elapsed().as_secs_f64();
+        if since >= 5.0 || steps_per_s == 0.0 {
+            steps_per_s = rate_steps as f64 / since.max(1e-9);
+            rate_t = Instant::now();
+            rate_steps = 0;
+        }
+        pb.set_position(step);
+        pb.set_message(format!(
+            "loss {loss_v:.5} | PSNR cover {:.2} secret {:.2} dB | {steps_per_s:.2} step/s",
+            psnr_from_mse(cm),
+            psnr_from_mse(sm)
+        ));
+        state.step = step;
+        state.optimizer_t = opt.t;
+
+        let last = step == end;
+        if step % config.val_every.max(1) == 0 || last {
+            let infer = StegoNets::inference_from_varmap(&varmap, &device)?;
+            let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
+            append_csv(
+                &out.join(VALIDATION_CSV),
+                VALIDATION_HEADER,
+                &format!(
+                    "{step},{:.4},{:.3},{:.5},{:.4},{:.3},{:.5},{:.6e},{:.6e}",
+                    v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim, v.cover_mse, v.secret_mse
+                ),
+            )?;
+            let scale = (128 / config.crop).clamp(1, 8);
+            let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
+            fig.save(out.join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
+            draw_loss_plot(&out)?;
+            pb.println(format!(
+                "step {step}: validation cover APD {:.2} PSNR {:.2} dB SSIM {:.4} | secret APD {:.2} PSNR {:.2} dB SSIM {:.4}",
+                v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim
+            ));
+            state.last_validation = Some(v);
+        }
+        if step % config.checkpoint_every.max(1) == 0 || last {
+            state.train_seconds = train_seconds + session_start.elapsed().as_secs_f64();
+            save_checkpoint(&out, &varmap, &opt, &state)?;
+        }
+    }
+    pb.finish_and_clear();
+    if start == end && prior.is_some() && opts.progress {
+        eprintln!("nothing to do: the run is at step {start} of {}", config.steps);
+    }
+
+    let mut exported = Vec::new();
+    if !opts.no_export && state.step == config.steps {
+        let info = export_info(&state);
+        let weights = nets::varmap_tensors(&varmap);
+        exported.push(onnx::export(&weights, &out, &info)?);
+        if let Some(dir) = &opts.export_to {
+            exported.push(onnx::export(&weights, dir, &info)?);
+        }
+    }
+    if opts.progress {
+        eprintln!("run folder {}:", out.display());
+        for f in [CHECKPOINT_FILE, OPTIMIZER_FILE, STATE_FILE, METRICS_CSV, VALIDATION_CSV, LOSS_PLOT, SAMPLES_DIR] {
+            eprintln!("  {}", out.join(f).display());
+        }
+        for e in &exported {
+            eprintln!("models: {} {}", e.hide.display(), e.reveal.display());
+        }
+        if state.step < config.steps {
+            eprintln!("stopped at step {} of {}: continue with --resume", state.step, config.steps);
+        }
+    }
+    Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
+}
+
+/// Exports the models of a checkpoint (`checkpoint.safetensors`, with `state.json` beside it
+/// for the metadata when present) into `dir`.
+pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
+    let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
+    let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
+        .with_context(|| format!("reading {}", checkpoint.display()))?;
+    let count = nets::parameter_count(&weights);
+    if count != nets::PAPER_PARAMETERS {
+        bail!("{}: {count} parameters, the paper nets have {}", checkpoint.display(), nets::PAPER_PARAMETERS);
+    }
+    let state_path = checkpoint.parent().unwrap_or(Path::new(".")).join(STATE_FILE);
+    let info = if state_path.is_file() {
+        export_info(&RunState::read(&state_path)?)
+    } else {
+        ExportInfo { data: "unknown".into(), training: "unknown".into(), metrics: "none".into() }
+    };
+    onnx::export(&weights, dir, &info)
+}

@@ -1,0 +1,74 @@
+//! The ONNX files compute what candle computes: random weights, export, run the files in
+//! onnxruntime (through the `stego` runtime) at two sizes, compare.
+
+use candle_core::{Device, Tensor};
+use ndarray::Array4;
+use stego::contract::{self, Role, meta};
+use stego::{Model, RuntimeOptions};
+use training::nets::{self, StegoNets};
+use training::onnx::{self, ExportInfo};
+
+fn random_input(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
+    // Small LCG: values spread over [0, 1].
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    Array4::from_shape_fn(shape, |_| {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    })
+}
+
+fn to_tensor(a: &Array4<f32>) -> Tensor {
+    let d = a.shape();
+    Tensor::from_vec(a.iter().copied().collect::<Vec<f32>>(), (d[0], d[1], d[2], d[3]), &Device::Cpu).unwrap()
+}
+
+fn max_abs_diff(a: &Array4<f32>, t: &Tensor) -> f32 {
+    assert_eq!(a.shape(), t.dims());
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    a.iter().zip(&v).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn exported_models_match_candle() {
+    let dev = Device::Cpu;
+    let (varmap, _) = nets::init_nets(&dev, 7).unwrap();
+    let weights = nets::varmap_tensors(&varmap);
+    assert_eq!(nets::parameter_count(&weights), nets::PAPER_PARAMETERS);
+    let candle_nets = StegoNets::from_tensors(&weights, &dev).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into() };
+    let files = onnx::export(&weights, dir.path(), &info).unwrap();
+    assert_eq!(files.hide, dir.path().join(contract::HIDE_FILE));
+    assert_eq!(files.reveal, dir.path().join(contract::REVEAL_FILE));
+
+    // Metadata as the contract asks.
+    for (path, role) in [(&files.hide, Role::Hide), (&files.reveal, Role::Reveal)] {
+        let m = onnx::read_model(path).unwrap();
+        let md = onnx::metadata(&m);
+        assert_eq!(md[meta::CONTRACT], contract::CONTRACT_VERSION);
+        assert_eq!(md[meta::ROLE], role.as_str());
+        assert_eq!(md[meta::VARIANT], "paper");
+        for k in [meta::ARCHITECTURE, meta::DATA, meta::TRAINING, meta::METRICS] {
+            assert!(md.contains_key(k), "{k} missing");
+        }
+        assert_eq!(m.opset_import[0].version, Some(onnx::OPSET));
+    }
+
+    let opts = RuntimeOptions::default();
+    let mut hide = Model::load(&files.hide, Role::Hide, &opts).unwrap();
+    let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
+    for (k, &(h, w)) in [(16usize, 16usize), (13, 21)].iter().enumerate() {
+        let cover = random_input((2, 3, h, w), 10 + k as u64);
+        let secret = random_input((2, 3, h, w), 20 + k as u64);
+        let container = hide.run(&[cover.view(), secret.view()]).unwrap();
+        let expected = candle_nets.hide(&to_tensor(&cover), &to_tensor(&secret)).unwrap();
+        let d = max_abs_diff(&container, &expected);
+        assert!(d <= 1e-4, "hide {h}x{w}: max abs diff {d}");
+
+        let revealed = reveal.run(&[container.view()]).unwrap();
+        let expected = candle_nets.reveal(&to_tensor(&container)).unwrap();
+        let d = max_abs_diff(&revealed, &expected);
+        assert!(d <= 1e-4, "reveal {h}x{w}: max abs diff {d}");
+    }
+}

@@ -1,0 +1,105 @@
+//! A tiny run end to end: train on generated images, checkpoint, resume, export.
+
+use std::path::Path;
+
+use candle_core::Device;
+use image::{Rgb, RgbImage};
+use training::train::{self, RunOptions, RunState, TrainConfig};
+
+fn write_images(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for k in 0..n {
+        let img = RgbImage::from_fn(24 + 3 * k as u32, 20 + 2 * k as u32, |x, y| {
+            Rgb([(x * 9 + k as u32 * 30) as u8, (y * 11) as u8, ((x ^ y) * 17) as u8])
+        });
+        // Half of them in a subfolder, as PNG and JPEG.
+        let path = if k % 2 == 0 { dir.join(format!("img{k}.png")) } else { dir.join("sub").join(format!("img{k}.jpg")) };
+        img.save(path).unwrap();
+    }
+}
+
+fn config(data: &Path, out: &Path, steps: u64) -> TrainConfig {
+    TrainConfig {
+        data: vec![data.to_path_buf()],
+        out: out.to_path_buf(),
+        steps,
+        batch_size: 2,
+        crop: 8,
+        warmup: 1,
+        checkpoint_every: 1,
+        val_every: 2,
+        val_pairs: 2,
+        val_fraction: 0.25,
+        ..TrainConfig::default()
+    }
+}
+
+fn moments(out: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
+    candle_core::safetensors::load(out.join(train::OPTIMIZER_FILE), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn train_checkpoint_resume_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let out = tmp.path().join("run");
+    let models = tmp.path().join("models");
+
+    // Session 1: 2 of 3 steps, then stop.
+    let opts = RunOptions { max_session_steps: Some(2), ..RunOptions::default() };
+    let o = train::train(config(&data, &out, 3), &opts).unwrap();
+    assert_eq!(o.step, 2);
+    assert!(o.exported.is_empty(), "no export before the run ends");
+    let s = RunState::read(&out.join(train::STATE_FILE)).unwrap();
+    assert_eq!((s.step, s.optimizer_t), (2, 2));
+    assert!(s.last_validation.is_some());
+    let m2 = moments(&out);
+    assert_eq!(m2.len(), 2 * 76, "m and v for each of the 76 tensors");
+    let w2 = candle_core::safetensors::load(out.join(train::CHECKPOINT_FILE), &Device::Cpu).unwrap();
+
+    // A new run in the same folder is refused.
+    assert!(train::train(config(&data, &out, 3), &RunOptions::default()).is_err());
+
+    // Session 2: resume to the end (the config given is ignored except for its folder).
+    let mut other = config(&data, &out, 3);
+    other.lr = 123.0;
+    let opts = RunOptions { resume: true, export_to: Some(models.clone()), ..RunOptions::default() };
+    let o = train::train(other, &opts).unwrap();
+    assert_eq!(o.step, 3);
+    let s = RunState::read(&out.join(train::STATE_FILE)).unwrap();
+    assert_eq!((s.step, s.optimizer_t), (3, 3));
+    assert_eq!(s.config.lr, TrainConfig::default().lr);
+    // The moments continued from the saved ones (not from zero): they changed, and the
+    // weights moved by a small, finite step.
+    let m3 = moments(&out);
+    let name = "v.hide.out.weight";
+    let (a, b) = (m2[name].flatten_all().unwrap().to_vec1::<f32>().unwrap(), m3[name].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert!(a.iter().zip(&b).any(|(x, y)| x != y));
+    assert!(b.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let w3 = candle_core::safetensors::load(out.join(train::CHECKPOINT_FILE), &Device::Cpu).unwrap();
+    let d = (&w3["reveal.out.weight"] - &w2["reveal.out.weight"]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d > 0.0 && d < 0.01, "one AdamW step at lr ≤ 1e-3 moves a weight by at most ~lr: {d}");
+
+    // Metrics rows: one per step, no duplicates after the resume.
+    let csv = std::fs::read_to_string(out.join(train::METRICS_CSV)).unwrap();
+    let steps: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(steps, ["1", "2", "3"]);
+    for f in [train::LOSS_PLOT, train::VALIDATION_CSV, "samples/step_000002.png", "samples/step_000003.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    for dir in [&out, &models] {
+        for f in [stego::contract::HIDE_FILE, stego::contract::REVEAL_FILE] {
+            assert!(dir.join(f).is_file(), "{} missing", dir.join(f).display());
+        }
+    }
+
+    // Resuming a finished run does nothing more.
+    let opts = RunOptions { resume: true, no_export: true, ..RunOptions::default() };
+    assert_eq!(train::train(config(&data, &out, 3), &opts).unwrap().step, 3);
+
+    // Export subcommand path.
+    let again = tmp.path().join("again");
+    let x = train::export_checkpoint(&out, &again).unwrap();
+    assert!(x.hide.is_file() && x.reveal.is_file());
+}

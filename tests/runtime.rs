@@ -6,6 +6,7 @@ use ndarray::Array4;
 use stego::contract::{self, Role};
 use stego::frame::{Frame, FrameMut, PixelFormat, frame_to_planar, quantize};
 use stego::runtime::{Model, RuntimeOptions, environment};
+use common::model as model_file;
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
@@ -25,7 +26,7 @@ fn library_equals_direct_onnxruntime() {
     let cover = Array4::from_shape_vec((n, 3, h, w), pseudo_random(n * 3 * h * w, 1)).unwrap();
     let secret = Array4::from_shape_vec((n, 3, h, w), pseudo_random(n * 3 * h * w, 2)).unwrap();
 
-    let mut direct = ort::session::Session::builder(&env).unwrap().commit_from_file(model("hide.onnx")).unwrap();
+    let mut direct = ort::session::Session::builder(&env).unwrap().commit_from_file(model_file("hide.onnx")).unwrap();
     let outputs = direct
         .run(ort::inputs![
             contract::HIDE_COVER => ort::value::TensorRef::from_array_view(cover.view()).unwrap(),
@@ -35,7 +36,7 @@ fn library_equals_direct_onnxruntime() {
     let expected = outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned();
     drop(outputs);
 
-    let mut model = Model::load(&model("hide.onnx"), Role::Hide, &opts).unwrap();
+    let mut model = Model::load(&model_file("hide.onnx"), Role::Hide, &opts).unwrap();
     let got = model.run(&[cover.view(), secret.view()]).unwrap();
     let max = got.iter().zip(expected.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(max <= 1e-6, "max abs diff {max}");
@@ -44,7 +45,7 @@ fn library_equals_direct_onnxruntime() {
     assert_eq!(again, got);
 
     // The frame path (BGRx with padding in the stride) equals the session on the converted tensors.
-    let mut hider = stego::Hider::new(&model("hide.onnx"), &opts).unwrap();
+    let mut hider = stego::Hider::new(&model_file("hide.onnx"), &opts).unwrap();
     let stride = w * 4 + 12;
     let to_bgrx = |t: &[f32]| {
         let mut d = vec![0u8; stride * h];
@@ -89,7 +90,7 @@ fn library_equals_direct_onnxruntime() {
 #[test]
 fn reveal_model_runs_at_odd_sizes_and_batches() {
     let opts = RuntimeOptions::default();
-    let mut m = Model::load(&model("reveal.onnx"), Role::Reveal, &opts).unwrap();
+    let mut m = Model::load(&model_file("reveal.onnx"), Role::Reveal, &opts).unwrap();
     for (n, h, w) in [(1, 1, 1), (3, 7, 5), (1, 33, 17)] {
         let x = Array4::from_shape_vec((n, 3, h, w), pseudo_random(n * 3 * h * w, 7)).unwrap();
         let y = m.run(&[x.view()]).unwrap();

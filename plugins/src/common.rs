@@ -5,6 +5,7 @@
 
 use gst::glib;
 use gst::prelude::*;
+use gst_video::prelude::*;
 use std::path::PathBuf;
 
 /// Which onnxruntime execution provider runs the model (property `execution-provider`).
@@ -215,13 +216,13 @@ pub fn frame_mut<'a>(
 pub fn start_error(element: &str, err: &stego::Error) -> gst::ErrorMessage {
     use stego::Error as E;
     match err {
-        E::ModelMissing(_) => gst::error_msg!(gst::ResourceError::NotFound, ["{element}: {err}"]),
+        E::ModelMissing(_) => gst::error_msg!(gst::ResourceError::NotFound, ("{element}: {err}")),
         E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::ResourceError::OpenRead, ["{element}: {err}"])
+            gst::error_msg!(gst::ResourceError::OpenRead, ("{element}: {err}"))
         }
         E::ExecutionProvider { .. } | E::RuntimeLibrary { .. } | E::RuntimeAlreadyLoaded { .. } => {
-            gst::error_msg!(gst::LibraryError::Init, ["{element}: {err}"])
+            gst::error_msg!(gst::LibraryError::Init, ("{element}: {err}"))
         }
-        _ => gst::error_msg!(gst::LibraryError::Settings, ["{element}: {err}"]),
+        _ => gst::error_msg!(gst::LibraryError::Settings, ("{element}: {err}")),
     }
 }

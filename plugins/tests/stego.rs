@@ -5,6 +5,7 @@
 // to test other files. Frames are tiny (32x24 and the like) so the tests stay fast on a CPU.
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 use gst_check::Harness;
 use std::path::PathBuf;
 use std::sync::Once;
@@ -33,17 +34,31 @@ fn model(name: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The stub models in tests/models (see make_stub_models.py): container = 0.75 cover +
+/// 0.25 secret, revealed = 1 − container. They make exact pixel checks possible.
+fn stub(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("models").join(name).to_string_lossy().into_owned()
+}
+
 fn hide_element() -> gst::Element {
+    hide_element_with(&model("hide.onnx"))
+}
+
+fn hide_element_with(model_file: &str) -> gst::Element {
     gst::ElementFactory::make("stegohide")
-        .property("model-file", model("hide.onnx"))
+        .property("model-file", model_file)
         .property("threads", 1u32)
         .build()
         .expect("stegohide exists")
 }
 
 fn reveal_element() -> gst::Element {
+    reveal_element_with(&model("reveal.onnx"))
+}
+
+fn reveal_element_with(model_file: &str) -> gst::Element {
     gst::ElementFactory::make("stegoreveal")
-        .property("model-file", model("reveal.onnx"))
+        .property("model-file", model_file)
         .property("threads", 1u32)
         .build()
         .expect("stegoreveal exists")
@@ -55,6 +70,15 @@ fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::V
 
 /// A frame whose R, G, B values come from `rgb(x, y)`, alpha (if any) 255, timestamped as frame `n`.
 fn frame(info: &gst_video::VideoInfo, n: u64, rgb: impl Fn(usize, usize) -> [u8; 3]) -> gst::Buffer {
+    frame_with_alpha(info, n, rgb, |_, _| 255)
+}
+
+fn frame_with_alpha(
+    info: &gst_video::VideoInfo,
+    n: u64,
+    rgb: impl Fn(usize, usize) -> [u8; 3],
+    alpha: impl Fn(usize, usize) -> u8,
+) -> gst::Buffer {
     let mut buf = gst::Buffer::with_size(info.size()).unwrap();
     {
         let b = buf.get_mut().unwrap();
@@ -77,7 +101,7 @@ fn frame(info: &gst_video::VideoInfo, n: u64, rgb: impl Fn(usize, usize) -> [u8;
                     px[..3].copy_from_slice(&[r, g, bl]);
                 }
                 if bpp == 4 {
-                    px[3] = 255;
+                    px[3] = alpha(x, y);
                 }
             }
         }
@@ -153,6 +177,62 @@ fn wait_eos(h: &mut Harness) -> bool {
     false
 }
 
+fn assert_close(got: &[[u8; 3]], want: impl Fn(usize) -> [u8; 3], what: &str) {
+    for (i, g) in got.iter().enumerate() {
+        let w = want(i);
+        assert!((0..3).all(|c| (g[c] as i32 - w[c] as i32).abs() <= 1), "{what}: pixel {i} is {g:?}, expected {w:?}");
+    }
+}
+
+#[test]
+fn exact_pixels_with_stub_models() {
+    init();
+    // Cover: RGB with padded rows (30 * 3 = 90 bytes, stride 92), secret: a larger BGRx frame
+    // of one colour (scaling keeps it), output: the cover's format and size.
+    let el = hide_element_with(&stub("hide.onnx"));
+    let ci = info(gst_video::VideoFormat::Rgb, 30, 24);
+    let si = info(gst_video::VideoFormat::Bgrx, 64, 48);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
+    hc.push(frame(&ci, 0, cover_rgb)).unwrap();
+    hs.push(frame(&si, 0, |_, _| [200, 100, 40])).unwrap();
+    let container = hc.pull().unwrap();
+    let oi = output_info(&hc);
+    assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Rgb, 30, 24));
+    let c = rgb_of(&container, &oi);
+    let mix = |a: u8, b: u8| (0.75 * a as f64 + 0.25 * b as f64).round() as u8;
+    let want = |i: usize| {
+        let [r, g, b] = cover_rgb(i % 30, i / 30);
+        [mix(r, 200), mix(g, 100), mix(b, 40)]
+    };
+    assert_close(&c, want, "container");
+
+    let mut hr = Harness::with_element(&reveal_element_with(&stub("reveal.onnx")), Some("sink"), Some("src"));
+    hr.set_src_caps(oi.to_caps().unwrap());
+    let revealed = hr.push_and_pull(container).unwrap();
+    let r = rgb_of(&revealed, &output_info(&hr));
+    assert_close(&r, |i| want(i).map(|v| 255 - v), "revealed");
+
+    // BGRA cover: B and R in their places, alpha from the cover; RGB secret of another size.
+    let el = hide_element_with(&stub("hide.onnx"));
+    let ci = info(gst_video::VideoFormat::Bgra, 16, 8);
+    let si = info(gst_video::VideoFormat::Rgb, 4, 2);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
+    hc.push(frame_with_alpha(&ci, 0, |_, _| [240, 120, 0], |x, y| (x * 16 + y) as u8)).unwrap();
+    hs.push(frame(&si, 0, |_, _| [0, 40, 200])).unwrap();
+    let container = hc.pull().unwrap();
+    let oi = output_info(&hc);
+    assert_eq!(oi.format(), gst_video::VideoFormat::Bgra);
+    assert_close(&rgb_of(&container, &oi), |_| [mix(240, 0), mix(120, 40), mix(0, 200)], "BGRA container");
+    let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(container.as_ref(), &oi).unwrap();
+    let stride = vf.plane_stride()[0] as usize;
+    let data = vf.plane_data(0).unwrap();
+    for y in 0..8 {
+        for x in 0..16 {
+            assert_eq!(data[y * stride + x * 4 + 3], (x * 16 + y) as u8, "alpha at {x},{y}");
+        }
+    }
+}
+
 #[test]
 fn hides_through_both_pads_and_output_follows_the_cover() {
     init();
@@ -169,9 +249,9 @@ fn hides_through_both_pads_and_output_follows_the_cover() {
         let oi = output_info(&hc);
         assert_eq!((oi.format(), oi.width(), oi.height(), oi.fps()), (ci.format(), 32, 24, gst::Fraction::new(FPS, 1)));
         let (c, o) = (rgb_of(&cover, &ci), rgb_of(&out, &oi));
-        let d = mad(&o, &c);
-        assert!(d > 0.0, "the container differs from the cover: something was hidden");
-        assert!(d < 40.0, "the container looks like the cover (mean abs diff {d:.1})");
+        // How much the container looks like the cover depends on the training; that it
+        // differs from the cover shows that something was hidden.
+        assert!(mad(&o, &c) > 0.0, "the container differs from the cover: something was hidden");
     }
 }
 
@@ -192,6 +272,9 @@ fn reveals_a_container() {
     assert_eq!((ri.format(), ri.width(), ri.height()), (ci.format(), 32, 24));
     assert_eq!(revealed.pts(), Some(gst::ClockTime::ZERO));
     assert_eq!(revealed.size(), ci.size());
+    let r = rgb_of(&revealed, &ri);
+    let (to_secret, to_cover) = (mad(&r, &rgb_of(&frame(&ci, 0, secret_rgb(0)), &ci)), mad(&r, &rgb_of(&frame(&ci, 0, cover_rgb), &ci)));
+    eprintln!("revealed: mean abs diff to the secret {to_secret:.1}, to the cover {to_cover:.1}");
 }
 
 #[test]

@@ -32,7 +32,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Stride-1 convolution with explicit zero padding `[top, bottom, left, right]` plus bias.
@@ -330,12 +330,21 @@ fn pad_into(g: &Geom, pad: [usize; 4], x: &[f32], xp: &mut [f32]) {
 
 /// Copy the output gradient of one image ([cout, ho, wo]) onto the padded grid ([cout, q],
 /// zeros in the thrown-away columns).
-fn grad_into(g: &Geom, gr: &[f32], gp: &mut [f32]) {
+fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32]) {
     for co in 0..g.cout {
         let dst = &mut gp[co * g.q..][..g.q];
         for oy in 0..g.ho {
             let row = &mut dst[oy * g.wp..];
-            row[..g.wo].copy_from_slice(&gr[(co * g.ho + oy) * g.wo..][..g.wo]);
+            let src = &gr[(co * g.ho + oy) * g.wo..][..g.wo];
+            match mask {
+                Some(m) => {
+                    let m = &m[(co * g.ho + oy) * g.wo..][..g.wo];
+                    for ((d, &v), &m) in row[..g.wo].iter_mut().zip(src).zip(m) {
+                        *d = if m > 0.0 { v } else { 0.0 };
+                    }
+                }
+                None => row[..g.wo].copy_from_slice(src),
+            }
             if oy + 1 < g.ho {
                 row[g.wo..g.wp].fill(0.0);
             }
@@ -506,8 +515,8 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let gm = if self.spec.relu { grad.apply_op2_no_bwd(res, &ReluMask)? } else { grad };
-        let all = x.apply_op3_no_bwd(w, &gm, &ConvBwdOp { spec: self.spec.clone() })?;
+        let mask = if self.spec.relu { Some(res.contiguous()?) } else { None };
+        let all = x.apply_op3_no_bwd(w, &grad, &ConvBwdOp { spec: self.spec.clone(), mask })?;
         let nx = x.elem_count();
         let nw = w.elem_count();
         let nb = b.elem_count();
@@ -546,10 +555,52 @@ impl CustomOp2 for ReluMask {
     }
 }
 
-/// Inputs `(x, w, g)` with `g` the gradient of the pre-activation output; output, flat:
+/// Inputs `(x, w, g)` with `g` the gradient of the op's output; with `mask` (the output of a
+/// ReLU op), the gradient is first zeroed where the output is 0. Output, flat:
 /// `dx` (x's shape) ++ `dw` (w's shape) ++ `db` ([Cout]).
 struct ConvBwdOp {
     spec: ConvSpec,
+    mask: Option<Tensor>,
+}
+
+/// Weight-gradient GEMM: rows `co0..co1`, kernel row `ky`, taps `kx0..kx1` (one product
+/// over all those taps, from the channels-last padded input).
+#[derive(Clone, Copy, Debug)]
+struct FRun {
+    co0: usize,
+    co1: usize,
+    ky: usize,
+    kx0: usize,
+    kx1: usize,
+}
+
+fn filter_runs(spec: &ConvSpec) -> Vec<FRun> {
+    let mut out = Vec::new();
+    for gr in &spec.groups {
+        if gr.co.0 == gr.co.1 || gr.kx.0 == gr.kx.1 {
+            continue;
+        }
+        for ky in gr.ky.0..gr.ky.1 {
+            out.push(FRun { co0: gr.co.0, co1: gr.co.1, ky, kx0: gr.kx.0, kx1: gr.kx.1 });
+        }
+    }
+    out
+}
+
+/// Zero-pad image `x` ([cin, h, w]) into `xpt`, channels-last: `xpt[(py * wp + px) * cin + c]`,
+/// plus 8 zeros at the end.
+fn pad_into_t(g: &Geom, pad: [usize; 4], x: &[f32], xpt: &mut [f32]) {
+    let len = g.plane() * g.cin + 8;
+    xpt[..len].fill(0.0);
+    for y in 0..g.h {
+        let row = &mut xpt[((y + pad[0]) * g.wp + pad[2]) * g.cin..][..g.w * g.cin];
+        for c in 0..g.cin {
+            let src = &x[(c * g.h + y) * g.w..][..g.w];
+            for (xx, &v) in src.iter().enumerate() {
+                row[xx * g.cin + c] = v;
+            }
+        }
+    }
 }
 
 impl CustomOp3 for ConvBwdOp {
@@ -573,13 +624,32 @@ impl CustomOp3 for ConvBwdOp {
         if l3.dims() != [g.n, g.cout, g.ho, g.wo] {
             candle_core::bail!("fastconv: grad shape {:?} does not match the output", l3.dims());
         }
+        let mask_guard = self.mask.as_ref().map(|m| m.storage_and_layout());
+        let mask: Option<&[f32]> = match &mask_guard {
+            Some((st, l)) => match &**st {
+                Storage::Cpu(c) => {
+                    let m = slice(c, l, "relu output")?;
+                    if m.len() != gr.len() {
+                        candle_core::bail!("fastconv: relu output size mismatch");
+                    }
+                    Some(m)
+                }
+                _ => candle_core::bail!("fastconv: relu output not on the cpu"),
+            },
+            None => None,
+        };
         let runs = runs(&self.spec, &g)?;
+        let fruns = filter_runs(&self.spec);
         let wt = transpose_weights(&g, w);
         let kk = g.kh * g.kw;
         let out_img = g.cout * g.ho * g.wo;
         let in_img = g.cin * g.h * g.w;
         let nx = g.n * in_img;
         let nw = g.cout * g.cin * kk;
+        // Weight gradient per thread: dwc[co][ky][kx * cin + ci], rows padded by 8 (the
+        // products may run up to 7 columns past their taps).
+        let lrow = g.kw * g.cin + 8;
+        let ndwc = g.cout * g.kh * lrow;
         let mut out = vec![0f32; nx + nw + g.cout];
         let (dx, dwb) = out.split_at_mut(nx);
         let (threads, par) = plan(g.n);
@@ -587,66 +657,59 @@ impl CustomOp3 for ConvBwdOp {
         let pad = self.spec.pad;
         let plane = g.plane();
         let work = |(t, dxs): (usize, &mut [f32])| -> (Vec<f32>, Vec<f64>) {
-            // dwt[tap][co][ci], db[co]
-            let mut dwt = vec![0f32; nw];
+            let mut dwc = vec![0f32; ndwc];
             let mut db = vec![0f64; g.cout];
             SCRATCH.with(|s| {
                 let s = &mut *s.borrow_mut();
-                resize(&mut s.xp, g.cin * plane);
+                resize(&mut s.xp, g.cin * plane + 8);
                 resize(&mut s.dxp, g.cin * plane);
                 resize(&mut s.gp, g.cout * g.q);
                 for (i, dxi) in dxs.chunks_mut(in_img.max(1)).enumerate() {
                     let img = t * per + i;
-                    pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.xp);
-                    grad_into(&g, &gr[img * out_img..][..out_img], &mut s.gp);
+                    pad_into_t(&g, pad, &x[img * in_img..][..in_img], &mut s.xp);
+                    grad_into(&g, &gr[img * out_img..][..out_img], mask.map(|m| &m[img * out_img..][..out_img]), &mut s.gp);
                     s.dxp[..g.cin * plane].fill(0.0);
                     let skip = std::env::var("FASTCONV_SKIP").unwrap_or_default();
-                    let tile = tile_cols();
-                    if !skip.contains("data") {
-                        for q0 in (0..g.q).step_by(tile) {
-                            let nq = tile.min(g.q - q0);
-                            for r in &runs {
-                                // dxp[ci, q + off] += Σ_co W[co, ci, tap] g[co, q]
-                                unsafe {
-                                    sgemm(
-                                        g.cin,
-                                        nq,
-                                        r.co1 - r.co0,
-                                        s.dxp.as_mut_ptr().add(r.off + q0),
-                                        1,
-                                        plane,
-                                        wt.as_ptr().add((r.tap * g.cout + r.co0) * g.cin),
-                                        g.cin,
-                                        1,
-                                        s.gp.as_ptr().add(r.co0 * g.q + q0),
-                                        1,
-                                        g.q,
-                                        par,
-                                    );
-                                }
-                            }
+                    for r in runs.iter().filter(|_| !skip.contains("data")) {
+                        // dxp[ci, q + off] += Σ_co W[co, ci, tap] g[co, q]
+                        unsafe {
+                            sgemm(
+                                g.cin,
+                                g.q,
+                                r.co1 - r.co0,
+                                s.dxp.as_mut_ptr().add(r.off),
+                                1,
+                                plane,
+                                wt.as_ptr().add((r.tap * g.cout + r.co0) * g.cin),
+                                g.cin,
+                                1,
+                                s.gp.as_ptr().add(r.co0 * g.q),
+                                1,
+                                g.q,
+                                par,
+                            );
                         }
                     }
-                    if !skip.contains("filter") {
-                        for r in &runs {
-                            // dW[tap][co, ci] += Σ_q g[co, q] xp[ci, q + off]
-                            unsafe {
-                                sgemm(
-                                    r.co1 - r.co0,
-                                    g.cin,
-                                    g.q,
-                                    dwt.as_mut_ptr().add((r.tap * g.cout + r.co0) * g.cin),
-                                    1,
-                                    g.cin,
-                                    s.gp.as_ptr().add(r.co0 * g.q),
-                                    1,
-                                    g.q,
-                                    s.xp.as_ptr().add(r.off),
-                                    plane,
-                                    1,
-                                    par,
-                                );
-                            }
+                    for r in fruns.iter().filter(|_| !skip.contains("filter")) {
+                        // dwc[co][ky][kx * cin + ci] += Σ_q xpt[(q + ky·wp + kx) * cin + ci] g[co, q]
+                        // as one product over j = (kx - kx0) * cin + ci, rounded up to 8 rows.
+                        let m = ((r.kx1 - r.kx0) * g.cin).next_multiple_of(8);
+                        unsafe {
+                            sgemm(
+                                m,
+                                r.co1 - r.co0,
+                                g.q,
+                                dwc.as_mut_ptr().add((r.co0 * g.kh + r.ky) * lrow + r.kx0 * g.cin),
+                                g.kh * lrow,
+                                1,
+                                s.xp.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
+                                g.cin,
+                                1,
+                                s.gp.as_ptr().add(r.co0 * g.q),
+                                g.q,
+                                1,
+                                par,
+                            );
                         }
                     }
                     for (co, d) in db.iter_mut().enumerate() {
@@ -660,7 +723,7 @@ impl CustomOp3 for ConvBwdOp {
                     }
                 }
             });
-            (dwt, db)
+            (dwc, db)
         };
         let parts: Vec<(Vec<f32>, Vec<f64>)> = if threads > 1 {
             dx.par_chunks_mut((per * in_img).max(1)).enumerate().map(work).collect()
@@ -670,13 +733,29 @@ impl CustomOp3 for ConvBwdOp {
             vec![]
         };
         let (dw, db) = dwb.split_at_mut(nw);
+        // Sum the threads' parts; keep only the taps inside each channel's group.
+        let mut support = vec![false; g.cout * kk];
+        for gr in &self.spec.groups {
+            for co in gr.co.0..gr.co.1 {
+                for ky in gr.ky.0..gr.ky.1 {
+                    for kx in gr.kx.0..gr.kx.1 {
+                        support[co * kk + ky * g.kw + kx] = true;
+                    }
+                }
+            }
+        }
         let mut db64 = vec![0f64; g.cout];
-        for (dwt, dbt) in &parts {
+        for (dwc, dbt) in &parts {
             for co in 0..g.cout {
-                for ci in 0..g.cin {
-                    let dst = &mut dw[(co * g.cin + ci) * kk..][..kk];
-                    for (tap, d) in dst.iter_mut().enumerate() {
-                        *d += dwt[(tap * g.cout + co) * g.cin + ci];
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        if !support[co * kk + ky * g.kw + kx] {
+                            continue;
+                        }
+                        let src = &dwc[(co * g.kh + ky) * lrow + kx * g.cin..][..g.cin];
+                        for (ci, &v) in src.iter().enumerate() {
+                            dw[(co * g.cin + ci) * kk + ky * g.kw + kx] += v;
+                        }
                     }
                 }
             }

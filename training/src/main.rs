@@ -122,8 +122,16 @@ struct ExportArgs {
 
 fn run_train(a: TrainArgs) -> Result<()> {
     let defaults = TrainConfig::default();
+    let mut data = a.data;
+    if data == defaults.data && !data[0].is_dir() {
+        // Not started from the project root: use the project's data/images.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data").join("images");
+        if root.is_dir() {
+            data = vec![root];
+        }
+    }
     let config = TrainConfig {
-        data: a.data,
+        data,
         out: a.out,
         steps: a.steps.unwrap_or(defaults.steps),
         batch_size: a.batch_size,

@@ -149,7 +149,7 @@ mod tests {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-        let w = vb.get_with_hints(2, "w", candle_nn::init::Const(1.0))?;
+        let w = vb.get_with_hints(2, "w", candle_nn::Init::Const(1.0))?;
         let mut opt = AdamW::new(&vm, AdamWParams { weight_decay: 0.1, ..Default::default() })?;
         // loss = sum(w * [1, -2]) → grad = [1, -2]; the first Adam step moves by lr * sign.
         let loss = (w.clone() * Tensor::new(&[1f32, -2.0], &dev)?)?.sum_all()?;

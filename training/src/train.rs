@@ -145,6 +145,9 @@ impl TrainConfig {
         if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {
             bail!("--beta and --noise-std must be ≥ 0 and --lr > 0");
         }
+        if self.val_pairs == 0 {
+            bail!("--val-pairs must be at least 1");
+        }
         if !(0.0..1.0).contains(&self.val_fraction) {
             bail!("--val-fraction must be in [0, 1)");
         }
@@ -484,6 +487,12 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     );
     pb.set_position(start);
     let session_start = Instant::now();
+    let mut last_line = Instant::now();
+    let log = |line: String| {
+        if opts.progress {
+            if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
+        }
+    };
     let mut rate_t = Instant::now();
     let mut rate_steps = 0u64;
     let mut steps_per_s = 0.0;
@@ -533,12 +542,18 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             rate_t = Instant::now();
             rate_steps = 0;
         }
-        pb.set_position(step);
-        pb.set_message(format!(
+        let msg = format!(
             "loss {loss_v:.5} | PSNR cover {:.2} secret {:.2} dB | {steps_per_s:.2} step/s",
             psnr_from_mse(cm),
             psnr_from_mse(sm)
-        ));
+        );
+        pb.set_position(step);
+        // Without a terminal the bar is hidden: print a line every 30 s instead.
+        if opts.progress && pb.is_hidden() && (last_line.elapsed().as_secs() >= 30 || step == start + 1) {
+            eprintln!("step {step}/{}: lr {lr:.2e} | {msg}", config.steps);
+            last_line = Instant::now();
+        }
+        pb.set_message(msg);
         state.step = step;
         state.optimizer_t = opt.t;
 
@@ -558,7 +573,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
             fig.save(out.join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
             draw_loss_plot(&out)?;
-            pb.println(format!(
+            log(format!(
                 "step {step}: validation cover APD {:.2} PSNR {:.2} dB SSIM {:.4} | secret APD {:.2} PSNR {:.2} dB SSIM {:.4}",
                 v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim
             ));

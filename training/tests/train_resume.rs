@@ -94,6 +94,17 @@ fn train_checkpoint_resume_export() {
         }
     }
 
+    // The same run without interruption ends with the same weights: resume continued the
+    // same batches, optimizer state and schedule.
+    let straight = tmp.path().join("straight");
+    let o = train::train(config(&data, &straight, 3), &RunOptions { no_export: true, ..RunOptions::default() }).unwrap();
+    assert_eq!(o.step, 3);
+    let ws = candle_core::safetensors::load(straight.join(train::CHECKPOINT_FILE), &Device::Cpu).unwrap();
+    for (name, t) in &w3 {
+        let d = (t - &ws[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d <= 1e-6, "{name}: resumed and straight runs differ by {d}");
+    }
+
     // Resuming a finished run does nothing more.
     let opts = RunOptions { resume: true, no_export: true, ..RunOptions::default() };
     assert_eq!(train::train(config(&data, &out, 3), &opts).unwrap().step, 3);

@@ -62,7 +62,7 @@ impl StegoHide {
     }
 
     fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
-        gst::element_imp_error!(self, gst::StreamError::Failed, ["{what}: {err}"]);
+        gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
         gst::FlowError::Error
     }
 
@@ -162,7 +162,11 @@ impl ElementImpl for StegoHide {
             gst::subclass::ElementMetadata::new(
                 "Stego Hide",
                 "Filter/Effect/Video/Aggregator",
-                "Hides the secret video inside the cover video with a deep steganography network (Baluja 2017)",
+                "Hides the video on the secret pad inside the video on the cover pad with a deep \
+                 steganography network (Baluja 2017); the output has the cover's size, format and \
+                 timing. Example: gst-launch-1.0 videotestsrc ! video/x-raw,width=320,height=240 ! \
+                 h.cover videotestsrc pattern=ball ! h.secret stegohide name=h ! stegoreveal ! \
+                 videoconvert ! autovideosink",
                 "stego project",
             )
         });
@@ -227,7 +231,7 @@ impl AggregatorImpl for StegoHide {
             return None;
         }
         if let Some(req) = req_name
-            && req != name.as_str()
+            && req != name
         {
             gst::warning!(CAT, imp = self, "Pad {req} requested from template {name}: the pads are named cover and secret");
             return None;
@@ -236,14 +240,16 @@ impl AggregatorImpl for StegoHide {
             gst::warning!(CAT, imp = self, "The element already has a {name} pad");
             return None;
         }
-        Some(gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ).name(name.as_str()).build())
+        Some(gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ).name(name).build())
     }
 
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
         let is_cover = pad.name() == COVER;
         match query.view_mut() {
             gst::QueryViewMut::Caps(q) => {
-                let caps = if is_cover { self.cover_caps(pad, q.filter()) } else { Self::secret_caps(pad, q.filter()) };
+                let filter = q.filter_owned();
+                let caps =
+                    if is_cover { self.cover_caps(pad, filter.as_ref()) } else { Self::secret_caps(pad, filter.as_ref()) };
                 gst::debug!(CAT, obj = pad, "Returning caps {caps}");
                 q.set_result(&caps);
                 true
@@ -275,7 +281,7 @@ impl AggregatorImpl for StegoHide {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["Downstream does not accept the cover's caps {cover_caps}"],
+                ("Downstream does not accept the cover's caps {cover_caps}"),
                 ["downstream caps: {downstream}"]
             );
             return Err(gst::FlowError::NotNegotiated);
@@ -284,9 +290,10 @@ impl AggregatorImpl for StegoHide {
         Ok(caps)
     }
 
-    fn fixate_src_caps(&self, caps: gst::Caps) -> gst::Caps {
+    fn fixate_src_caps(&self, mut caps: gst::Caps) -> gst::Caps {
         // Already the cover's (fixed) caps: never let the base class pick the largest input.
-        caps.fixate()
+        caps.fixate();
+        caps
     }
 
     fn negotiated_src_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
@@ -309,6 +316,24 @@ impl AggregatorImpl for StegoHide {
             }
         }
         Ok(())
+    }
+
+    fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match self.parent_aggregate(timeout) {
+            // The base class took a frame with new caps (e.g. a new cover size) and asks to
+            // renegotiate. It would do so only once more data arrives (or, live, on the next
+            // timeout), holding this frame back: renegotiate now and output it.
+            Err(gst_base::AGGREGATOR_FLOW_NEED_DATA) if self.obj().src_pad().check_reconfigure() => {
+                gst::debug!(CAT, imp = self, "Renegotiating for new input caps");
+                if !self.obj().negotiate() {
+                    let src = self.obj().src_pad().clone();
+                    src.mark_reconfigure();
+                    return Err(if src.pad_flags().contains(gst::PadFlags::FLUSHING) { gst::FlowError::Flushing } else { gst::FlowError::NotNegotiated });
+                }
+                self.parent_aggregate(timeout)
+            }
+            other => other,
+        }
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -343,7 +368,7 @@ impl VideoAggregatorImpl for StegoHide {
         let out_info = obj.video_info().ok_or(gst::FlowError::NotNegotiated)?;
 
         let Some(cover_pad) = self.sink_pad(COVER) else {
-            gst::element_imp_error!(self, gst::CoreError::Pad, ["stegohide has no cover pad"], ["link the cover video to h.cover"]);
+            gst::element_imp_error!(self, gst::CoreError::Pad, ("stegohide has no cover pad: link the cover video to h.cover"));
             return Err(gst::FlowError::Error);
         };
         let Some(cover) = cover_pad.prepared_frame(token) else {

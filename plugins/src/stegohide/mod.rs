@@ -16,13 +16,13 @@
  * them for other formats). A frame's alpha passes through unchanged.
  *
  * ## Example launch line
- * ```
+ * ```shell
  * gst-launch-1.0 stegohide name=h ! videoconvert ! autovideosink \
  *     videotestsrc ! video/x-raw,width=320,height=240 ! h.cover \
  *     videotestsrc pattern=ball ! video/x-raw,width=160,height=120 ! h.secret
  * ```
  * Hide and reveal again in one pipeline:
- * ```
+ * ```shell
  * gst-launch-1.0 stegohide name=h ! stegoreveal ! videoconvert ! autovideosink \
  *     videotestsrc num-buffers=100 ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
  *     videotestsrc pattern=ball ! videoconvert ! h.secret

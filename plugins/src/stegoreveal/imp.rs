@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 use gst::glib;
-use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
@@ -64,7 +63,10 @@ impl ElementImpl for StegoReveal {
             gst::subclass::ElementMetadata::new(
                 "Stego Reveal",
                 "Filter/Effect/Video",
-                "Reveals the secret video hidden by stegohide with a deep steganography network (Baluja 2017)",
+                "Reveals the secret video that stegohide hid in a container video (deep \
+                 steganography, Baluja 2017); the container must arrive losslessly. Example: \
+                 gst-launch-1.0 videotestsrc ! h.cover videotestsrc pattern=ball ! h.secret \
+                 stegohide name=h ! stegoreveal ! videoconvert ! autovideosink",
                 "stego project",
             )
         });
@@ -151,7 +153,7 @@ impl VideoFilterImpl for StegoReveal {
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let fail = |what: &str, err: &dyn std::fmt::Display| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["{what}: {err}"]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
             gst::FlowError::Error
         };
         let mut state = self.state.lock().unwrap();

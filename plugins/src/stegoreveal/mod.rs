@@ -12,7 +12,7 @@
  * the hidden signal lives in small pixel differences that lossy compression removes.
  *
  * ## Example launch line
- * ```
+ * ```shell
  * gst-launch-1.0 stegohide name=h ! tee name=t \
  *     t. ! queue ! videoconvert ! autovideosink \
  *     t. ! queue ! stegoreveal ! videoconvert ! autovideosink \

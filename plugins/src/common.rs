@@ -7,6 +7,13 @@ use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks `m`; a mutex poisoned by a panicking thread still gives its data (no second panic
+/// in a streaming thread).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Which onnxruntime execution provider runs the model (property `execution-provider`).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
@@ -102,11 +109,14 @@ impl ModelSettings {
                 .default_value(Some(default_file.to_string_lossy().as_ref()))
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
-                .nick("Execution provider")
-                .blurb("onnxruntime execution provider that runs the model")
-                .mutable_ready()
-                .build(),
+            glib::ParamSpecEnum::builder_with_default(
+                "execution-provider",
+                DEFAULT_EXECUTION_PROVIDER,
+            )
+            .nick("Execution provider")
+            .blurb("onnxruntime execution provider that runs the model")
+            .mutable_ready()
+            .build(),
             glib::ParamSpecInt::builder("device")
                 .nick("Device")
                 .blurb("GPU device id for the cuda execution provider")
@@ -126,7 +136,12 @@ impl ModelSettings {
     }
 
     /// Sets one of the model properties; returns false when `pspec` is not one of them.
-    pub fn set_property(&mut self, role: stego::contract::Role, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
+    pub fn set_property(
+        &mut self,
+        role: stego::contract::Role,
+        value: &glib::Value,
+        pspec: &glib::ParamSpec,
+    ) -> bool {
         match pspec.name() {
             "model-file" => {
                 let file: Option<String> = value.get().unwrap_or(None);
@@ -169,7 +184,9 @@ pub const FORMATS: [gst_video::VideoFormat; 6] = [
 
 /// `video/x-raw` in the packed 8-bit RGB formats, any size and frame rate.
 pub fn caps() -> gst::Caps {
-    gst_video::VideoCapsBuilder::new().format_list(FORMATS).build()
+    gst_video::VideoCapsBuilder::new()
+        .format_list(FORMATS)
+        .build()
 }
 
 /// The library's pixel format for a GStreamer video format.
@@ -188,18 +205,34 @@ pub fn pixel_format(format: gst_video::VideoFormat) -> Option<stego::frame::Pixe
 }
 
 /// Geometry of a mapped frame: format, width, height, stride.
-fn geometry<T>(frame: &gst_video::VideoFrameRef<T>) -> Result<(stego::frame::PixelFormat, usize, usize, usize), String> {
-    let format = pixel_format(frame.format())
-        .ok_or_else(|| format!("video format {} is not supported: put videoconvert before the element", frame.format()))?;
+fn geometry<T>(
+    frame: &gst_video::VideoFrameRef<T>,
+) -> Result<(stego::frame::PixelFormat, usize, usize, usize), String> {
+    let format = pixel_format(frame.format()).ok_or_else(|| {
+        format!(
+            "video format {} is not supported: put videoconvert before the element",
+            frame.format()
+        )
+    })?;
     let stride = frame.plane_stride()[0];
-    let stride = usize::try_from(stride).map_err(|_| format!("negative row stride {stride} is not supported"))?;
-    Ok((format, frame.width() as usize, frame.height() as usize, stride))
+    let stride = usize::try_from(stride)
+        .map_err(|_| format!("negative row stride {stride} is not supported"))?;
+    Ok((
+        format,
+        frame.width() as usize,
+        frame.height() as usize,
+        stride,
+    ))
 }
 
 /// A read-only view of a mapped GStreamer frame as a library frame.
-pub fn frame<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<stego::frame::Frame<'a>, String> {
+pub fn frame<'a>(
+    frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>,
+) -> Result<stego::frame::Frame<'a>, String> {
     let (format, width, height, stride) = geometry(frame)?;
-    let data = frame.plane_data(0).map_err(|e| format!("cannot read the frame's pixels: {e}"))?;
+    let data = frame
+        .plane_data(0)
+        .map_err(|e| format!("cannot read the frame's pixels: {e}"))?;
     stego::frame::Frame::new(data, format, width, height, stride).map_err(|e| e.to_string())
 }
 
@@ -208,19 +241,34 @@ pub fn frame_mut<'a>(
     frame: &'a mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
 ) -> Result<stego::frame::FrameMut<'a>, String> {
     let (format, width, height, stride) = geometry(frame)?;
-    let data = frame.plane_data_mut(0).map_err(|e| format!("cannot write the frame's pixels: {e}"))?;
+    let data = frame
+        .plane_data_mut(0)
+        .map_err(|e| format!("cannot write the frame's pixels: {e}"))?;
     stego::frame::FrameMut::new(data, format, width, height, stride).map_err(|e| e.to_string())
 }
 
-/// The element error for a library error raised while creating the session in `start()`.
+/// The element error for a library error raised while creating the session in `start()`:
+/// the library's message (which names the file or provider and what to do) plus the
+/// element's own property to change.
 pub fn start_error(element: &str, err: &stego::Error) -> gst::ErrorMessage {
     use stego::Error as E;
     match err {
-        E::ModelMissing(_) => gst::error_msg!(gst::ResourceError::NotFound, ("{element}: {err}")),
-        E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::ResourceError::OpenRead, ("{element}: {err}"))
-        }
-        E::ExecutionProvider { .. } | E::RuntimeLibrary { .. } | E::RuntimeAlreadyLoaded { .. } => {
+        E::ModelMissing(_) => gst::error_msg!(
+            gst::ResourceError::NotFound,
+            ("{element}: {err}"),
+            ["set the model-file property to an existing model"]
+        ),
+        E::ModelLoad { .. } | E::ModelContract { .. } => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            ("{element}: {err}"),
+            ["set the model-file property to a model exported by the training crate"]
+        ),
+        E::ExecutionProvider { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{element}: {err}"),
+            ["element property: execution-provider=cpu, or auto to fall back to the CPU"]
+        ),
+        E::RuntimeLibrary { .. } | E::RuntimeAlreadyLoaded { .. } => {
             gst::error_msg!(gst::LibraryError::Init, ("{element}: {err}"))
         }
         _ => gst::error_msg!(gst::LibraryError::Settings, ("{element}: {err}")),

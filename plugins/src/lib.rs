@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-#![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
+#![allow(unused_doc_comments)]
 
 //! GStreamer plugin `stego`: deep steganography for live video (Baluja, NIPS 2017).
 //!

@@ -5,8 +5,8 @@
 // to test other files. Frames are tiny (32x24 and the like) so the tests stay fast on a CPU.
 
 use gst::prelude::*;
-use gst_video::prelude::*;
 use gst_check::Harness;
+use gst_video::prelude::*;
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
@@ -25,19 +25,32 @@ fn init() {
 fn model_dir() -> PathBuf {
     std::env::var_os("STEGO_TEST_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("models"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("models")
+        })
 }
 
 fn model(name: &str) -> String {
     let p = model_dir().join(name);
-    assert!(p.is_file(), "{} is missing: export the models with the training crate (or set STEGO_TEST_MODEL_DIR)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: export the models with the training crate (or set STEGO_TEST_MODEL_DIR)",
+        p.display()
+    );
     p.to_string_lossy().into_owned()
 }
 
 /// The stub models in tests/models (see make_stub_models.py): container = 0.75 cover +
 /// 0.25 secret, revealed = 1 − container. They make exact pixel checks possible.
 fn stub(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("models").join(name).to_string_lossy().into_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("models")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn hide_element() -> gst::Element {
@@ -65,11 +78,18 @@ fn reveal_element_with(model_file: &str) -> gst::Element {
 }
 
 fn info(format: gst_video::VideoFormat, width: u32, height: u32) -> gst_video::VideoInfo {
-    gst_video::VideoInfo::builder(format, width, height).fps(gst::Fraction::new(FPS, 1)).build().unwrap()
+    gst_video::VideoInfo::builder(format, width, height)
+        .fps(gst::Fraction::new(FPS, 1))
+        .build()
+        .unwrap()
 }
 
 /// A frame whose R, G, B values come from `rgb(x, y)`, alpha (if any) 255, timestamped as frame `n`.
-fn frame(info: &gst_video::VideoInfo, n: u64, rgb: impl Fn(usize, usize) -> [u8; 3]) -> gst::Buffer {
+fn frame(
+    info: &gst_video::VideoInfo,
+    n: u64,
+    rgb: impl Fn(usize, usize) -> [u8; 3],
+) -> gst::Buffer {
     frame_with_alpha(info, n, rgb, |_, _| 255)
 }
 
@@ -89,7 +109,12 @@ fn frame_with_alpha(
         let fmt = vf.format();
         let (w, h) = (vf.width() as usize, vf.height() as usize);
         let bpp = vf.format_info().pixel_stride()[0] as usize;
-        let bgr = matches!(fmt, gst_video::VideoFormat::Bgr | gst_video::VideoFormat::Bgra | gst_video::VideoFormat::Bgrx);
+        let bgr = matches!(
+            fmt,
+            gst_video::VideoFormat::Bgr
+                | gst_video::VideoFormat::Bgra
+                | gst_video::VideoFormat::Bgrx
+        );
         let data = vf.plane_data_mut(0).unwrap();
         for y in 0..h {
             for x in 0..w {
@@ -114,13 +139,20 @@ fn rgb_of(buf: &gst::Buffer, info: &gst_video::VideoInfo) -> Vec<[u8; 3]> {
     let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), info).unwrap();
     let stride = vf.plane_stride()[0] as usize;
     let bpp = vf.format_info().pixel_stride()[0] as usize;
-    let bgr = matches!(vf.format(), gst_video::VideoFormat::Bgr | gst_video::VideoFormat::Bgra | gst_video::VideoFormat::Bgrx);
+    let bgr = matches!(
+        vf.format(),
+        gst_video::VideoFormat::Bgr | gst_video::VideoFormat::Bgra | gst_video::VideoFormat::Bgrx
+    );
     let data = vf.plane_data(0).unwrap();
     let mut out = Vec::new();
     for y in 0..vf.height() as usize {
         for x in 0..vf.width() as usize {
             let p = &data[y * stride + x * bpp..];
-            out.push(if bgr { [p[2], p[1], p[0]] } else { [p[0], p[1], p[2]] });
+            out.push(if bgr {
+                [p[2], p[1], p[0]]
+            } else {
+                [p[0], p[1], p[2]]
+            });
         }
     }
     out
@@ -129,7 +161,11 @@ fn rgb_of(buf: &gst::Buffer, info: &gst_video::VideoInfo) -> Vec<[u8; 3]> {
 /// Mean absolute difference of two RGB images, in 8-bit levels.
 fn mad(a: &[[u8; 3]], b: &[[u8; 3]]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let sum: u64 = a.iter().zip(b).flat_map(|(p, q)| (0..3).map(move |c| (p[c] as i64 - q[c] as i64).unsigned_abs())).sum();
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .flat_map(|(p, q)| (0..3).map(move |c| (p[c] as i64 - q[c] as i64).unsigned_abs()))
+        .sum();
     sum as f64 / (a.len() * 3) as f64
 }
 
@@ -138,11 +174,21 @@ fn cover_rgb(x: usize, y: usize) -> [u8; 3] {
     [(60 + x * 4) as u8, (90 + y * 4) as u8, 140]
 }
 fn secret_rgb(i: u64) -> impl Fn(usize, usize) -> [u8; 3] {
-    move |x, y| if ((x / 4) + (y / 4) + i as usize) % 2 == 0 { [230, 40, 40] } else { [20, 20, 200] }
+    move |x, y| {
+        if ((x / 4) + (y / 4) + i as usize).is_multiple_of(2) {
+            [230, 40, 40]
+        } else {
+            [20, 20, 200]
+        }
+    }
 }
 
 /// Harnesses on the cover (with the output) and secret pads of one stegohide.
-fn hide_harnesses(el: &gst::Element, cover: &gst_video::VideoInfo, secret: &gst_video::VideoInfo) -> (Harness, Harness) {
+fn hide_harnesses(
+    el: &gst::Element,
+    cover: &gst_video::VideoInfo,
+    secret: &gst_video::VideoInfo,
+) -> (Harness, Harness) {
     let mut hc = Harness::with_element(el, Some("cover"), Some("src"));
     let mut hs = Harness::with_element(el, Some("secret"), None);
     hc.set_src_caps(cover.to_caps().unwrap());
@@ -180,7 +226,10 @@ fn wait_eos(h: &mut Harness) -> bool {
 fn assert_close(got: &[[u8; 3]], want: impl Fn(usize) -> [u8; 3], what: &str) {
     for (i, g) in got.iter().enumerate() {
         let w = want(i);
-        assert!((0..3).all(|c| (g[c] as i32 - w[c] as i32).abs() <= 1), "{what}: pixel {i} is {g:?}, expected {w:?}");
+        assert!(
+            (0..3).all(|c| (g[c] as i32 - w[c] as i32).abs() <= 1),
+            "{what}: pixel {i} is {g:?}, expected {w:?}"
+        );
     }
 }
 
@@ -197,7 +246,10 @@ fn exact_pixels_with_stub_models() {
     hs.push(frame(&si, 0, |_, _| [200, 100, 40])).unwrap();
     let container = hc.pull().unwrap();
     let oi = output_info(&hc);
-    assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Rgb, 30, 24));
+    assert_eq!(
+        (oi.format(), oi.width(), oi.height()),
+        (gst_video::VideoFormat::Rgb, 30, 24)
+    );
     let c = rgb_of(&container, &oi);
     let mix = |a: u8, b: u8| (0.75 * a as f64 + 0.25 * b as f64).round() as u8;
     let want = |i: usize| {
@@ -206,7 +258,11 @@ fn exact_pixels_with_stub_models() {
     };
     assert_close(&c, want, "container");
 
-    let mut hr = Harness::with_element(&reveal_element_with(&stub("reveal.onnx")), Some("sink"), Some("src"));
+    let mut hr = Harness::with_element(
+        &reveal_element_with(&stub("reveal.onnx")),
+        Some("sink"),
+        Some("src"),
+    );
     hr.set_src_caps(oi.to_caps().unwrap());
     let revealed = hr.push_and_pull(container).unwrap();
     let r = rgb_of(&revealed, &output_info(&hr));
@@ -217,19 +273,72 @@ fn exact_pixels_with_stub_models() {
     let ci = info(gst_video::VideoFormat::Bgra, 16, 8);
     let si = info(gst_video::VideoFormat::Rgb, 4, 2);
     let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
-    hc.push(frame_with_alpha(&ci, 0, |_, _| [240, 120, 0], |x, y| (x * 16 + y) as u8)).unwrap();
+    hc.push(frame_with_alpha(
+        &ci,
+        0,
+        |_, _| [240, 120, 0],
+        |x, y| (x * 16 + y) as u8,
+    ))
+    .unwrap();
     hs.push(frame(&si, 0, |_, _| [0, 40, 200])).unwrap();
     let container = hc.pull().unwrap();
     let oi = output_info(&hc);
     assert_eq!(oi.format(), gst_video::VideoFormat::Bgra);
-    assert_close(&rgb_of(&container, &oi), |_| [mix(240, 0), mix(120, 40), mix(0, 200)], "BGRA container");
+    assert_close(
+        &rgb_of(&container, &oi),
+        |_| [mix(240, 0), mix(120, 40), mix(0, 200)],
+        "BGRA container",
+    );
     let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(container.as_ref(), &oi).unwrap();
     let stride = vf.plane_stride()[0] as usize;
     let data = vf.plane_data(0).unwrap();
     for y in 0..8 {
         for x in 0..16 {
-            assert_eq!(data[y * stride + x * 4 + 3], (x * 16 + y) as u8, "alpha at {x},{y}");
+            assert_eq!(
+                data[y * stride + x * 4 + 3],
+                (x * 16 + y) as u8,
+                "alpha at {x},{y}"
+            );
         }
+    }
+}
+
+#[test]
+fn each_cover_frame_takes_the_secret_frame_current_at_its_time() {
+    init();
+    // Cover at 25 fps, secret at 12.5 fps: cover frame n carries secret frame n / 2.
+    let el = hide_element_with(&stub("hide.onnx"));
+    let ci = info(gst_video::VideoFormat::Rgb, 16, 12);
+    let si = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 16, 12)
+        .fps(gst::Fraction::new(25, 2))
+        .build()
+        .unwrap();
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
+    let colours = [[0u8, 0, 0], [200, 200, 200], [100, 0, 252], [40, 80, 120]];
+    let secret = |k: usize| {
+        let mut b = frame(&si, 0, |_, _| colours[k]);
+        let b2 = b.get_mut().unwrap();
+        b2.set_pts(FRAME * 2 * k as u64);
+        b2.set_duration(FRAME * 2);
+        b
+    };
+    hs.push(secret(0)).unwrap();
+    for n in 0..6usize {
+        if n % 2 == 0 {
+            // The next secret frame, so that the aggregator knows the current one still holds.
+            hs.push(secret(n / 2 + 1)).unwrap();
+        }
+        hc.push(frame(&ci, n as u64, |_, _| [100, 100, 100]))
+            .unwrap();
+        let out = hc.pull().unwrap();
+        assert_eq!(out.pts(), Some(FRAME * n as u64));
+        let mix = |c: u8| (75.0 + 0.25 * c as f64).round() as u8;
+        let want = colours[n / 2].map(mix);
+        assert_close(
+            &rgb_of(&out, &output_info(&hc)),
+            |_| want,
+            &format!("cover frame {n}"),
+        );
     }
 }
 
@@ -244,14 +353,24 @@ fn hides_through_both_pads_and_output_follows_the_cover() {
         hc.push(frame(&ci, n, cover_rgb)).unwrap();
         hs.push(frame(&ci, n, secret_rgb(n))).unwrap();
         let out = hc.pull().expect("a container frame");
-        assert_eq!(out.pts(), Some(FRAME * n), "the output keeps the cover's timing");
+        assert_eq!(
+            out.pts(),
+            Some(FRAME * n),
+            "the output keeps the cover's timing"
+        );
         assert_eq!(out.duration(), Some(FRAME));
         let oi = output_info(&hc);
-        assert_eq!((oi.format(), oi.width(), oi.height(), oi.fps()), (ci.format(), 32, 24, gst::Fraction::new(FPS, 1)));
+        assert_eq!(
+            (oi.format(), oi.width(), oi.height(), oi.fps()),
+            (ci.format(), 32, 24, gst::Fraction::new(FPS, 1))
+        );
         let (c, o) = (rgb_of(&cover, &ci), rgb_of(&out, &oi));
         // How much the container looks like the cover depends on the training; that it
         // differs from the cover shows that something was hidden.
-        assert!(mad(&o, &c) > 0.0, "the container differs from the cover: something was hidden");
+        assert!(
+            mad(&o, &c) > 0.0,
+            "the container differs from the cover: something was hidden"
+        );
     }
 }
 
@@ -269,11 +388,17 @@ fn reveals_a_container() {
     hr.set_src_caps(ci.to_caps().unwrap());
     let revealed = hr.push_and_pull(container).expect("a revealed frame");
     let ri = output_info(&hr);
-    assert_eq!((ri.format(), ri.width(), ri.height()), (ci.format(), 32, 24));
+    assert_eq!(
+        (ri.format(), ri.width(), ri.height()),
+        (ci.format(), 32, 24)
+    );
     assert_eq!(revealed.pts(), Some(gst::ClockTime::ZERO));
     assert_eq!(revealed.size(), ci.size());
     let r = rgb_of(&revealed, &ri);
-    let (to_secret, to_cover) = (mad(&r, &rgb_of(&frame(&ci, 0, secret_rgb(0)), &ci)), mad(&r, &rgb_of(&frame(&ci, 0, cover_rgb), &ci)));
+    let (to_secret, to_cover) = (
+        mad(&r, &rgb_of(&frame(&ci, 0, secret_rgb(0)), &ci)),
+        mad(&r, &rgb_of(&frame(&ci, 0, cover_rgb), &ci)),
+    );
     eprintln!("revealed: mean abs diff to the secret {to_secret:.1}, to the cover {to_cover:.1}");
 }
 
@@ -281,22 +406,25 @@ fn reveals_a_container() {
 fn reveal_takes_every_packed_format_and_renegotiates() {
     init();
     let mut hr = Harness::with_element(&reveal_element(), Some("sink"), Some("src"));
-    let mut n = 0;
-    for (fmt, w, h) in [
+    for (n, (fmt, w, h)) in [
         (gst_video::VideoFormat::Rgb, 30, 24),
         (gst_video::VideoFormat::Rgba, 32, 24),
         (gst_video::VideoFormat::Rgbx, 32, 24),
         (gst_video::VideoFormat::Bgr, 18, 10),
         (gst_video::VideoFormat::Bgra, 48, 36),
         (gst_video::VideoFormat::Bgrx, 16, 16),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let i = info(fmt, w, h);
         hr.set_src_caps(i.to_caps().unwrap());
-        let out = hr.push_and_pull(frame(&i, n, cover_rgb)).expect("a revealed frame");
+        let out = hr
+            .push_and_pull(frame(&i, n as u64, cover_rgb))
+            .expect("a revealed frame");
         let oi = output_info(&hr);
         assert_eq!((oi.format(), oi.width(), oi.height()), (fmt, w, h));
         assert_eq!(out.size(), i.size());
-        n += 1;
     }
 }
 
@@ -312,7 +440,11 @@ fn secret_of_another_size_and_format_is_scaled_to_the_cover() {
         hs.push(frame(&si, n, secret_rgb(n))).unwrap();
         let out = hc.pull().unwrap();
         let oi = output_info(&hc);
-        assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Rgb, 30, 24), "output at the cover's size and format, not the larger secret's");
+        assert_eq!(
+            (oi.format(), oi.width(), oi.height()),
+            (gst_video::VideoFormat::Rgb, 30, 24),
+            "output at the cover's size and format, not the larger secret's"
+        );
         assert_eq!(out.size(), ci.size());
     }
     // A smaller secret is scaled up.
@@ -324,10 +456,19 @@ fn secret_of_another_size_and_format_is_scaled_to_the_cover() {
     hs.push(frame(&si, 0, secret_rgb(0))).unwrap();
     let out = hc.pull().unwrap();
     let oi = output_info(&hc);
-    assert_eq!((oi.format(), oi.width(), oi.height()), (gst_video::VideoFormat::Bgra, 32, 24));
+    assert_eq!(
+        (oi.format(), oi.width(), oi.height()),
+        (gst_video::VideoFormat::Bgra, 32, 24)
+    );
     // BGRA alpha comes from the cover.
     let vf = gst_video::VideoFrameRef::from_buffer_ref_readable(out.as_ref(), &oi).unwrap();
-    assert!(vf.plane_data(0).unwrap().chunks_exact(4).take(32).all(|p| p[3] == 255));
+    assert!(
+        vf.plane_data(0)
+            .unwrap()
+            .chunks_exact(4)
+            .take(32)
+            .all(|p| p[3] == 255)
+    );
 }
 
 /// Pushes 5 cover frames and 2 secret frames then the secret's EOS; returns the outputs.
@@ -390,7 +531,11 @@ fn secret_eos_repeat_keeps_hiding_the_last_secret_frame() {
     for out in &outs[2..] {
         let o = rgb_of(out, &oi);
         assert!(mad(&o, &cover) > 0.0, "still hiding");
-        assert_eq!(mad(&o, &last), 0.0, "the same cover with the same (last) secret frame gives the same container");
+        assert_eq!(
+            mad(&o, &last),
+            0.0,
+            "the same cover with the same (last) secret frame gives the same container"
+        );
     }
 }
 
@@ -426,18 +571,29 @@ fn cover_size_change_renegotiates() {
     let el = hide_element();
     let small = info(gst_video::VideoFormat::Rgb, 32, 24);
     let large = info(gst_video::VideoFormat::Bgrx, 48, 36);
-    let si = info(gst_video::VideoFormat::Rgb, 32, 24);
-    let (mut hc, mut hs) = hide_harnesses(&el, &small, &si);
-    for n in 0..4u64 {
+    let s1 = info(gst_video::VideoFormat::Rgb, 32, 24);
+    let s2 = info(gst_video::VideoFormat::Bgr, 20, 10);
+    let (mut hc, mut hs) = hide_harnesses(&el, &small, &s1);
+    for n in 0..5u64 {
+        // The cover grows at frame 2 (new output caps), the secret shrinks at frame 3 (the
+        // output caps stay the cover's).
         let ci = if n < 2 { &small } else { &large };
+        let si = if n < 3 { &s1 } else { &s2 };
         if n == 2 {
             hc.set_src_caps(large.to_caps().unwrap());
         }
+        if n == 3 {
+            hs.set_src_caps(s2.to_caps().unwrap());
+        }
         hc.push(frame(ci, n, cover_rgb)).unwrap();
-        hs.push(frame(&si, n, secret_rgb(n))).unwrap();
+        hs.push(frame(si, n, secret_rgb(n))).unwrap();
         let out = hc.pull().unwrap();
         let oi = output_info(&hc);
-        assert_eq!((oi.format(), oi.width(), oi.height()), (ci.format(), ci.width(), ci.height()), "frame {n}");
+        assert_eq!(
+            (oi.format(), oi.width(), oi.height()),
+            (ci.format(), ci.width(), ci.height()),
+            "frame {n}"
+        );
         assert_eq!(out.size(), ci.size(), "frame {n}");
         assert_eq!(out.pts(), Some(FRAME * n));
     }
@@ -446,7 +602,10 @@ fn cover_size_change_renegotiates() {
 /// Runs `launch` until an error or EOS; returns the error text, if any.
 fn run_pipeline(launch: &str) -> Result<(), String> {
     init();
-    let pipeline = gst::parse::launch(launch).expect("valid pipeline").downcast::<gst::Pipeline>().unwrap();
+    let pipeline = gst::parse::launch(launch)
+        .expect("valid pipeline")
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let bus = pipeline.bus().unwrap();
     let _ = pipeline.set_state(gst::State::Playing);
     let mut result = Err("timeout".to_string());
@@ -457,13 +616,19 @@ fn run_pipeline(launch: &str) -> Result<(), String> {
                 break;
             }
             gst::MessageView::Error(e) => {
-                result = Err(format!("{} ({})", e.error(), e.debug().map(|d| d.to_string()).unwrap_or_default()));
+                result = Err(format!(
+                    "{} ({})",
+                    e.error(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
                 break;
             }
             _ => {}
         }
     }
-    pipeline.set_state(gst::State::Null).expect("the pipeline stops");
+    pipeline
+        .set_state(gst::State::Null)
+        .expect("the pipeline stops");
     result
 }
 
@@ -476,7 +641,8 @@ fn bad_model_file_is_an_error_on_the_bus() {
     .expect_err("a missing model file fails");
     assert!(err.contains(missing), "the error names the file: {err}");
 
-    let garbage = std::env::temp_dir().join(format!("stego-not-a-model-{}.onnx", std::process::id()));
+    let garbage =
+        std::env::temp_dir().join(format!("stego-not-a-model-{}.onnx", std::process::id()));
     std::fs::write(&garbage, b"this is not an ONNX model").unwrap();
     let err = run_pipeline(&format!(
         "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! stegoreveal model-file={} ! fakesink",
@@ -484,7 +650,10 @@ fn bad_model_file_is_an_error_on_the_bus() {
     ))
     .expect_err("a broken model file fails");
     let _ = std::fs::remove_file(&garbage);
-    assert!(err.contains(&garbage.display().to_string()), "the error names the file: {err}");
+    assert!(
+        err.contains(&garbage.display().to_string()),
+        "the error names the file: {err}"
+    );
     assert!(err.contains("training"), "the error says what to do: {err}");
 
     // A hide model given to stegoreveal breaks the contract.
@@ -508,8 +677,14 @@ fn cuda_without_a_gpu_is_a_clear_error() {
     ));
     match res {
         Err(err) => {
-            assert!(err.to_lowercase().contains("cuda"), "the error names the provider: {err}");
-            assert!(err.contains("execution-provider cpu") || err.contains("cpu"), "the error says what to do: {err}");
+            assert!(
+                err.to_lowercase().contains("cuda"),
+                "the error names the provider: {err}"
+            );
+            assert!(
+                err.contains("execution-provider cpu") || err.contains("cpu"),
+                "the error says what to do: {err}"
+            );
         }
         Ok(()) => assert!(has_nvidia_gpu(), "cuda succeeded without a GPU"),
     }
@@ -531,12 +706,22 @@ fn gst_launch_pipeline_with_named_pads_different_rates_and_sizes() {
     .downcast::<gst::Pipeline>()
     .unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sinkpad = pipeline.by_name("sink").unwrap().static_pad("sink").unwrap();
+    let sinkpad = pipeline
+        .by_name("sink")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap();
     let seen2 = seen.clone();
     sinkpad.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
         if let Some(buf) = probe.buffer() {
             let info = gst_video::VideoInfo::from_caps(&pad.current_caps().unwrap()).unwrap();
-            seen2.lock().unwrap().push((buf.pts().unwrap(), info.format(), info.width(), info.height(), info.fps()));
+            seen2.lock().unwrap().push((
+                buf.pts().unwrap(),
+                info.format(),
+                info.width(),
+                info.height(),
+                info.fps(),
+            ));
         }
         gst::PadProbeReturn::Ok
     });
@@ -560,7 +745,15 @@ fn gst_launch_pipeline_with_named_pads_different_rates_and_sizes() {
     result.unwrap();
     let seen = seen.lock().unwrap();
     let want: Vec<_> = (0..6)
-        .map(|n| (gst::ClockTime::from_mseconds(100 * n), gst_video::VideoFormat::Rgb, 32, 24, gst::Fraction::new(10, 1)))
+        .map(|n| {
+            (
+                gst::ClockTime::from_mseconds(100 * n),
+                gst_video::VideoFormat::Rgb,
+                32,
+                24,
+                gst::Fraction::new(10, 1),
+            )
+        })
         .collect();
     assert_eq!(*seen, want);
 }

@@ -316,6 +316,44 @@ mod tests {
         assert_eq!(to_images(&t).unwrap()[1], img);
     }
 
+    fn save(path: &Path, seed: u8) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 ^ seed, y as u8, seed])).save_with_format(path, image::ImageFormat::Jpeg).unwrap();
+    }
+
+    #[test]
+    fn tiny_imagenet_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        save(&root.join("train/n01/images/n01_0.JPEG"), 1);
+        save(&root.join("train/n01/images/n01_1.JPEG"), 2);
+        save(&root.join("train/n02/images/n02_0.JPEG"), 3);
+        save(&root.join("val/images/val_0.JPEG"), 4);
+        save(&root.join("val/images/val_1.JPEG"), 5);
+        std::fs::write(root.join("val/val_annotations.txt"), "val_0.JPEG\tn01\t0\t0\t10\t10\nval_1.JPEG\tn02\t1\t1\t9\t9\n").unwrap();
+        assert!(is_tiny_imagenet(root));
+        let d = Dataset::load(&[root.to_path_buf()], &DataOptions::default()).unwrap();
+        assert_eq!((d.train.len(), d.val.len()), (3, 2));
+        assert!(d.description.contains("Tiny ImageNet"));
+    }
+
+    #[test]
+    fn folder_split_is_deterministic_and_caps_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        for k in 0..10u8 {
+            let p = tmp.path().join(format!("d{}/img{k}.jpg", k % 3));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            RgbImage::from_fn(100 + k as u32, 40, |x, _| image::Rgb([x as u8, k * 20, 0])).save(&p).unwrap();
+        }
+        std::fs::write(tmp.path().join("notes.txt"), "not an image").unwrap();
+        let opts = DataOptions { max_side: 50, val_fraction: 0.2, seed: 9, max_images: None };
+        let a = Dataset::load(&[tmp.path().to_path_buf()], &opts).unwrap();
+        let b = Dataset::load(&[tmp.path().to_path_buf()], &opts).unwrap();
+        assert_eq!((a.train.len(), a.val.len()), (8, 2));
+        assert_eq!(a.val, b.val);
+        assert!(a.train.iter().all(|i| i.width().max(i.height()) <= 50));
+    }
+
     #[test]
     fn step_rng_is_deterministic() {
         let a: u64 = step_rng(3, 10).random();

@@ -126,7 +126,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     if data == defaults.data && !data[0].is_dir() {
         // Not started from the project root: use the project's data/images.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data").join("images");
-        if root.is_dir() {
+        if let Ok(root) = root.canonicalize() {
             data = vec![root];
         }
     }
@@ -167,8 +167,17 @@ fn run_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => run_train(cli.train),
         Some(Command::Train(a)) => run_train(a),

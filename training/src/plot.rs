@@ -125,7 +125,7 @@ fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb<u
 
 fn step_label(step: f64) -> String {
     let s = step.round() as u64;
-    if s >= 10_000 && s % 1000 == 0 { format!("{}k", s / 1000) } else { s.to_string() }
+    if s >= 10_000 && s.is_multiple_of(1000) { format!("{}k", s / 1000) } else { s.to_string() }
 }
 
 /// Log-scale line plot of the series (non-positive values are skipped).

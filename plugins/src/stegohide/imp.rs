@@ -13,7 +13,11 @@ use crate::common::{self, ModelSettings, SecretEos};
 use stego::contract::Role;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("stegohide", gst::DebugColorFlags::empty(), Some("Deep steganography: hide a secret video in a cover video"))
+    gst::DebugCategory::new(
+        "stegohide",
+        gst::DebugColorFlags::empty(),
+        Some("Deep steganography: hide a secret video in a cover video"),
+    )
 });
 
 const COVER: &str = "cover";
@@ -28,7 +32,10 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model: ModelSettings::new(Role::Hide), secret_eos: DEFAULT_SECRET_EOS }
+        Settings {
+            model: ModelSettings::new(Role::Hide),
+            secret_eos: DEFAULT_SECRET_EOS,
+        }
     }
 }
 
@@ -58,7 +65,9 @@ impl ObjectSubclass for StegoHide {
 
 impl StegoHide {
     fn sink_pad(&self, name: &str) -> Option<gst_video::VideoAggregatorPad> {
-        self.obj().static_pad(name).and_then(|p| p.downcast::<gst_video::VideoAggregatorPad>().ok())
+        self.obj()
+            .static_pad(name)
+            .and_then(|p| p.downcast::<gst_video::VideoAggregatorPad>().ok())
     }
 
     fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
@@ -94,7 +103,9 @@ impl StegoHide {
         cover: &gst_video::VideoFrameRef<&gst::BufferRef>,
         out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        cover.copy(out).map_err(|e| self.flow_error("Cannot copy the cover frame", e))?;
+        cover
+            .copy(out)
+            .map_err(|e| self.flow_error("Cannot copy the cover frame", e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -108,7 +119,10 @@ impl StegoHide {
         let cover = common::frame(cover).map_err(|e| self.flow_error("Bad cover frame", e))?;
         let secret = common::frame(secret).map_err(|e| self.flow_error("Bad secret frame", e))?;
         let mut out = common::frame_mut(out).map_err(|e| self.flow_error("Bad output frame", e))?;
-        state.hider.hide(&cover, &secret, &mut out).map_err(|e| self.flow_error("Hiding failed", e))?;
+        state
+            .hider
+            .hide(&cover, &secret, &mut out)
+            .map_err(|e| self.flow_error("Hiding failed", e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -130,19 +144,24 @@ impl ObjectImpl for StegoHide {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
+        let mut settings = common::lock(&self.settings);
         if settings.model.set_property(Role::Hide, value, pspec) {
             gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
             return;
         }
         if pspec.name() == "secret-eos" {
             settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS);
-            gst::info!(CAT, imp = self, "secret-eos set to {:?}", settings.secret_eos);
+            gst::info!(
+                CAT,
+                imp = self,
+                "secret-eos set to {:?}",
+                settings.secret_eos
+            );
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock().unwrap();
+        let settings = common::lock(&self.settings);
         if let Some(v) = settings.model.property(pspec) {
             return v;
         }
@@ -203,7 +222,12 @@ impl ElementImpl for StegoHide {
         PAD_TEMPLATES.as_ref()
     }
 
-    fn request_new_pad(&self, templ: &gst::PadTemplate, name: Option<&str>, caps: Option<&gst::Caps>) -> Option<gst::Pad> {
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        name: Option<&str>,
+        caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
         let pad = self.parent_request_new_pad(templ, name, caps)?;
         self.obj().child_added(&pad, &pad.name());
         Some(pad)
@@ -233,14 +257,22 @@ impl AggregatorImpl for StegoHide {
         if let Some(req) = req_name
             && req != name
         {
-            gst::warning!(CAT, imp = self, "Pad {req} requested from template {name}: the pads are named cover and secret");
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Pad {req} requested from template {name}: the pads are named cover and secret"
+            );
             return None;
         }
-        if self.obj().static_pad(&name).is_some() {
+        if self.obj().static_pad(name).is_some() {
             gst::warning!(CAT, imp = self, "The element already has a {name} pad");
             return None;
         }
-        Some(gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ).name(name).build())
+        Some(
+            gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ)
+                .name(name)
+                .build(),
+        )
     }
 
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
@@ -248,17 +280,31 @@ impl AggregatorImpl for StegoHide {
         match query.view_mut() {
             gst::QueryViewMut::Caps(q) => {
                 let filter = q.filter_owned();
-                let caps =
-                    if is_cover { self.cover_caps(pad, filter.as_ref()) } else { Self::secret_caps(pad, filter.as_ref()) };
+                let caps = if is_cover {
+                    self.cover_caps(pad, filter.as_ref())
+                } else {
+                    Self::secret_caps(pad, filter.as_ref())
+                };
                 gst::debug!(CAT, obj = pad, "Returning caps {caps}");
                 q.set_result(&caps);
                 true
             }
             gst::QueryViewMut::AcceptCaps(q) => {
                 let caps = q.caps_owned();
-                let allowed = if is_cover { self.cover_caps(pad, None) } else { Self::secret_caps(pad, None) };
-                let ok = caps.is_fixed() && caps.can_intersect(&allowed) && caps.is_subset(&pad.pad_template_caps());
-                gst::debug!(CAT, obj = pad, "{} caps {caps}", if ok { "Accepting" } else { "Refusing" });
+                let allowed = if is_cover {
+                    self.cover_caps(pad, None)
+                } else {
+                    Self::secret_caps(pad, None)
+                };
+                let ok = caps.is_fixed()
+                    && caps.can_intersect(&allowed)
+                    && caps.is_subset(&pad.pad_template_caps());
+                gst::debug!(
+                    CAT,
+                    obj = pad,
+                    "{} caps {caps}",
+                    if ok { "Accepting" } else { "Refusing" }
+                );
                 q.set_result(ok);
                 true
             }
@@ -273,7 +319,11 @@ impl AggregatorImpl for StegoHide {
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         };
         let cover_caps = info.to_caps().map_err(|e| {
-            gst::error!(CAT, imp = self, "Cannot make caps from the cover's video info: {e}");
+            gst::error!(
+                CAT,
+                imp = self,
+                "Cannot make caps from the cover's video info: {e}"
+            );
             gst::FlowError::NotNegotiated
         })?;
         let caps = cover_caps.intersect_with_mode(downstream, gst::CapsIntersectMode::First);
@@ -298,11 +348,16 @@ impl AggregatorImpl for StegoHide {
 
     fn negotiated_src_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         self.parent_negotiated_src_caps(caps)?;
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::loggable_error!(CAT, "Invalid output caps {caps}"))?;
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|_| gst::loggable_error!(CAT, "Invalid output caps {caps}"))?;
         if common::pixel_format(info.format()).is_none() {
-            return Err(gst::loggable_error!(CAT, "Unsupported output format {}", info.format()));
+            return Err(gst::loggable_error!(
+                CAT,
+                "Unsupported output format {}",
+                info.format()
+            ));
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = common::lock(&self.state);
         if let Some(state) = state.as_mut() {
             let size = (info.width(), info.height());
             if state.warmed != Some(size) {
@@ -310,12 +365,29 @@ impl AggregatorImpl for StegoHide {
                 state
                     .hider
                     .warm_up(size.0 as usize, size.1 as usize)
-                    .map_err(|e| gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1))?;
+                    .map_err(|e| {
+                        gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1)
+                    })?;
                 state.warmed = Some(size);
-                gst::info!(CAT, imp = self, "Warmed up at {}x{} in {:?}", size.0, size.1, t.elapsed());
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Warmed up at {}x{} in {:?}",
+                    size.0,
+                    size.1,
+                    t.elapsed()
+                );
             }
         }
         Ok(())
+    }
+
+    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let Some(state) = common::lock(&self.state).as_mut() {
+            state.last_secret = None;
+            state.logged_no_secret = false;
+        }
+        self.parent_flush()
     }
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -323,12 +395,18 @@ impl AggregatorImpl for StegoHide {
             // The base class took a frame with new caps (e.g. a new cover size) and asks to
             // renegotiate. It would do so only once more data arrives (or, live, on the next
             // timeout), holding this frame back: renegotiate now and output it.
-            Err(gst_base::AGGREGATOR_FLOW_NEED_DATA) if self.obj().src_pad().check_reconfigure() => {
+            Err(gst_base::AGGREGATOR_FLOW_NEED_DATA)
+                if self.obj().src_pad().check_reconfigure() =>
+            {
                 gst::debug!(CAT, imp = self, "Renegotiating for new input caps");
                 if !self.obj().negotiate() {
                     let src = self.obj().src_pad().clone();
                     src.mark_reconfigure();
-                    return Err(if src.pad_flags().contains(gst::PadFlags::FLUSHING) { gst::FlowError::Flushing } else { gst::FlowError::NotNegotiated });
+                    return Err(if src.pad_flags().contains(gst::PadFlags::FLUSHING) {
+                        gst::FlowError::Flushing
+                    } else {
+                        gst::FlowError::NotNegotiated
+                    });
                 }
                 self.parent_aggregate(timeout)
             }
@@ -337,22 +415,38 @@ impl AggregatorImpl for StegoHide {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().model.clone();
+        let settings = common::lock(&self.settings).model.clone();
         let options = settings.runtime_options();
-        gst::debug!(CAT, imp = self, "Loading {} ({options:?})", settings.model_file.display());
-        let hider = stego::Hider::new(&settings.model_file, &options).map_err(|e| common::start_error("stegohide", &e))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Loading {} ({options:?})",
+            settings.model_file.display()
+        );
+        let hider = stego::Hider::new(&settings.model_file, &options)
+            .map_err(|e| common::start_error("stegohide", &e))?;
         let model = hider.model();
-        gst::info!(CAT, imp = self, "Loaded {} on {}", settings.model_file.display(), model.provider());
+        gst::info!(
+            CAT,
+            imp = self,
+            "Loaded {} on {}",
+            settings.model_file.display(),
+            model.provider()
+        );
         if let Some(note) = model.provider_note() {
-            gst::warning!(CAT, imp = self, "{note}");
+            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{note}"));
         }
-        *self.state.lock().unwrap() =
-            Some(State { hider, warmed: None, last_secret: None, logged_no_secret: false });
+        *common::lock(&self.state) = Some(State {
+            hider,
+            warmed: None,
+            last_secret: None,
+            logged_no_secret: false,
+        });
         self.parent_start()
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap() = None;
+        *common::lock(&self.state) = None;
         self.parent_stop()
     }
 }
@@ -363,12 +457,16 @@ impl VideoAggregatorImpl for StegoHide {
         token: &gst_video::subclass::AggregateFramesToken,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let policy = self.settings.lock().unwrap().secret_eos;
+        let policy = common::lock(&self.settings).secret_eos;
         let obj = self.obj();
         let out_info = obj.video_info().ok_or(gst::FlowError::NotNegotiated)?;
 
         let Some(cover_pad) = self.sink_pad(COVER) else {
-            gst::element_imp_error!(self, gst::CoreError::Pad, ("stegohide has no cover pad: link the cover video to h.cover"));
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Pad,
+                ("stegohide has no cover pad: link the cover video to h.cover")
+            );
             return Err(gst::FlowError::Error);
         };
         let Some(cover) = cover_pad.prepared_frame(token) else {
@@ -387,7 +485,7 @@ impl VideoAggregatorImpl for StegoHide {
 
         let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &out_info)
             .map_err(|e| self.flow_error("Cannot map the output buffer", e))?;
-        let mut state = self.state.lock().unwrap();
+        let mut state = common::lock(&self.state);
         let Some(state) = state.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
@@ -403,31 +501,45 @@ impl VideoAggregatorImpl for StegoHide {
             return self.hide(state, &cover, &secret, &mut out);
         }
 
-        // No secret frame for this cover frame.
-        let ended = secret_pad.as_ref().is_none_or(|p| p.is_eos());
-        if !ended {
+        // No secret frame for this cover frame: no secret pad, the secret has not started
+        // (or has a gap), or it has ended.
+        let Some(secret_pad) = secret_pad.filter(|p| p.is_eos()) else {
             if !state.logged_no_secret {
-                gst::debug!(CAT, imp = self, "No secret frame yet: passing the cover through");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "No secret frame: passing the cover through"
+                );
                 state.logged_no_secret = true;
             }
             return self.passthrough(&cover, &mut out);
-        }
+        };
+        gst::log!(CAT, obj = secret_pad, "Ended; secret-eos={policy:?}");
         match policy {
             SecretEos::Eos => {
-                gst::debug!(CAT, imp = self, "The secret has ended: ending the output (secret-eos=eos)");
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "The secret has ended: ending the output (secret-eos=eos)"
+                );
                 Err(gst::FlowError::Eos)
             }
             SecretEos::Repeat => match state.last_secret.clone() {
                 Some((buffer, info)) => {
-                    let secret = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
-                        .map_err(|e| self.flow_error("Cannot map the last secret frame", e))?;
+                    let secret =
+                        gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+                            .map_err(|e| self.flow_error("Cannot map the last secret frame", e))?;
                     self.hide(state, &cover, &secret, &mut out)
                 }
                 None => self.passthrough(&cover, &mut out),
             },
             _ => {
                 if !state.logged_no_secret {
-                    gst::debug!(CAT, imp = self, "The secret has ended: passing the cover through");
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "The secret has ended: passing the cover through"
+                    );
                     state.logged_no_secret = true;
                 }
                 self.passthrough(&cover, &mut out)
@@ -438,7 +550,11 @@ impl VideoAggregatorImpl for StegoHide {
 
 impl ChildProxyImpl for StegoHide {
     fn child_by_index(&self, index: u32) -> Option<glib::Object> {
-        self.obj().sink_pads().into_iter().nth(index as usize).map(|p| p.upcast())
+        self.obj()
+            .sink_pads()
+            .into_iter()
+            .nth(index as usize)
+            .map(|p| p.upcast())
     }
 
     fn children_count(&self) -> u32 {

@@ -10,7 +10,8 @@
  *
  * The secret is scaled to the cover's size when they differ. When the frame rates differ, each
  * cover frame carries the secret frame current at its time. When the secret ends first,
- * `secret-eos` decides what follows; when the cover ends, the output ends.
+ * `secret-eos` decides what follows; when the cover ends, the output ends. Until the first
+ * secret frame arrives (or without a `secret` pad), the cover passes through unchanged.
  *
  * Both pads take packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before
  * them for other formats). A frame's alpha passes through unchanged.
@@ -42,5 +43,10 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::SecretEos::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     crate::ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
-    gst::Element::register(Some(plugin), "stegohide", gst::Rank::NONE, StegoHide::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "stegohide",
+        gst::Rank::NONE,
+        StegoHide::static_type(),
+    )
 }

@@ -10,7 +10,11 @@ use crate::common::{self, ModelSettings};
 use stego::contract::Role;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("stegoreveal", gst::DebugColorFlags::empty(), Some("Deep steganography: reveal a hidden video"))
+    gst::DebugCategory::new(
+        "stegoreveal",
+        gst::DebugColorFlags::empty(),
+        Some("Deep steganography: reveal a hidden video"),
+    )
 });
 
 struct State {
@@ -26,7 +30,10 @@ pub struct StegoReveal {
 
 impl Default for StegoReveal {
     fn default() -> Self {
-        StegoReveal { settings: Mutex::new(ModelSettings::new(Role::Reveal)), state: Mutex::new(None) }
+        StegoReveal {
+            settings: Mutex::new(ModelSettings::new(Role::Reveal)),
+            state: Mutex::new(None),
+        }
     }
 }
 
@@ -39,19 +46,22 @@ impl ObjectSubclass for StegoReveal {
 
 impl ObjectImpl for StegoReveal {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| ModelSettings::properties(Role::Reveal));
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> =
+            LazyLock::new(|| ModelSettings::properties(Role::Reveal));
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if self.settings.lock().unwrap().set_property(Role::Reveal, value, pspec) {
+        if common::lock(&self.settings).set_property(Role::Reveal, value, pspec) {
             gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         // Only the model properties are installed.
-        self.settings.lock().unwrap().property(pspec).unwrap_or_else(|| pspec.default_value().clone())
+        common::lock(&self.settings)
+            .property(pspec)
+            .unwrap_or_else(|| pspec.default_value().clone())
     }
 }
 
@@ -78,8 +88,18 @@ impl ElementImpl for StegoReveal {
             let caps = common::caps();
             // The templates are static and valid: building them cannot fail.
             [
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps),
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                ),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                ),
             ]
             .into_iter()
             .flatten()
@@ -90,27 +110,42 @@ impl ElementImpl for StegoReveal {
 }
 
 impl BaseTransformImpl for StegoReveal {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::NeverInPlace;
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::NeverInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = common::lock(&self.settings).clone();
         let options = settings.runtime_options();
-        gst::debug!(CAT, imp = self, "Loading {} ({options:?})", settings.model_file.display());
-        let revealer =
-            stego::Revealer::new(&settings.model_file, &options).map_err(|e| common::start_error("stegoreveal", &e))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Loading {} ({options:?})",
+            settings.model_file.display()
+        );
+        let revealer = stego::Revealer::new(&settings.model_file, &options)
+            .map_err(|e| common::start_error("stegoreveal", &e))?;
         let model = revealer.model();
-        gst::info!(CAT, imp = self, "Loaded {} on {}", settings.model_file.display(), model.provider());
+        gst::info!(
+            CAT,
+            imp = self,
+            "Loaded {} on {}",
+            settings.model_file.display(),
+            model.provider()
+        );
         if let Some(note) = model.provider_note() {
-            gst::warning!(CAT, imp = self, "{note}");
+            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{note}"));
         }
-        *self.state.lock().unwrap() = Some(State { revealer, warmed: None });
+        *common::lock(&self.state) = Some(State {
+            revealer,
+            warmed: None,
+        });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap() = None;
+        *common::lock(&self.state) = None;
         Ok(())
     }
 }
@@ -124,15 +159,28 @@ impl VideoFilterImpl for StegoReveal {
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         gst::debug!(CAT, imp = self, "Caps {incaps} -> {outcaps}");
-        if common::pixel_format(in_info.format()).is_none() || common::pixel_format(out_info.format()).is_none() {
-            return Err(gst::loggable_error!(CAT, "Unsupported format {} -> {}", in_info.format(), out_info.format()));
+        if common::pixel_format(in_info.format()).is_none()
+            || common::pixel_format(out_info.format()).is_none()
+        {
+            return Err(gst::loggable_error!(
+                CAT,
+                "Unsupported format {} -> {}",
+                in_info.format(),
+                out_info.format()
+            ));
         }
         if (in_info.width(), in_info.height()) != (out_info.width(), out_info.height()) {
-            return Err(gst::loggable_error!(CAT, "Input and output sizes differ: {incaps} -> {outcaps}"));
+            return Err(gst::loggable_error!(
+                CAT,
+                "Input and output sizes differ: {incaps} -> {outcaps}"
+            ));
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = common::lock(&self.state);
         let Some(state) = state.as_mut() else {
-            return Err(gst::loggable_error!(CAT, "Caps set before the element was started"));
+            return Err(gst::loggable_error!(
+                CAT,
+                "Caps set before the element was started"
+            ));
         };
         let size = (in_info.width(), in_info.height());
         if state.warmed != Some(size) {
@@ -140,9 +188,18 @@ impl VideoFilterImpl for StegoReveal {
             state
                 .revealer
                 .warm_up(size.0 as usize, size.1 as usize)
-                .map_err(|e| gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1))?;
+                .map_err(|e| {
+                    gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1)
+                })?;
             state.warmed = Some(size);
-            gst::info!(CAT, imp = self, "Warmed up at {}x{} in {:?}", size.0, size.1, t.elapsed());
+            gst::info!(
+                CAT,
+                imp = self,
+                "Warmed up at {}x{} in {:?}",
+                size.0,
+                size.1,
+                t.elapsed()
+            );
         }
         Ok(())
     }
@@ -156,13 +213,16 @@ impl VideoFilterImpl for StegoReveal {
             gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
             gst::FlowError::Error
         };
-        let mut state = self.state.lock().unwrap();
+        let mut state = common::lock(&self.state);
         let Some(state) = state.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
         let container = common::frame(inframe).map_err(|e| fail("Bad container frame", &e))?;
         let mut out = common::frame_mut(outframe).map_err(|e| fail("Bad output frame", &e))?;
-        state.revealer.reveal(&container, &mut out).map_err(|e| fail("Revealing failed", &e))?;
+        state
+            .revealer
+            .reveal(&container, &mut out)
+            .map_err(|e| fail("Revealing failed", &e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -31,5 +31,10 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(Some(plugin), "stegoreveal", gst::Rank::NONE, StegoReveal::static_type())
+    gst::Element::register(
+        Some(plugin),
+        "stegoreveal",
+        gst::Rank::NONE,
+        StegoReveal::static_type(),
+    )
 }

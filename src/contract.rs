@@ -94,6 +94,8 @@ pub mod meta {
     pub const TRAINING: &str = "stego.training";
     /// Validation metrics at export time (`key=value; …`).
     pub const METRICS: &str = "stego.metrics";
+    /// Multiply-accumulates per pixel of the whole model (for GFLOP/s figures).
+    pub const MACS_PER_PIXEL: &str = "stego.macs_per_pixel";
     /// Height and width must be multiples of this (default 1); the runtime pads to it.
     pub const SIZE_MULTIPLE: &str = "stego.size_multiple";
 }

@@ -191,6 +191,29 @@ struct ConvSpec {
     relu: bool,
 }
 
+impl ConvSpec {
+    fn check(&self, g: &Geom) -> Result<()> {
+        for gr in &self.groups {
+            if gr.co.1 > g.cout || gr.ky.1 > g.kh || gr.kx.1 > g.kw || gr.co.0 > gr.co.1 {
+                candle_core::bail!("fastconv: group {gr:?} outside weight {}x{}x{}", g.cout, g.kh, g.kw);
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups in channel order, without empty ones.
+    fn sorted_groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = self
+            .groups
+            .iter()
+            .filter(|g| g.co.0 < g.co.1 && g.ky.0 < g.ky.1 && g.kx.0 < g.kx.1)
+            .cloned()
+            .collect();
+        groups.sort_by_key(|gr| gr.co.0);
+        groups
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Geom {
     n: usize,
@@ -228,48 +251,10 @@ impl Geom {
     fn plane(&self) -> usize {
         self.hp * self.wp
     }
-}
-
-/// One GEMM: kernel tap `(ky, kx)` for output channels `co0..co1`.
-#[derive(Clone, Copy, Debug)]
-struct Run {
-    tap: usize,
-    off: usize,
-    co0: usize,
-    co1: usize,
-}
-
-fn runs(spec: &ConvSpec, g: &Geom) -> Result<Vec<Run>> {
-    let mut groups = spec.groups.clone();
-    groups.sort_by_key(|gr| gr.co.0);
-    for gr in &groups {
-        if gr.co.1 > g.cout || gr.ky.1 > g.kh || gr.kx.1 > g.kw {
-            candle_core::bail!("fastconv: group {gr:?} outside weight {}x{}x{}", g.cout, g.kh, g.kw);
-        }
+    /// Largest tap offset on the padded grid.
+    fn max_off(&self) -> usize {
+        (self.kh - 1) * self.wp + self.kw - 1
     }
-    let mut out = Vec::new();
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            let mut cur: Option<(usize, usize)> = None;
-            for gr in &groups {
-                if !(gr.ky.0 <= ky && ky < gr.ky.1 && gr.kx.0 <= kx && kx < gr.kx.1) || gr.co.0 == gr.co.1 {
-                    continue;
-                }
-                cur = match cur {
-                    Some((a, b)) if b == gr.co.0 => Some((a, gr.co.1)),
-                    Some((a, b)) => {
-                        out.push(Run { tap: ky * g.kw + kx, off: ky * g.wp + kx, co0: a, co1: b });
-                        Some(gr.co)
-                    }
-                    None => Some(gr.co),
-                };
-            }
-            if let Some((a, b)) = cur {
-                out.push(Run { tap: ky * g.kw + kx, off: ky * g.wp + kx, co0: a, co1: b });
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -283,18 +268,13 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
 /// Per-thread scratch buffers, reused across calls.
 #[derive(Default)]
 struct Scratch {
-    xp: Vec<f32>,
-    acc: Vec<f32>,
-    gp: Vec<f32>,
-    dxp: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-}
-
-fn tile_cols() -> usize {
-    std::env::var("FASTCONV_TILE").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 30)
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -304,7 +284,7 @@ fn resize(v: &mut Vec<f32>, n: usize) {
 }
 
 /// Threads to spread images over, and the parallelism for each GEMM.
-fn plan(n: usize) -> (usize, gemm::Parallelism) {
+fn plan_threads(n: usize) -> (usize, gemm::Parallelism) {
     let t = rayon::current_num_threads().max(1);
     if t == 1 {
         (1, gemm::Parallelism::None)
@@ -315,56 +295,74 @@ fn plan(n: usize) -> (usize, gemm::Parallelism) {
     }
 }
 
-/// Zero-pad image `x` ([cin, h, w]) into `xp` ([cin, hp, wp]).
-fn pad_into(g: &Geom, pad: [usize; 4], x: &[f32], xp: &mut [f32]) {
+/// Runs `work(first_image, chunk)` on `out` split into per-thread chunks of whole images
+/// (`per_img` values each), in parallel; collects the results.
+fn for_image_chunks<R: Send>(
+    n: usize,
+    per_img: usize,
+    out: &mut [f32],
+    work: impl Fn(usize, &mut [f32], gemm::Parallelism) -> R + Sync,
+) -> Vec<R> {
+    let (threads, par) = plan_threads(n);
+    let per = n.div_ceil(threads).max(1);
+    if n == 0 || per_img == 0 {
+        return vec![];
+    }
+    if threads > 1 {
+        out.par_chunks_mut(per * per_img).enumerate().map(|(t, c)| work(t * per, c, par)).collect()
+    } else {
+        vec![work(0, out, par)]
+    }
+}
+
+/// Zero-pad image `x` ([cin, h, w]) into `xp` ([cin, hp, wp] then `slack` zeros).
+fn pad_into(g: &Geom, pad: [usize; 4], x: &[f32], xp: &mut [f32], slack: usize) {
     let plane = g.plane();
-    xp[..g.cin * plane].fill(0.0);
+    xp[..g.cin * plane + slack].fill(0.0);
     for c in 0..g.cin {
         for y in 0..g.h {
             let src = &x[(c * g.h + y) * g.w..][..g.w];
-            let dst = &mut xp[c * plane + (y + pad[0]) * g.wp + pad[2]..][..g.w];
-            dst.copy_from_slice(src);
+            xp[c * plane + (y + pad[0]) * g.wp + pad[2]..][..g.w].copy_from_slice(src);
         }
     }
 }
 
-/// Copy the output gradient of one image ([cout, ho, wo]) onto the padded grid ([cout, q],
-/// zeros in the thrown-away columns).
-fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32]) {
+/// Zero-pad image `x` ([cin, h, w]) into `xpt`, channels-last: `xpt[(py * wp + px) * cin + c]`,
+/// then 8 zeros.
+fn pad_into_t(g: &Geom, pad: [usize; 4], x: &[f32], xpt: &mut [f32]) {
+    let len = g.plane() * g.cin + 8;
+    xpt[..len].fill(0.0);
+    for y in 0..g.h {
+        let row = &mut xpt[((y + pad[0]) * g.wp + pad[2]) * g.cin..][..g.w * g.cin];
+        for c in 0..g.cin {
+            let src = &x[(c * g.h + y) * g.w..][..g.w];
+            for (xx, &v) in src.iter().enumerate() {
+                row[xx * g.cin + c] = v;
+            }
+        }
+    }
+}
+
+/// Copy the output gradient of one image ([cout, ho, wo]), times the ReLU mask if any, into
+/// `gp` ([cout][ustride]): value of output `(oy, ox)` at column `s + oy * wp + ox`, zeros
+/// elsewhere (the thrown-away columns and the margins).
+fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32], ustride: usize, s: usize) {
+    gp[..g.cout * ustride].fill(0.0);
     for co in 0..g.cout {
-        let dst = &mut gp[co * g.q..][..g.q];
         for oy in 0..g.ho {
-            let row = &mut dst[oy * g.wp..];
+            let dst = &mut gp[co * ustride + s + oy * g.wp..][..g.wo];
             let src = &gr[(co * g.ho + oy) * g.wo..][..g.wo];
             match mask {
                 Some(m) => {
                     let m = &m[(co * g.ho + oy) * g.wo..][..g.wo];
-                    for ((d, &v), &m) in row[..g.wo].iter_mut().zip(src).zip(m) {
+                    for ((d, &v), &m) in dst.iter_mut().zip(src).zip(m) {
                         *d = if m > 0.0 { v } else { 0.0 };
                     }
                 }
-                None => row[..g.wo].copy_from_slice(src),
-            }
-            if oy + 1 < g.ho {
-                row[g.wo..g.wp].fill(0.0);
+                None => dst.copy_from_slice(src),
             }
         }
     }
-}
-
-/// `wt[tap][co][ci] = w[co][ci][tap]`.
-fn transpose_weights(g: &Geom, w: &[f32]) -> Vec<f32> {
-    let kk = g.kh * g.kw;
-    let mut wt = vec![0f32; kk * g.cout * g.cin];
-    for co in 0..g.cout {
-        for ci in 0..g.cin {
-            let src = &w[(co * g.cin + ci) * kk..][..kk];
-            for (tap, &v) in src.iter().enumerate() {
-                wt[(tap * g.cout + co) * g.cin + ci] = v;
-            }
-        }
-    }
-    wt
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -412,7 +410,215 @@ unsafe fn sgemm(
     }
 }
 
-// ----- forward --------------------------------------------------------------------------------
+// ----- shifted products ------------------------------------------------------------------------
+//
+// Both the forward pass and the input gradient are "shifted products":
+//     out[r, c] = Σ_k  panel[k][r] · inp[offs[k] + c]      (c = 0 .. ncols)
+// with, for the forward pass, r = output channel and k = (input channel, tap), and for the
+// input gradient, r = input channel and k = (output channel, tap) read from the padded
+// output gradient. Rows are split in tiles of at most 6 that share their list of k.
+
+/// Rows `row0 .. row0 + nr` reading `offs[k0..k1]` with weights `panels[w0..]` ([k][nr]).
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    row0: usize,
+    nr: usize,
+    k0: usize,
+    k1: usize,
+    w0: usize,
+}
+
+#[derive(Default, Debug)]
+struct ShiftPlan {
+    tiles: Vec<Tile>,
+    offs: Vec<usize>,
+    panels: Vec<f32>,
+}
+
+const TILE_ROWS: usize = 6;
+/// Columns per kernel call (two AVX vectors).
+const TILE_COLS: usize = 16;
+/// Columns per block: every row tile runs over one block before the next block.
+const BLOCK_COLS: usize = 64;
+
+impl ShiftPlan {
+    /// Adds rows `row0..row1`, all reading the k list `ks` (offsets), with weight
+    /// `weight(row, k_index)`.
+    fn add_rows(&mut self, row0: usize, row1: usize, ks: &[usize], weight: impl Fn(usize, usize) -> f32) {
+        let k0 = self.offs.len();
+        self.offs.extend_from_slice(ks);
+        let k1 = self.offs.len();
+        let mut r = row0;
+        while r < row1 {
+            let nr = TILE_ROWS.min(row1 - r);
+            let w0 = self.panels.len();
+            for k in 0..ks.len() {
+                for i in 0..nr {
+                    self.panels.push(weight(r + i, k));
+                }
+            }
+            self.tiles.push(Tile { row0: r, nr, k0, k1, w0 });
+            r += nr;
+        }
+    }
+
+    /// Forward pass: rows = output channels; input = padded image [cin][plane].
+    fn forward(spec: &ConvSpec, g: &Geom, w: &[f32]) -> Self {
+        let mut p = ShiftPlan::default();
+        let kk = g.kh * g.kw;
+        for gr in spec.sorted_groups() {
+            let mut ks = Vec::new();
+            let mut idx = Vec::new();
+            for ci in 0..g.cin {
+                for ky in gr.ky.0..gr.ky.1 {
+                    for kx in gr.kx.0..gr.kx.1 {
+                        ks.push(ci * g.plane() + ky * g.wp + kx);
+                        idx.push(ci * kk + ky * g.kw + kx);
+                    }
+                }
+            }
+            p.add_rows(gr.co.0, gr.co.1, &ks, |co, k| w[co * g.cin * kk + idx[k]]);
+        }
+        p
+    }
+
+    /// Input gradient: rows = input channels; input = padded output gradient [cout][ustride]
+    /// with output `q` at column `s + q`; output column `c` = padded-input position `p0 + c`.
+    fn input_grad(spec: &ConvSpec, g: &Geom, w: &[f32], ustride: usize, s: usize, p0: usize) -> Self {
+        let mut p = ShiftPlan::default();
+        let kk = g.kh * g.kw;
+        let mut ks = Vec::new();
+        let mut idx = Vec::new();
+        for gr in spec.sorted_groups() {
+            for co in gr.co.0..gr.co.1 {
+                for ky in gr.ky.0..gr.ky.1 {
+                    for kx in gr.kx.0..gr.kx.1 {
+                        // dxp[ci, p] += W[co, ci, tap] · g[co, p − off(tap)]
+                        ks.push(co * ustride + s + p0 - (ky * g.wp + kx));
+                        idx.push((co * g.cin, ky * g.kw + kx));
+                    }
+                }
+            }
+        }
+        p.add_rows(0, g.cin, &ks, |ci, k| w[(idx[k].0 + ci) * kk + idx[k].1]);
+        p
+    }
+
+    /// `out[r][c] = Σ_k panel · inp[offs[k] + c]` for `c < ncols` rounded up to
+    /// [`TILE_COLS`] (rows of `out` are `out_rs` apart; `inp` must be readable that far).
+    ///
+    /// # Safety
+    /// `inp` must be valid for reads at `offs[k] + c` for every k and every `c` below `ncols`
+    /// rounded up to `TILE_COLS`; `out` for writes at `r * out_rs + c` likewise.
+    unsafe fn run(&self, inp: *const f32, out: *mut f32, out_rs: usize, ncols: usize, simd: bool) {
+        let ncols = ncols.next_multiple_of(TILE_COLS);
+        for cb in (0..ncols).step_by(BLOCK_COLS) {
+            let ce = (cb + BLOCK_COLS).min(ncols);
+            for t in &self.tiles {
+                let w = unsafe { self.panels.as_ptr().add(t.w0) };
+                let offs = &self.offs[t.k0..t.k1];
+                for c0 in (cb..ce).step_by(TILE_COLS) {
+                    unsafe {
+                        let o = out.add(t.row0 * out_rs + c0);
+                        let i = inp.add(c0);
+                        #[cfg(target_arch = "x86_64")]
+                        if simd {
+                            match t.nr {
+                                1 => avx::tile::<1>(w, offs, i, o, out_rs),
+                                2 => avx::tile::<2>(w, offs, i, o, out_rs),
+                                3 => avx::tile::<3>(w, offs, i, o, out_rs),
+                                4 => avx::tile::<4>(w, offs, i, o, out_rs),
+                                5 => avx::tile::<5>(w, offs, i, o, out_rs),
+                                _ => avx::tile::<6>(w, offs, i, o, out_rs),
+                            }
+                            continue;
+                        }
+                        let _ = simd;
+                        tile_scalar(t.nr, w, offs, i, o, out_rs);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Portable version of the tile kernel.
+unsafe fn tile_scalar(nr: usize, w: *const f32, offs: &[usize], inp: *const f32, out: *mut f32, out_rs: usize) {
+    let mut acc = [[0f32; TILE_COLS]; TILE_ROWS];
+    for (k, &o) in offs.iter().enumerate() {
+        let a = unsafe { std::slice::from_raw_parts(inp.add(o), TILE_COLS) };
+        for r in 0..nr {
+            let b = unsafe { *w.add(k * nr + r) };
+            for (acc, &a) in acc[r].iter_mut().zip(a) {
+                *acc += a * b;
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(nr) {
+        unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(r * out_rs), TILE_COLS) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::*;
+
+    /// `out[r][0..16] = Σ_k w[k·NR + r] · inp[offs[k] + 0..16]` for `r < NR`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const NR: usize>(
+        w: *const f32,
+        offs: &[usize],
+        inp: *const f32,
+        out: *mut f32,
+        out_rs: usize,
+    ) {
+        unsafe {
+            let mut a0 = [_mm256_setzero_ps(); NR];
+            let mut a1 = [_mm256_setzero_ps(); NR];
+            let mut wk = w;
+            for &o in offs {
+                let x0 = _mm256_loadu_ps(inp.add(o));
+                let x1 = _mm256_loadu_ps(inp.add(o + 8));
+                for r in 0..NR {
+                    let b = _mm256_broadcast_ss(&*wk.add(r));
+                    a0[r] = _mm256_fmadd_ps(x0, b, a0[r]);
+                    a1[r] = _mm256_fmadd_ps(x1, b, a1[r]);
+                }
+                wk = wk.add(NR);
+            }
+            for r in 0..NR {
+                _mm256_storeu_ps(out.add(r * out_rs), a0[r]);
+                _mm256_storeu_ps(out.add(r * out_rs + 8), a1[r]);
+            }
+        }
+    }
+}
+
+static NO_SIMD: AtomicBool = AtomicBool::new(false);
+
+/// Whether the AVX2/FMA kernels run (the CPU has them, and [`set_simd`] did not turn them
+/// off); else portable loops (forward, input gradient) and the `gemm` crate (weights).
+pub fn simd_enabled() -> bool {
+    if NO_SIMD.load(Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Turns the AVX2/FMA kernels off (`false`) or back on where available (`true`), process-wide;
+/// for tests and comparisons.
+pub fn set_simd(on: bool) {
+    NO_SIMD.store(!on, Ordering::Relaxed);
+}
+
+// ----- forward ----------------------------------------------------------------------------------
 
 struct ConvOp {
     spec: ConvSpec,
@@ -436,73 +642,49 @@ impl CustomOp3 for ConvOp {
         let w = slice(s2, l2, "w")?;
         let b = slice(s3, l3, "b")?;
         let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
+        self.spec.check(&g)?;
         if b.len() != g.cout {
             candle_core::bail!("fastconv: bias has {} values for {} channels", b.len(), g.cout);
         }
-        let runs = runs(&self.spec, &g)?;
-        let wt = transpose_weights(&g, w);
+        let simd = simd_enabled();
+        let plan = ShiftPlan::forward(&self.spec, &g, w);
         let out_img = g.cout * g.ho * g.wo;
         let in_img = g.cin * g.h * g.w;
+        let qs = g.q.next_multiple_of(TILE_COLS);
+        let slack = TILE_COLS;
         let mut y = vec![0f32; g.n * out_img];
-        let (threads, par) = plan(g.n);
-        let per = g.n.div_ceil(threads).max(1);
         let pad = self.spec.pad;
         let relu = self.spec.relu;
-        let work = |(t, ys): (usize, &mut [f32])| {
+        for_image_chunks(g.n, out_img, &mut y, |first, ys, _par| {
             SCRATCH.with(|s| {
                 let s = &mut *s.borrow_mut();
-                resize(&mut s.xp, g.cin * g.plane());
-                resize(&mut s.acc, g.cout * g.q);
-                for (i, yi) in ys.chunks_mut(out_img.max(1)).enumerate() {
-                    let img = t * per + i;
-                    pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.xp);
-                    for co in 0..g.cout {
-                        s.acc[co * g.q..][..g.q].fill(b[co]);
-                    }
-                    let tile = tile_cols();
-                    for q0 in (0..g.q).step_by(tile) {
-                        let nq = tile.min(g.q - q0);
-                        for r in &runs {
-                            unsafe {
-                                sgemm(
-                                    r.co1 - r.co0,
-                                    nq,
-                                    g.cin,
-                                    s.acc.as_mut_ptr().add(r.co0 * g.q + q0),
-                                    1,
-                                    g.q,
-                                    wt.as_ptr().add((r.tap * g.cout + r.co0) * g.cin),
-                                    1,
-                                    g.cin,
-                                    s.xp.as_ptr().add(r.off + q0),
-                                    1,
-                                    g.plane(),
-                                    par,
-                                );
-                            }
-                        }
-                    }
+                resize(&mut s.a, g.cin * g.plane() + slack);
+                resize(&mut s.b, g.cout * qs);
+                for (i, yi) in ys.chunks_mut(out_img).enumerate() {
+                    let img = first + i;
+                    pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.a, slack);
+                    // Rows of channels outside every group stay 0 (+ bias).
+                    s.b[..g.cout * qs].fill(0.0);
+                    unsafe { plan.run(s.a.as_ptr(), s.b.as_mut_ptr(), qs, g.q, simd) };
                     for co in 0..g.cout {
                         for oy in 0..g.ho {
-                            let src = &s.acc[co * g.q + oy * g.wp..][..g.wo];
+                            let src = &s.b[co * qs + oy * g.wp..][..g.wo];
                             let dst = &mut yi[(co * g.ho + oy) * g.wo..][..g.wo];
+                            let bias = b[co];
                             if relu {
                                 for (d, &v) in dst.iter_mut().zip(src) {
-                                    *d = v.max(0.0);
+                                    *d = (v + bias).max(0.0);
                                 }
                             } else {
-                                dst.copy_from_slice(src);
+                                for (d, &v) in dst.iter_mut().zip(src) {
+                                    *d = v + bias;
+                                }
                             }
                         }
                     }
                 }
             })
-        };
-        if threads > 1 {
-            y.par_chunks_mut((per * out_img).max(1)).enumerate().for_each(work);
-        } else if !y.is_empty() {
-            work((0, &mut y[..]));
-        }
+        });
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
 
@@ -527,33 +709,7 @@ impl CustomOp3 for ConvOp {
     }
 }
 
-// ----- backward -------------------------------------------------------------------------------
-
-/// `grad * (res > 0)`.
-struct ReluMask;
-
-impl CustomOp2 for ReluMask {
-    fn name(&self) -> &'static str {
-        "fastconv-relu-mask"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = slice(s1, l1, "grad")?;
-        let r = slice(s2, l2, "res")?;
-        if g.len() != r.len() {
-            candle_core::bail!("fastconv: relu mask size mismatch");
-        }
-        let mut out = vec![0f32; g.len()];
-        out.par_chunks_mut(1 << 16)
-            .zip(g.par_chunks(1 << 16).zip(r.par_chunks(1 << 16)))
-            .for_each(|(o, (g, r))| {
-                for ((o, &g), &r) in o.iter_mut().zip(g).zip(r) {
-                    *o = if r > 0.0 { g } else { 0.0 };
-                }
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
+// ----- backward ---------------------------------------------------------------------------------
 
 /// Inputs `(x, w, g)` with `g` the gradient of the op's output; with `mask` (the output of a
 /// ReLU op), the gradient is first zeroed where the output is 0. Output, flat:
@@ -563,7 +719,7 @@ struct ConvBwdOp {
     mask: Option<Tensor>,
 }
 
-/// Weight-gradient GEMM: rows `co0..co1`, kernel row `ky`, taps `kx0..kx1` (one product
+/// Weight-gradient product: rows `co0..co1`, kernel row `ky`, taps `kx0..kx1` (one product
 /// over all those taps, from the channels-last padded input).
 #[derive(Clone, Copy, Debug)]
 struct FRun {
@@ -576,31 +732,12 @@ struct FRun {
 
 fn filter_runs(spec: &ConvSpec) -> Vec<FRun> {
     let mut out = Vec::new();
-    for gr in &spec.groups {
-        if gr.co.0 == gr.co.1 || gr.kx.0 == gr.kx.1 {
-            continue;
-        }
+    for gr in spec.sorted_groups() {
         for ky in gr.ky.0..gr.ky.1 {
             out.push(FRun { co0: gr.co.0, co1: gr.co.1, ky, kx0: gr.kx.0, kx1: gr.kx.1 });
         }
     }
     out
-}
-
-/// Zero-pad image `x` ([cin, h, w]) into `xpt`, channels-last: `xpt[(py * wp + px) * cin + c]`,
-/// plus 8 zeros at the end.
-fn pad_into_t(g: &Geom, pad: [usize; 4], x: &[f32], xpt: &mut [f32]) {
-    let len = g.plane() * g.cin + 8;
-    xpt[..len].fill(0.0);
-    for y in 0..g.h {
-        let row = &mut xpt[((y + pad[0]) * g.wp + pad[2]) * g.cin..][..g.w * g.cin];
-        for c in 0..g.cin {
-            let src = &x[(c * g.h + y) * g.w..][..g.w];
-            for (xx, &v) in src.iter().enumerate() {
-                row[xx * g.cin + c] = v;
-            }
-        }
-    }
 }
 
 impl CustomOp3 for ConvBwdOp {
@@ -621,6 +758,7 @@ impl CustomOp3 for ConvBwdOp {
         let w = slice(s2, l2, "w")?;
         let gr = slice(s3, l3, "grad")?;
         let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
+        self.spec.check(&g)?;
         if l3.dims() != [g.n, g.cout, g.ho, g.wo] {
             candle_core::bail!("fastconv: grad shape {:?} does not match the output", l3.dims());
         }
@@ -638,123 +776,91 @@ impl CustomOp3 for ConvBwdOp {
             },
             None => None,
         };
-        let runs = runs(&self.spec, &g)?;
+        let simd = simd_enabled();
+        let pad = self.spec.pad;
+        let plane = g.plane();
+        // Padded output gradient gp[co][u]: output q at u = s + q, zeros around, so that
+        // the input gradient reads gp[co, s + p − off] for every padded-input position p.
+        let s = g.max_off();
+        let p0 = pad[0] * g.wp;
+        let pcols = (g.h * g.wp).next_multiple_of(TILE_COLS);
+        let ustride = (p0 + s + pcols + TILE_COLS).max(s + g.q);
+        let dplan = ShiftPlan::input_grad(&self.spec, &g, w, ustride, s, p0);
         let fruns = filter_runs(&self.spec);
-        let wt = transpose_weights(&g, w);
         let kk = g.kh * g.kw;
         let out_img = g.cout * g.ho * g.wo;
         let in_img = g.cin * g.h * g.w;
         let nx = g.n * in_img;
         let nw = g.cout * g.cin * kk;
         // Weight gradient per thread: dwc[co][ky][kx * cin + ci], rows padded by 8 (the
-        // products may run up to 7 columns past their taps).
+        // products run up to 7 columns past their taps).
         let lrow = g.kw * g.cin + 8;
         let ndwc = g.cout * g.kh * lrow;
         let mut out = vec![0f32; nx + nw + g.cout];
         let (dx, dwb) = out.split_at_mut(nx);
-        let (threads, par) = plan(g.n);
-        let per = g.n.div_ceil(threads).max(1);
-        let pad = self.spec.pad;
-        let plane = g.plane();
-        let work = |(t, dxs): (usize, &mut [f32])| -> (Vec<f32>, Vec<f64>) {
+        let parts = for_image_chunks(g.n, in_img, dx, |first, dxs, par| {
             let mut dwc = vec![0f32; ndwc];
             let mut db = vec![0f64; g.cout];
-            SCRATCH.with(|s| {
-                let s = &mut *s.borrow_mut();
-                resize(&mut s.xp, g.cin * plane + 8);
-                resize(&mut s.dxp, g.cin * plane);
-                resize(&mut s.gp, g.cout * g.q);
-                for (i, dxi) in dxs.chunks_mut(in_img.max(1)).enumerate() {
-                    let img = t * per + i;
-                    pad_into_t(&g, pad, &x[img * in_img..][..in_img], &mut s.xp);
-                    grad_into(&g, &gr[img * out_img..][..out_img], mask.map(|m| &m[img * out_img..][..out_img]), &mut s.gp);
-                    s.dxp[..g.cin * plane].fill(0.0);
-                    let skip = std::env::var("FASTCONV_SKIP").unwrap_or_default();
-                    for r in runs.iter().filter(|_| !skip.contains("data")) {
-                        // dxp[ci, q + off] += Σ_co W[co, ci, tap] g[co, q]
-                        unsafe {
-                            sgemm(
-                                g.cin,
-                                g.q,
-                                r.co1 - r.co0,
-                                s.dxp.as_mut_ptr().add(r.off),
-                                1,
-                                plane,
-                                wt.as_ptr().add((r.tap * g.cout + r.co0) * g.cin),
-                                g.cin,
-                                1,
-                                s.gp.as_ptr().add(r.co0 * g.q),
-                                1,
-                                g.q,
-                                par,
-                            );
+            SCRATCH.with(|sc| {
+                let sc = &mut *sc.borrow_mut();
+                resize(&mut sc.a, g.cin * plane + 8);
+                resize(&mut sc.b, g.cout * ustride);
+                resize(&mut sc.c, g.cin * pcols);
+                for (i, dxi) in dxs.chunks_mut(in_img).enumerate() {
+                    let img = first + i;
+                    let m = mask.map(|m| &m[img * out_img..][..out_img]);
+                    grad_into(&g, &gr[img * out_img..][..out_img], m, &mut sc.b, ustride, s);
+                    // Input gradient on padded rows pad_top .. pad_top + h.
+                    unsafe { dplan.run(sc.b.as_ptr(), sc.c.as_mut_ptr(), pcols, g.h * g.wp, simd) };
+                    for ci in 0..g.cin {
+                        for y in 0..g.h {
+                            let src = &sc.c[ci * pcols + y * g.wp + pad[2]..][..g.w];
+                            dxi[(ci * g.h + y) * g.w..][..g.w].copy_from_slice(src);
                         }
                     }
-                    for r in fruns.iter().filter(|_| !skip.contains("filter")) {
-                        // dwc[co][ky][kx * cin + ci] += Σ_q xpt[(q + ky·wp + kx) * cin + ci] g[co, q]
-                        // as one product over j = (kx - kx0) * cin + ci, rounded up to 8 rows.
-                        let m = ((r.kx1 - r.kx0) * g.cin).next_multiple_of(8);
+                    // Weight gradient.
+                    pad_into_t(&g, pad, &x[img * in_img..][..in_img], &mut sc.a);
+                    for r in &fruns {
+                        // dwc[co][ky][kx·cin + ci] += Σ_q xpt[(q + ky·wp + kx)·cin + ci] g[co, q],
+                        // one product over j = (kx − kx0)·cin + ci, rounded up to 8 rows.
+                        let mj = ((r.kx1 - r.kx0) * g.cin).next_multiple_of(8);
                         unsafe {
                             sgemm(
-                                m,
+                                mj,
                                 r.co1 - r.co0,
                                 g.q,
                                 dwc.as_mut_ptr().add((r.co0 * g.kh + r.ky) * lrow + r.kx0 * g.cin),
                                 g.kh * lrow,
                                 1,
-                                s.xp.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
+                                sc.a.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
                                 g.cin,
                                 1,
-                                s.gp.as_ptr().add(r.co0 * g.q),
-                                g.q,
+                                sc.b.as_ptr().add(r.co0 * ustride + s),
+                                ustride,
                                 1,
                                 par,
                             );
                         }
                     }
                     for (co, d) in db.iter_mut().enumerate() {
-                        *d += s.gp[co * g.q..][..g.q].iter().map(|&v| v as f64).sum::<f64>();
-                    }
-                    for ci in 0..g.cin {
-                        for y in 0..g.h {
-                            let src = &s.dxp[ci * plane + (y + pad[0]) * g.wp + pad[2]..][..g.w];
-                            dxi[(ci * g.h + y) * g.w..][..g.w].copy_from_slice(src);
-                        }
+                        *d += sc.b[co * ustride..][..ustride].iter().map(|&v| v as f64).sum::<f64>();
                     }
                 }
             });
             (dwc, db)
-        };
-        let parts: Vec<(Vec<f32>, Vec<f64>)> = if threads > 1 {
-            dx.par_chunks_mut((per * in_img).max(1)).enumerate().map(work).collect()
-        } else if nx > 0 {
-            vec![work((0, dx))]
-        } else {
-            vec![]
-        };
+        });
         let (dw, db) = dwb.split_at_mut(nw);
         // Sum the threads' parts; keep only the taps inside each channel's group.
-        let mut support = vec![false; g.cout * kk];
-        for gr in &self.spec.groups {
-            for co in gr.co.0..gr.co.1 {
-                for ky in gr.ky.0..gr.ky.1 {
-                    for kx in gr.kx.0..gr.kx.1 {
-                        support[co * kk + ky * g.kw + kx] = true;
-                    }
-                }
-            }
-        }
         let mut db64 = vec![0f64; g.cout];
         for (dwc, dbt) in &parts {
-            for co in 0..g.cout {
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        if !support[co * kk + ky * g.kw + kx] {
-                            continue;
-                        }
-                        let src = &dwc[(co * g.kh + ky) * lrow + kx * g.cin..][..g.cin];
-                        for (ci, &v) in src.iter().enumerate() {
-                            dw[(co * g.cin + ci) * kk + ky * g.kw + kx] += v;
+            for gr in self.spec.sorted_groups() {
+                for co in gr.co.0..gr.co.1 {
+                    for ky in gr.ky.0..gr.ky.1 {
+                        for kx in gr.kx.0..gr.kx.1 {
+                            let src = &dwc[(co * g.kh + ky) * lrow + kx * g.cin..][..g.cin];
+                            for (ci, &v) in src.iter().enumerate() {
+                                dw[(co * g.cin + ci) * kk + ky * g.kw + kx] += v;
+                            }
                         }
                     }
                 }

@@ -1,5 +1,5 @@
 //! Training of the deep-steganography nets of Baluja, "Hiding Images in Plain Sight: Deep
-//! Steganography" (NIPS 2017), in [candle], and their export to ONNX for the `stego` runtime.
+//! Steganography" (NIPS 2017), in [candle](https://github.com/huggingface/candle), and their export to ONNX for the `stego` runtime.
 //!
 //! * [`nets`]: the prep, hide and reveal nets (485,541 parameters), candle-examples style.
 //! * [`fastconv`]: the convolutions they run on (fast CPU path).
@@ -7,6 +7,21 @@
 //! * [`data`]: image loading (Tiny ImageNet layout or any folder), random crops and flips.
 //! * [`train`]: the training loop, checkpoints, resume, validation, figures, CSV, plots.
 //! * [`onnx`]: `hide.onnx` / `reveal.onnx` writer (hand-written protobuf messages).
+//!
+//! # Usage
+//!
+//! ```text
+//! cargo run --release -p training                    # train with the defaults on data/images
+//! cargo run --release -p training -- --steps 20000 --data /path/tiny-imagenet-200 --export-to models
+//! cargo run --release -p training -- --resume        # continue runs/default where it stopped
+//! cargo run --release -p training -- export --checkpoint runs/default --out models
+//! cargo run --release -p training -- --help          # every option
+//! ```
+//!
+//! A run folder holds `checkpoint.safetensors`, `optimizer.safetensors`, `state.json`,
+//! `metrics.csv`, `validation.csv`, `loss.png`, `samples/` and, at the end, `hide.onnx` and
+//! `reveal.onnx` (see [`train`]). Build with `--features cuda` to train on an NVIDIA GPU
+//! (needs the CUDA toolkit); without it nothing needs CUDA.
 //!
 //! # Design choices
 //!

@@ -1,0 +1,253 @@
+//! Side-by-side throughput of the same model on the same frames, one table:
+//! (a) a bare onnxruntime session on ready tensors, (b) the `stego` library including the
+//! frame↔tensor conversion, (c) the GStreamer elements in a pipeline (videotestsrc →
+//! stegohide/stegoreveal → fakesink), (d) a Python onnxruntime + numpy loop.
+//!
+//! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
+//!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]`
+//!
+//! Each cell runs in its own process so that its peak RSS is its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+use stego::contract::{self, Role};
+use stego::frame::{Frame, FrameMut, PixelFormat};
+use stego::runtime::{Model, RuntimeOptions};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+/// MACs per pixel of a model, from its metadata, or the paper nets' counts.
+fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {
+    let opts = RuntimeOptions::default();
+    Model::inspect(model, &opts)
+        .ok()
+        .and_then(|i| i.metadata.get(contract::meta::MACS_PER_PIXEL).and_then(|v| v.parse().ok()))
+        .unwrap_or(match role {
+            Role::Hide => 291_255.0,
+            Role::Reveal => 193_500.0,
+        })
+}
+
+/// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
+fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<(), String> {
+    let opts = RuntimeOptions { threads, ..Default::default() };
+    let cover = pseudo_random_bytes(w * h * 3, 1);
+    let secret = pseudo_random_bytes(w * h * 3, 2);
+    let secs = match method {
+        "ort" => {
+            let env = stego::runtime::environment(&opts).map_err(|e| e.to_string())?;
+            let mut b = ort::session::Session::builder(&env).map_err(|e| e.to_string())?;
+            b = b.with_optimization_level(ort::session::builder::GraphOptimizationLevel::All).map_err(|e| e.to_string())?;
+            if let Some(t) = threads {
+                b = b.with_intra_threads(t).map_err(|e| e.to_string())?;
+            }
+            let mut s = b.commit_from_file(&model).map_err(|e| e.to_string())?;
+            let a = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| cover[(y * w + x) * 3 + c] as f32 / 255.0);
+            let b2 = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| secret[(y * w + x) * 3 + c] as f32 / 255.0);
+            let mut run = || -> Result<f32, String> {
+                let out = match role {
+                    Role::Hide => s.run(ort::inputs![
+                        contract::HIDE_COVER => ort::value::TensorRef::from_array_view(a.view()).map_err(|e| e.to_string())?,
+                        contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(b2.view()).map_err(|e| e.to_string())?,
+                    ]),
+                    Role::Reveal => s.run(ort::inputs![
+                        contract::REVEAL_CONTAINER => ort::value::TensorRef::from_array_view(a.view()).map_err(|e| e.to_string())?,
+                    ]),
+                }
+                .map_err(|e| e.to_string())?;
+                let v = out[role.output()].try_extract_tensor::<f32>().map_err(|e| e.to_string())?.1[0];
+                Ok(v)
+            };
+            run()?;
+            let t = Instant::now();
+            for _ in 0..frames {
+                run()?;
+            }
+            t.elapsed().as_secs_f64()
+        }
+        "lib" => {
+            let mut out = vec![0u8; w * h * 3];
+            let cf = Frame::packed(&cover, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?;
+            let sf = Frame::packed(&secret, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?;
+            match role {
+                Role::Hide => {
+                    let mut hider = stego::Hider::new(&model, &opts).map_err(|e| e.to_string())?;
+                    hider.warm_up(w, h).map_err(|e| e.to_string())?;
+                    let t = Instant::now();
+                    for _ in 0..frames {
+                        hider.hide(&cf, &sf, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                    }
+                    t.elapsed().as_secs_f64()
+                }
+                Role::Reveal => {
+                    let mut r = stego::Revealer::new(&model, &opts).map_err(|e| e.to_string())?;
+                    r.warm_up(w, h).map_err(|e| e.to_string())?;
+                    let t = Instant::now();
+                    for _ in 0..frames {
+                        r.reveal(&cf, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                    }
+                    t.elapsed().as_secs_f64()
+                }
+            }
+        }
+        "gst" => gst_cell(role, &model, w, h, frames, threads)?,
+        other => return Err(format!("unknown method {other}")),
+    };
+    println!("RESULT {frames} {secs:.6} {}", peak_rss_kib());
+    Ok(())
+}
+
+/// Times `frames` buffers through the element after one warm-up buffer: the clock runs from
+/// the first buffer reaching fakesink to the last.
+fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<f64, String> {
+    use gst::prelude::*;
+    gst::init().map_err(|e| e.to_string())?;
+    gststego::plugin_register_static().map_err(|e| e.to_string())?;
+    let caps = format!("video/x-raw,format=RGB,width={w},height={h},framerate=25/1");
+    let n = frames + 1;
+    let t = threads.unwrap_or(0);
+    let desc = match role {
+        Role::Hide => format!(
+            "stegohide name=h model-file=\"{m}\" threads={t} ! fakesink name=sink sync=false signal-handoffs=true \
+             videotestsrc num-buffers={n} pattern=snow ! {caps} ! h.cover \
+             videotestsrc num-buffers={n} pattern=ball ! {caps} ! h.secret",
+            m = model.display()
+        ),
+        Role::Reveal => format!(
+            "videotestsrc num-buffers={n} pattern=snow ! {caps} ! stegoreveal model-file=\"{m}\" threads={t} ! fakesink name=sink sync=false signal-handoffs=true",
+            m = model.display()
+        ),
+    };
+    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline.by_name("sink").ok_or("no sink")?;
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let t2 = times.clone();
+    sink.connect("handoff", false, move |_| {
+        t2.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+        None
+    });
+    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let mut err = None;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Error(e) => {
+                err = Some(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let times = times.lock().unwrap_or_else(|e| e.into_inner());
+    if times.len() < 2 {
+        return Err(format!("only {} buffers reached the sink", times.len()));
+    }
+    let secs = times[times.len() - 1].duration_since(times[0]).as_secs_f64();
+    // Scale to `frames` frames from the (len − 1) intervals measured.
+    Ok(secs * frames as f64 / (times.len() - 1) as f64)
+}
+
+struct Cell {
+    fps: f64,
+    ms: f64,
+    gflops: f64,
+    rss_mib: f64,
+}
+
+fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<Cell, String> {
+    let out = if method == "python" {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let py = root.join(".venv/bin/python");
+        Command::new(&py)
+            .arg(root.join("scripts/bench_python.py"))
+            .args(["--model", &model.display().to_string(), "--role", role.as_str()])
+            .args(["--width", &w.to_string(), "--height", &h.to_string(), "--frames", &frames.to_string()])
+            .args(["--threads", &threads.unwrap_or(0).to_string()])
+            .output()
+            .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", py.display()))?
+    } else {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut c = Command::new(exe);
+        c.args(["--worker", method, role.as_str(), &model.display().to_string(), &format!("{w}x{h}"), &frames.to_string()]);
+        if let Some(t) = threads {
+            c.args(["--threads", &t.to_string()]);
+        }
+        c.output().map_err(|e| e.to_string())?
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("RESULT ")).ok_or_else(|| format!("{method}: no result; stderr: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let (n, secs, rss) = (v[0], v[1], v[2]);
+    let fps = n / secs;
+    let flop_per_frame = 2.0 * macs_per_pixel(model, role) * (w * h) as f64;
+    Ok(Cell { fps, ms: 1000.0 / fps, gflops: fps * flop_per_frame / 1e9, rss_mib: rss / 1024.0 })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = arg(&args, "--threads").and_then(|t| t.parse().ok());
+    if let Some(i) = args.iter().position(|a| a == "--worker") {
+        let g = |k: usize| args.get(i + k).cloned().unwrap_or_default();
+        let role = if g(2) == "reveal" { Role::Reveal } else { Role::Hide };
+        let (w, h) = g(4).split_once('x').map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0))).unwrap_or((0, 0));
+        if let Err(e) = worker(&g(1), role, PathBuf::from(g(3)), w, h, g(5).parse().unwrap_or(1), threads) {
+            eprintln!("worker error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let frames: usize = arg(&args, "--frames").and_then(|f| f.parse().ok()).unwrap_or(3);
+    let sizes = arg(&args, "--sizes").unwrap_or_else(|| "320x240,640x480,1280x720".into());
+    let roles = arg(&args, "--roles").unwrap_or_else(|| "hide,reveal".into());
+    let model_dir = arg(&args, "--model-dir").map(PathBuf::from).unwrap_or_else(stego::default_model_dir);
+    println!("stego throughput: {frames} timed frames per cell after warm-up; threads: {}; models: {}", threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()), model_dir.display());
+    println!("| role | size | method | fps | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    for role in roles.split(',').map(|r| if r == "reveal" { Role::Reveal } else { Role::Hide }) {
+        let model = model_dir.join(role.file_name());
+        for size in sizes.split(',') {
+            let Some((w, h)) = size.split_once('x').and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))) else {
+                eprintln!("bad size {size:?}: use WxH");
+                std::process::exit(2);
+            };
+            let mut base = None;
+            for (method, label) in [("ort", "(a) onnxruntime session"), ("lib", "(b) stego library"), ("gst", "(c) GStreamer element"), ("python", "(d) Python ort+numpy")] {
+                match run_cell(method, role, &model, w, h, frames, threads) {
+                    Ok(c) => {
+                        let rel = base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));
+                        if base.is_none() {
+                            base = Some(c.fps);
+                        }
+                        println!("| {role} | {w}x{h} | {label} | {:.2} | {:.1} | {:.1} | {:.0} | {rel} |", c.fps, c.ms, c.gflops, c.rss_mib);
+                    }
+                    Err(e) => println!("| {role} | {w}x{h} | {label} | error: {e} | | | | |"),
+                }
+            }
+        }
+    }
+}

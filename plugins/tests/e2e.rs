@@ -3,7 +3,7 @@
 // End to end on real footage, with real pipelines (gst::parse::launch):
 //
 //   1. cover: the default clip data/video/bigbuckbunny.mp4 (decodebin), scaled to 160x90 RGB,
-//      its first 12 frames; secret: the PNG photos astronaut / chelsea / coffee as a 25 fps
+//      its first 12 frames (cut exactly with a pad probe: see common::cut_after); secret: the PNG photos astronaut / chelsea / coffee as a 25 fps
 //      slideshow (multifilesrc + pngdec), scaled to the cover's size *before* stegohide;
 //      → stegohide → FFV1 (BGRx, lossless) in Matroska, to a file.
 //      Tees grab the cover and secret frames the element received, the containers it output,
@@ -104,7 +104,7 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
            ot. ! {q} ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! filesink location={mkv} \
            ot. ! {q} ! fakesink name=containers sync=false \
          filesrc location={clip} ! decodebin ! videoconvert ! videoscale add-borders=false ! {caps} \
-           ! identity eos-after={FRAMES} ! tee name=ct \
+           ! identity name=cut ! tee name=ct \
            ct. ! {q} ! h.cover \
            ct. ! {q} ! fakesink name=covers sync=false \
            ct. ! {q} ! pngenc ! multifilesink location={cover_png} \
@@ -123,10 +123,12 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
         secret_png = quote(&dir.join("secret_%02d.png")),
     );
     let t = std::time::Instant::now();
-    let g1 = run_and_grab(&launch, &["containers", "covers", "secrets"], 600)
+    let g1 = run_and_grab_cut(&launch, &["containers", "covers", "secrets"], &[("cut", FRAMES)], 600)
         .unwrap_or_else(|e| panic!("the hiding pipeline fails: {e}"));
     eprintln!("hiding pipeline: {:.1} s", t.elapsed().as_secs_f64());
     let (containers, covers, secrets) = (&g1["containers"], &g1["covers"], &g1["secrets"]);
+    let pts = |v: &[RgbFrame]| v.iter().map(|f| (f.pts.mseconds(), f.duration.map(|d| d.mseconds()))).collect::<Vec<_>>();
+    eprintln!("covers {:?}\ncontainers {:?}\nsecrets {:?}", pts(covers), pts(containers), pts(secrets));
     assert_eq!(covers.len(), FRAMES, "cover frames");
     assert_eq!(containers.len(), FRAMES, "one container per cover frame");
     assert!(secrets.len() >= FRAMES, "secret frames: {}", secrets.len());
@@ -195,6 +197,35 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
             )
             .unwrap();
 
+        if std::env::var_os("STEGO_E2E_DEBUG").is_some() {
+            let mut swapped = vec![0u8; W * H * 3];
+            hider
+                .hide(
+                    &Frame::packed(&secret.data, Rgb, W, H).unwrap(),
+                    &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
+                    &mut FrameMut::packed(&mut swapped, Rgb, W, H).unwrap(),
+                )
+                .unwrap();
+            let near: Vec<String> = secrets
+                .iter()
+                .map(|s2| {
+                    let mut c2 = vec![0u8; W * H * 3];
+                    hider
+                        .hide(
+                            &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
+                            &Frame::packed(&s2.data, Rgb, W, H).unwrap(),
+                            &mut FrameMut::packed(&mut c2, Rgb, W, H).unwrap(),
+                        )
+                        .unwrap();
+                    format!("{:.1}", psnr(&container.data, &c2, W, H))
+                })
+                .collect();
+            eprintln!(
+                "debug {i}: pipe container~lib(swapped) {:.2} dB, pipe revealed~cover {:.2} dB, pipe container~lib with secret j: {near:?}",
+                psnr(&container.data, &swapped, W, H),
+                psnr(&revealed[i].data, &cover.data, W, H)
+            );
+        }
         p_secret.push(psnr(&revealed[i].data, &secret.data, W, H));
         l_secret.push(psnr(&lib_revealed, &secret.data, W, H));
         p_cover.push(psnr(&container.data, &cover.data, W, H));

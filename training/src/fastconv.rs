@@ -32,7 +32,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Stride-1 convolution with explicit zero padding `[top, bottom, left, right]` plus bias.
@@ -277,6 +277,29 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// A vector of `n` values that the caller must all write before reading any: the pages are
+/// then first touched by the threads that fill them, in parallel, instead of being zeroed
+/// here first.
+fn alloc_output(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns and every caller writes all `n` values before
+    // the vector is read (see the uses).
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
+}
+
+/// Runs `f` with this thread's scratch buffers (fresh ones if they are in use: a nested call
+/// through rayon work stealing).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
 fn resize(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
@@ -295,13 +318,15 @@ fn plan_threads(n: usize) -> (usize, gemm::Parallelism) {
     }
 }
 
-/// Runs `work(first_image, chunk)` on `out` split into per-thread chunks of whole images
-/// (`per_img` values each), in parallel; collects the results.
+/// Runs `work(first_image, chunk, gemm_parallelism, parallel_inside)` on `out` split into
+/// per-thread chunks of whole images (`per_img` values each), in parallel; collects the
+/// results. With fewer images than threads there is one chunk and the work inside it should
+/// run in parallel (`gemm_parallelism`, `parallel_inside`).
 fn for_image_chunks<R: Send>(
     n: usize,
     per_img: usize,
     out: &mut [f32],
-    work: impl Fn(usize, &mut [f32], gemm::Parallelism) -> R + Sync,
+    work: impl Fn(usize, &mut [f32], gemm::Parallelism, bool) -> R + Sync,
 ) -> Vec<R> {
     let (threads, par) = plan_threads(n);
     let per = n.div_ceil(threads).max(1);
@@ -309,59 +334,81 @@ fn for_image_chunks<R: Send>(
         return vec![];
     }
     if threads > 1 {
-        out.par_chunks_mut(per * per_img).enumerate().map(|(t, c)| work(t * per, c, par)).collect()
+        out.par_chunks_mut(per * per_img).enumerate().map(|(t, c)| work(t * per, c, par, false)).collect()
     } else {
-        vec![work(0, out, par)]
+        // One chunk: the products inside run in parallel instead (if there are threads).
+        let inner = !matches!(par, gemm::Parallelism::None);
+        vec![work(0, out, par, inner)]
     }
 }
 
 /// Zero-pad image `x` ([cin, h, w]) into `xp` ([cin, hp, wp] then `slack` zeros).
 fn pad_into(g: &Geom, pad: [usize; 4], x: &[f32], xp: &mut [f32], slack: usize) {
     let plane = g.plane();
-    xp[..g.cin * plane + slack].fill(0.0);
     for c in 0..g.cin {
+        let dst = &mut xp[c * plane..][..plane];
+        dst[..pad[0] * g.wp].fill(0.0);
         for y in 0..g.h {
-            let src = &x[(c * g.h + y) * g.w..][..g.w];
-            xp[c * plane + (y + pad[0]) * g.wp + pad[2]..][..g.w].copy_from_slice(src);
+            let row = &mut dst[(y + pad[0]) * g.wp..][..g.wp];
+            row[..pad[2]].fill(0.0);
+            row[pad[2]..pad[2] + g.w].copy_from_slice(&x[(c * g.h + y) * g.w..][..g.w]);
+            row[pad[2] + g.w..].fill(0.0);
         }
+        dst[(pad[0] + g.h) * g.wp..].fill(0.0);
     }
+    xp[g.cin * plane..][..slack].fill(0.0);
 }
 
 /// Zero-pad image `x` ([cin, h, w]) into `xpt`, channels-last: `xpt[(py * wp + px) * cin + c]`,
 /// then 8 zeros.
 fn pad_into_t(g: &Geom, pad: [usize; 4], x: &[f32], xpt: &mut [f32]) {
-    let len = g.plane() * g.cin + 8;
-    xpt[..len].fill(0.0);
+    let c = g.cin;
+    xpt[..pad[0] * g.wp * c].fill(0.0);
     for y in 0..g.h {
-        let row = &mut xpt[((y + pad[0]) * g.wp + pad[2]) * g.cin..][..g.w * g.cin];
-        for c in 0..g.cin {
-            let src = &x[(c * g.h + y) * g.w..][..g.w];
-            for (xx, &v) in src.iter().enumerate() {
-                row[xx * g.cin + c] = v;
+        let row = &mut xpt[(y + pad[0]) * g.wp * c..][..g.wp * c];
+        row[..pad[2] * c].fill(0.0);
+        // Transpose [cin][w] → [w][cin] by blocks of 8 pixels.
+        for x0 in (0..g.w).step_by(8) {
+            let nx = 8.min(g.w - x0);
+            for ci in 0..c {
+                let src = &x[(ci * g.h + y) * g.w + x0..][..nx];
+                for (i, &v) in src.iter().enumerate() {
+                    row[(pad[2] + x0 + i) * c + ci] = v;
+                }
             }
         }
+        row[(pad[2] + g.w) * c..].fill(0.0);
     }
+    xpt[(pad[0] + g.h) * g.wp * c..g.plane() * c + 8].fill(0.0);
 }
 
 /// Copy the output gradient of one image ([cout, ho, wo]), times the ReLU mask if any, into
 /// `gp` ([cout][ustride]): value of output `(oy, ox)` at column `s + oy * wp + ox`, zeros
-/// elsewhere (the thrown-away columns and the margins).
-fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32], ustride: usize, s: usize) {
-    gp[..g.cout * ustride].fill(0.0);
+/// elsewhere (the thrown-away columns and the margins). Adds each channel's sum to `sums`.
+fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32], ustride: usize, s: usize, sums: &mut [f64]) {
     for co in 0..g.cout {
+        let dst = &mut gp[co * ustride..][..ustride];
+        dst[..s].fill(0.0);
+        let mut sum = 0f64;
         for oy in 0..g.ho {
-            let dst = &mut gp[co * ustride + s + oy * g.wp..][..g.wo];
+            let row = &mut dst[s + oy * g.wp..];
             let src = &gr[(co * g.ho + oy) * g.wo..][..g.wo];
             match mask {
                 Some(m) => {
                     let m = &m[(co * g.ho + oy) * g.wo..][..g.wo];
-                    for ((d, &v), &m) in dst.iter_mut().zip(src).zip(m) {
+                    for ((d, &v), &m) in row[..g.wo].iter_mut().zip(src).zip(m) {
                         *d = if m > 0.0 { v } else { 0.0 };
                     }
                 }
-                None => dst.copy_from_slice(src),
+                None => row[..g.wo].copy_from_slice(src),
+            }
+            sum += row[..g.wo].iter().sum::<f32>() as f64;
+            if oy + 1 < g.ho {
+                row[g.wo..g.wp].fill(0.0);
             }
         }
+        dst[s + g.q..].fill(0.0);
+        sums[co] += sum;
     }
 }
 
@@ -510,35 +557,51 @@ impl ShiftPlan {
     /// # Safety
     /// `inp` must be valid for reads at `offs[k] + c` for every k and every `c` below `ncols`
     /// rounded up to `TILE_COLS`; `out` for writes at `r * out_rs + c` likewise.
-    unsafe fn run(&self, inp: *const f32, out: *mut f32, out_rs: usize, ncols: usize, simd: bool) {
+    unsafe fn run(&self, inp: *const f32, out: *mut f32, out_rs: usize, ncols: usize, simd: bool, parallel: bool) {
         let ncols = ncols.next_multiple_of(TILE_COLS);
-        for cb in (0..ncols).step_by(BLOCK_COLS) {
+        let nblocks = ncols.div_ceil(BLOCK_COLS);
+        // Raw pointers as integers so the closure is Sync; blocks write disjoint columns.
+        let (inp, out) = (inp as usize, out as usize);
+        let block = |b: usize| {
+            let cb = b * BLOCK_COLS;
             let ce = (cb + BLOCK_COLS).min(ncols);
             for t in &self.tiles {
-                let w = unsafe { self.panels.as_ptr().add(t.w0) };
-                let offs = &self.offs[t.k0..t.k1];
                 for c0 in (cb..ce).step_by(TILE_COLS) {
                     unsafe {
-                        let o = out.add(t.row0 * out_rs + c0);
-                        let i = inp.add(c0);
-                        #[cfg(target_arch = "x86_64")]
-                        if simd {
-                            match t.nr {
-                                1 => avx::tile::<1>(w, offs, i, o, out_rs),
-                                2 => avx::tile::<2>(w, offs, i, o, out_rs),
-                                3 => avx::tile::<3>(w, offs, i, o, out_rs),
-                                4 => avx::tile::<4>(w, offs, i, o, out_rs),
-                                5 => avx::tile::<5>(w, offs, i, o, out_rs),
-                                _ => avx::tile::<6>(w, offs, i, o, out_rs),
-                            }
-                            continue;
-                        }
-                        let _ = simd;
-                        tile_scalar(t.nr, w, offs, i, o, out_rs);
+                        let o = (out as *mut f32).add(t.row0 * out_rs + c0);
+                        let i = (inp as *const f32).add(c0);
+                        self.tile(t, i, o, out_rs, simd);
                     }
                 }
             }
+        };
+        if parallel {
+            (0..nblocks).into_par_iter().for_each(block);
+        } else {
+            (0..nblocks).for_each(block);
         }
+    }
+
+    #[inline]
+    unsafe fn tile(&self, t: &Tile, i: *const f32, o: *mut f32, out_rs: usize, simd: bool) {
+        let w = unsafe { self.panels.as_ptr().add(t.w0) };
+        let offs = &self.offs[t.k0..t.k1];
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            unsafe {
+                match t.nr {
+                    1 => avx::tile::<1>(w, offs, i, o, out_rs),
+                    2 => avx::tile::<2>(w, offs, i, o, out_rs),
+                    3 => avx::tile::<3>(w, offs, i, o, out_rs),
+                    4 => avx::tile::<4>(w, offs, i, o, out_rs),
+                    5 => avx::tile::<5>(w, offs, i, o, out_rs),
+                    _ => avx::tile::<6>(w, offs, i, o, out_rs),
+                }
+            }
+            return;
+        }
+        let _ = simd;
+        unsafe { tile_scalar(t.nr, w, offs, i, o, out_rs) };
     }
 }
 
@@ -652,12 +715,12 @@ impl CustomOp3 for ConvOp {
         let in_img = g.cin * g.h * g.w;
         let qs = g.q.next_multiple_of(TILE_COLS);
         let slack = TILE_COLS;
-        let mut y = vec![0f32; g.n * out_img];
+        // Every value is written by the loop over images below.
+        let mut y = alloc_output(g.n * out_img);
         let pad = self.spec.pad;
         let relu = self.spec.relu;
-        for_image_chunks(g.n, out_img, &mut y, |first, ys, _par| {
-            SCRATCH.with(|s| {
-                let s = &mut *s.borrow_mut();
+        for_image_chunks(g.n, out_img, &mut y, |first, ys, _par, inner| {
+            with_scratch(|s| {
                 resize(&mut s.a, g.cin * g.plane() + slack);
                 resize(&mut s.b, g.cout * qs);
                 for (i, yi) in ys.chunks_mut(out_img).enumerate() {
@@ -665,7 +728,7 @@ impl CustomOp3 for ConvOp {
                     pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.a, slack);
                     // Rows of channels outside every group stay 0 (+ bias).
                     s.b[..g.cout * qs].fill(0.0);
-                    unsafe { plan.run(s.a.as_ptr(), s.b.as_mut_ptr(), qs, g.q, simd) };
+                    unsafe { plan.run(s.a.as_ptr(), s.b.as_mut_ptr(), qs, g.q, simd, inner) };
                     for co in 0..g.cout {
                         for oy in 0..g.ho {
                             let src = &s.b[co * qs + oy * g.wp..][..g.wo];
@@ -796,22 +859,23 @@ impl CustomOp3 for ConvBwdOp {
         // products run up to 7 columns past their taps).
         let lrow = g.kw * g.cin + 8;
         let ndwc = g.cout * g.kh * lrow;
-        let mut out = vec![0f32; nx + nw + g.cout];
+        // dx is written image by image below; dw and db are zeroed here then summed into.
+        let mut out = alloc_output(nx + nw + g.cout);
         let (dx, dwb) = out.split_at_mut(nx);
-        let parts = for_image_chunks(g.n, in_img, dx, |first, dxs, par| {
+        dwb.fill(0.0);
+        let parts = for_image_chunks(g.n, in_img, dx, |first, dxs, par, inner| {
             let mut dwc = vec![0f32; ndwc];
             let mut db = vec![0f64; g.cout];
-            SCRATCH.with(|sc| {
-                let sc = &mut *sc.borrow_mut();
+            with_scratch(|sc| {
                 resize(&mut sc.a, g.cin * plane + 8);
                 resize(&mut sc.b, g.cout * ustride);
                 resize(&mut sc.c, g.cin * pcols);
                 for (i, dxi) in dxs.chunks_mut(in_img).enumerate() {
                     let img = first + i;
                     let m = mask.map(|m| &m[img * out_img..][..out_img]);
-                    grad_into(&g, &gr[img * out_img..][..out_img], m, &mut sc.b, ustride, s);
+                    grad_into(&g, &gr[img * out_img..][..out_img], m, &mut sc.b, ustride, s, &mut db);
                     // Input gradient on padded rows pad_top .. pad_top + h.
-                    unsafe { dplan.run(sc.b.as_ptr(), sc.c.as_mut_ptr(), pcols, g.h * g.wp, simd) };
+                    unsafe { dplan.run(sc.b.as_ptr(), sc.c.as_mut_ptr(), pcols, g.h * g.wp, simd, inner) };
                     for ci in 0..g.cin {
                         for y in 0..g.h {
                             let src = &sc.c[ci * pcols + y * g.wp + pad[2]..][..g.w];
@@ -841,9 +905,6 @@ impl CustomOp3 for ConvBwdOp {
                                 par,
                             );
                         }
-                    }
-                    for (co, d) in db.iter_mut().enumerate() {
-                        *d += sc.b[co * ustride..][..ustride].iter().map(|&v| v as f64).sum::<f64>();
                     }
                 }
             });
@@ -875,3 +936,4 @@ impl CustomOp3 for ConvBwdOp {
         Ok((CpuStorage::F32(out), Shape::from(nx + nw + g.cout)))
     }
 }
+

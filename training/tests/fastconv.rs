@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Result, Tensor, Var};
 use training::fastconv::{
-    aggregated_block, aggregated_block_reference, conv2d_same, conv2d_same_reference, conv2d_same_relu,
+    aggregated_block, aggregated_block_reference, conv2d_same, conv2d_same_reference, conv2d_same_relu, set_simd,
 };
 
 const TOL: f32 = 1e-4;
@@ -50,6 +50,10 @@ where
 
 #[test]
 fn conv2d_same_matches_candle() -> Result<()> {
+    conv_cases()
+}
+
+fn conv_cases() -> Result<()> {
     let dev = Device::Cpu;
     // (kh, kw, pad, cin, cout)
     let cases: &[(usize, usize, [usize; 4], usize, usize)] = &[
@@ -84,6 +88,10 @@ fn conv2d_same_matches_candle() -> Result<()> {
 
 #[test]
 fn aggregated_block_matches_candle() -> Result<()> {
+    block_cases()
+}
+
+fn block_cases() -> Result<()> {
     let dev = Device::Cpu;
     // Paper block shapes scaled down: 3×3, 4×4, 5×5 branches.
     for &(n, cin, h, w, c3, c4, c5) in &[(2, 3, 7, 5, 5, 2, 1), (1, 6, 6, 7, 4, 3, 2), (3, 2, 5, 5, 1, 1, 1)] {
@@ -138,4 +146,36 @@ fn stacked_blocks_match_candle() -> Result<()> {
         blk(&y, 7)
     };
     compare("two blocks", &leaves, |t| net(t, true), |t| net(t, false))
+}
+
+#[test]
+fn portable_kernels_match_candle() -> Result<()> {
+    // The same cases without the AVX2 kernels. (The switch is process-wide: tests running
+    // at the same time may take either path; both must be right.)
+    set_simd(false);
+    let r = conv_cases().and_then(|_| block_cases());
+    set_simd(true);
+    r
+}
+
+#[test]
+fn larger_block_matches_candle() -> Result<()> {
+    // Paper channel counts (65 in, 50/10/5 out) on a small odd image, batch 3.
+    let dev = Device::Cpu;
+    let (n, cin, h, w) = (3, 65, 9, 11);
+    let leaves = [
+        rand(&[n, cin, h, w], &dev)?,
+        (rand(&[50, cin, 3, 3], &dev)? * 0.1)?,
+        rand(&[50], &dev)?,
+        (rand(&[10, cin, 4, 4], &dev)? * 0.1)?,
+        rand(&[10], &dev)?,
+        (rand(&[5, cin, 5, 5], &dev)? * 0.1)?,
+        rand(&[5], &dev)?,
+    ];
+    compare(
+        "paper-size block",
+        &leaves,
+        |t| aggregated_block(&t[0], [(&t[1], &t[2]), (&t[3], &t[4]), (&t[5], &t[6])]),
+        |t| aggregated_block_reference(&t[0], [(&t[1], &t[2]), (&t[3], &t[4]), (&t[5], &t[6])]),
+    )
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};
@@ -110,11 +111,64 @@ fn rgb_frame(buf: &gst::BufferRef, caps: &gst::CapsRef) -> RgbFrame {
 /// Runs `launch` to EOS (or fails with the bus error / a timeout) and returns the frames that
 /// reached each sink named in `grab` (sinks must receive RGB).
 pub fn run_and_grab(launch: &str, grab: &[&str], timeout_s: u64) -> Result<Grabbed, String> {
+    run_and_grab_cut(launch, grab, &[], timeout_s)
+}
+
+/// Lets the first `frames` buffers through the src pad of the element `name` and drops the
+/// later ones (and any GAP event after them); the stream still ends with upstream's EOS, which
+/// for a decoded file comes fast (decoding is cheap next to the networks).
+///
+/// `identity eos-after=N` is not exact behind a decoder: it passes N−1 buffers, returns EOS
+/// for the Nth, lets frames already in flight through after it, and the demuxer then sends a
+/// GAP event downstream before its EOS (an aggregator repeats the last frame through a gap).
+/// Ending the stream early from a probe is no better: upstream then fails pushing its sticky
+/// events into the ended pad (a flow error in qtdemux).
+pub fn cut_after(pipeline: &gst::Pipeline, name: &str, frames: usize) -> Result<(), String> {
+    let el = pipeline
+        .by_name(name)
+        .ok_or_else(|| format!("no element named {name} in the pipeline"))?;
+    let pad = el.static_pad("src").expect("a src pad");
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            use std::sync::atomic::Ordering::SeqCst;
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    if seen.fetch_add(1, SeqCst) < frames {
+                        gst::PadProbeReturn::Ok
+                    } else {
+                        gst::PadProbeReturn::Drop
+                    }
+                }
+                Some(gst::PadProbeData::Event(e))
+                    if e.type_() == gst::EventType::Gap && seen.load(SeqCst) >= frames =>
+                {
+                    gst::PadProbeReturn::Drop
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        },
+    );
+    Ok(())
+}
+
+/// [`run_and_grab`], cutting the streams at the named elements after so many frames
+/// (see [`cut_after`]).
+pub fn run_and_grab_cut(
+    launch: &str,
+    grab: &[&str],
+    cuts: &[(&str, usize)],
+    timeout_s: u64,
+) -> Result<Grabbed, String> {
     init();
     let pipeline = gst::parse::launch(launch)
         .map_err(|e| format!("cannot build the pipeline: {e}\n{launch}"))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline".to_string())?;
+    for (name, frames) in cuts {
+        cut_after(&pipeline, name, *frames)?;
+    }
     let store: Arc<Mutex<Grabbed>> = Arc::default();
     for name in grab {
         let sink = pipeline

@@ -220,6 +220,15 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
                     format!("{:.1}", psnr(&container.data, &c2, W, H))
                 })
                 .collect();
+            let mut again = vec![0u8; W * H * 3];
+            hider
+                .hide(
+                    &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
+                    &Frame::packed(&secret.data, Rgb, W, H).unwrap(),
+                    &mut FrameMut::packed(&mut again, Rgb, W, H).unwrap(),
+                )
+                .unwrap();
+            eprintln!("debug {i}: lib~again {:.2} dB, pipe~again {:.2}", psnr(&lib_container, &again, W, H), psnr(&container.data, &again, W, H));
             eprintln!(
                 "debug {i}: pipe container~lib(swapped) {:.2} dB, pipe revealed~cover {:.2} dB, pipe container~lib with secret j: {near:?}",
                 psnr(&container.data, &swapped, W, H),

@@ -91,6 +91,12 @@ struct TrainArgs {
     /// Use at most N training images per data folder.
     #[arg(long, value_name = "N")]
     max_images: Option<usize>,
+
+    /// How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a
+    /// residual over the cover that trains much faster; `sigmoid` = sigmoid(z), the paper's
+    /// plain output.
+    #[arg(long, value_enum, default_value_t = training::nets::HideOutput::Residual)]
+    hide_output: training::nets::HideOutput,
     /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
     /// moments and schedule; the saved settings win over the options given, except --steps.
     #[arg(long)]
@@ -149,6 +155,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         val_fraction: a.val_fraction,
         max_side: a.max_side,
         max_images: a.max_images,
+        hide_output: a.hide_output,
     };
     let opts = RunOptions {
         resume: a.resume,

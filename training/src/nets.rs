@@ -50,6 +50,10 @@ pub const REVEAL_BLOCKS: usize = 5;
 pub const OUT_KERNEL: usize = 1;
 /// Parameter count of the three paper nets together.
 pub const PAPER_PARAMETERS: usize = 485_541;
+/// Multiply-accumulates per pixel of `hide.onnx` (prep 49,980 + hide 241,275).
+pub const HIDE_MACS_PER_PIXEL: u64 = 49_980 + 241_275;
+/// Multiply-accumulates per pixel of `reveal.onnx`.
+pub const REVEAL_MACS_PER_PIXEL: u64 = 193_500;
 /// Colour channels of images.
 pub const CHANNELS: usize = 3;
 
@@ -130,6 +134,39 @@ fn run_blocks(blocks: &[AggregatedBlock], x: &Tensor) -> Result<Tensor> {
     Ok(x)
 }
 
+/// How the hide net turns its last convolution into the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HideOutput {
+    /// `sigmoid(z)`: the paper's layout (the Keras version used a ReLU; see the crate docs).
+    #[default]
+    Sigmoid,
+    /// `sigmoid(logit(c̃) + z)` with `c̃ = ε + (1 − 2ε)·cover`, ε = 1/512: the hide net learns a
+    /// residual over the cover. At initialisation the container already equals the cover
+    /// (z ≈ 0), so training spends its steps on hiding rather than on learning to copy the
+    /// cover through five blocks; still bounded to (0, 1) with a gradient everywhere.
+    Residual,
+}
+
+/// ε of [`HideOutput::Residual`].
+pub const RESIDUAL_EPS: f32 = 1.0 / 512.0;
+
+impl HideOutput {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HideOutput::Sigmoid => "sigmoid",
+            HideOutput::Residual => "residual",
+        }
+    }
+}
+
+/// `logit(ε + (1 − 2ε)·x)`, the cover term of [`HideOutput::Residual`].
+pub fn cover_logit(cover: &Tensor) -> Result<Tensor> {
+    let c = cover.affine((1.0 - 2.0 * RESIDUAL_EPS) as f64, RESIDUAL_EPS as f64)?;
+    let one_minus = c.affine(-1.0, 1.0)?;
+    (c / one_minus)?.log()
+}
+
 /// Bounds the output to [0, 1] (see the crate docs for why a sigmoid).
 pub fn output_activation(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::sigmoid(x)
@@ -158,6 +195,7 @@ impl Module for PrepNet {
 pub struct HideNet {
     pub blocks: Vec<AggregatedBlock>,
     pub out: Conv,
+    pub output: HideOutput,
 }
 
 impl HideNet {
@@ -165,13 +203,18 @@ impl HideNet {
         Ok(Self {
             blocks: blocks(HIDE_BLOCKS, CHANNELS + BLOCK_CHANNELS, &vb)?,
             out: Conv::new(BLOCK_CHANNELS, CHANNELS, OUT_KERNEL, vb.pp("out"))?,
+            output: HideOutput::default(),
         })
     }
 
     /// Container from the cover and the prep net's output.
     pub fn forward(&self, cover: &Tensor, prepared: &Tensor) -> Result<Tensor> {
         let x = Tensor::cat(&[cover, prepared], 1)?;
-        output_activation(&self.out.forward(&run_blocks(&self.blocks, &x)?)?)
+        let z = self.out.forward(&run_blocks(&self.blocks, &x)?)?;
+        match self.output {
+            HideOutput::Sigmoid => output_activation(&z),
+            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+        }
     }
 }
 
@@ -224,6 +267,12 @@ impl StegoNets {
     /// Inference copy of the weights in `varmap` (detached).
     pub fn inference_from_varmap(varmap: &VarMap, device: &Device) -> Result<Self> {
         Self::from_tensors(&varmap_tensors(varmap), device)
+    }
+
+    /// The same nets with the hide net's output mode set.
+    pub fn with_hide_output(mut self, output: HideOutput) -> Self {
+        self.hide.output = output;
+        self
     }
 
     /// Prep + hide: (cover, secret) → container, all `[N, 3, H, W]` in [0, 1].

@@ -218,6 +218,8 @@ pub struct ExportInfo {
     pub training: String,
     /// [`meta::METRICS`]: validation metrics at export (`key=value; …`).
     pub metrics: String,
+    /// How the hide net forms the container.
+    pub hide_output: nets::HideOutput,
 }
 
 /// Paths of the two written files.
@@ -305,6 +307,17 @@ impl<'a> GraphBuilder<'a> {
         out
     }
 
+    /// A scalar `f32` initializer (broadcast by the elementwise ops).
+    fn scalar(&mut self, name: &str, v: f32) {
+        self.initializers.push(TensorProto {
+            dims: vec![],
+            data_type: Some(DATA_TYPE_FLOAT),
+            name: Some(name.to_string()),
+            raw_data: Some(v.to_le_bytes().to_vec()),
+            ..Default::default()
+        });
+    }
+
     fn weight(&mut self, name: &str) -> Result<&Tensor> {
         let t = self.weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
         self.initializers.push(tensor_proto(name, t)?);
@@ -371,7 +384,14 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
     let entries = [
         (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
         (meta::ROLE, role.as_str().to_string()),
-        (meta::VARIANT, "paper".to_string()),
+        (meta::VARIANT, match info.hide_output {
+            nets::HideOutput::Sigmoid => "paper".to_string(),
+            nets::HideOutput::Residual => "paper-residual".to_string(),
+        }),
+        (meta::MACS_PER_PIXEL, match role {
+            Role::Hide => nets::HIDE_MACS_PER_PIXEL,
+            Role::Reveal => nets::REVEAL_MACS_PER_PIXEL,
+        }.to_string()),
         (meta::ARCHITECTURE, nets::ARCHITECTURE.to_string()),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
@@ -404,7 +424,19 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let prepared = g.blocks(contract::HIDE_SECRET, "prep", nets::PREP_BLOCKS)?;
     let cat = g.node("Concat", &[contract::HIDE_COVER, &prepared], None, vec![int_attr("axis", 1)]);
     let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
-    let logits = g.conv(&x, "hide.out", None)?;
+    let mut logits = g.conv(&x, "hide.out", None)?;
+    if info.hide_output == nets::HideOutput::Residual {
+        // logit(ε + (1 − 2ε)·cover) + z, as nets::cover_logit.
+        g.scalar("residual.scale", 1.0 - 2.0 * nets::RESIDUAL_EPS);
+        g.scalar("residual.eps", nets::RESIDUAL_EPS);
+        g.scalar("residual.one", 1.0);
+        let scaled = g.node("Mul", &[contract::HIDE_COVER, "residual.scale"], None, vec![]);
+        let c = g.node("Add", &[&scaled, "residual.eps"], None, vec![]);
+        let one_minus = g.node("Sub", &["residual.one", &c], None, vec![]);
+        let ratio = g.node("Div", &[&c, &one_minus], None, vec![]);
+        let logit = g.node("Log", &[&ratio], None, vec![]);
+        logits = g.node("Add", &[&logit, &logits], None, vec![]);
+    }
     g.node("Sigmoid", &[&logits], Some(contract::HIDE_CONTAINER), vec![]);
     let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
     Ok(model(Role::Hide, graph, info))

@@ -83,6 +83,9 @@ pub struct TrainConfig {
     pub max_side: u32,
     /// Use at most this many training images per folder.
     pub max_images: Option<usize>,
+    /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
+    #[serde(default)]
+    pub hide_output: nets::HideOutput,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +109,7 @@ impl Default for TrainConfig {
             val_fraction: 0.15,
             max_side: 512,
             max_images: None,
+            hide_output: nets::HideOutput::Residual,
         }
     }
 }
@@ -124,7 +128,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}; hide_output={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -134,7 +138,8 @@ impl TrainConfig {
             self.weight_decay,
             self.beta,
             self.noise_std,
-            self.seed
+            self.seed,
+            self.hide_output.as_str()
         )
     }
 
@@ -401,6 +406,7 @@ pub fn export_info(state: &RunState) -> ExportInfo {
             .last_validation
             .map(|v| v.summary(state.config.val_pairs, state.config.crop))
             .unwrap_or_else(|| "none".into()),
+        hide_output: state.config.hide_output,
     }
 }
 
@@ -434,6 +440,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 
     // Nets and optimizer.
     let (varmap, nets) = nets::init_nets(&device, config.seed)?;
+    let nets = nets.with_hide_output(config.hide_output);
     let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
     let mut start = 0;
     let mut train_seconds = 0.0;
@@ -559,7 +566,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 
         let last = step == end;
         if step % config.val_every.max(1) == 0 || last {
-            let infer = StegoNets::inference_from_varmap(&varmap, &device)?;
+            let infer = StegoNets::inference_from_varmap(&varmap, &device)?.with_hide_output(config.hide_output);
             let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
             append_csv(
                 &out.join(VALIDATION_CSV),
@@ -627,7 +634,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
     let info = if state_path.is_file() {
         export_info(&RunState::read(&state_path)?)
     } else {
-        ExportInfo { data: "unknown".into(), training: "unknown".into(), metrics: "none".into() }
+        ExportInfo { data: "unknown".into(), training: "unknown".into(), metrics: "none".into(), hide_output: nets::HideOutput::Sigmoid }
     };
     onnx::export(&weights, dir, &info)
 }

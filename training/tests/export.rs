@@ -30,14 +30,23 @@ fn max_abs_diff(a: &Array4<f32>, t: &Tensor) -> f32 {
 
 #[test]
 fn exported_models_match_candle() {
+    check_export(nets::HideOutput::Sigmoid, "paper");
+}
+
+#[test]
+fn exported_residual_models_match_candle() {
+    check_export(nets::HideOutput::Residual, "paper-residual");
+}
+
+fn check_export(hide_output: nets::HideOutput, variant: &str) {
     let dev = Device::Cpu;
     let (varmap, _) = nets::init_nets(&dev, 7).unwrap();
     let weights = nets::varmap_tensors(&varmap);
     assert_eq!(nets::parameter_count(&weights), nets::PAPER_PARAMETERS);
-    let candle_nets = StegoNets::from_tensors(&weights, &dev).unwrap();
+    let candle_nets = StegoNets::from_tensors(&weights, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
-    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into() };
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
     assert_eq!(files.hide, dir.path().join(contract::HIDE_FILE));
     assert_eq!(files.reveal, dir.path().join(contract::REVEAL_FILE));
@@ -48,7 +57,8 @@ fn exported_models_match_candle() {
         let md = onnx::metadata(&m);
         assert_eq!(md[meta::CONTRACT], contract::CONTRACT_VERSION);
         assert_eq!(md[meta::ROLE], role.as_str());
-        assert_eq!(md[meta::VARIANT], "paper");
+        assert_eq!(md[meta::VARIANT], variant);
+        assert!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap() > 100_000);
         for k in [meta::ARCHITECTURE, meta::DATA, meta::TRAINING, meta::METRICS] {
             assert!(md.contains_key(k), "{k} missing");
         }

@@ -21,13 +21,17 @@ def main():
     ap.add_argument("--height", type=int, required=True)
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
     a = ap.parse_args()
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if a.threads > 0:
         so.intra_op_num_threads = a.threads
-    sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+    providers = ["CPUExecutionProvider"]
+    if a.provider != "cpu":
+        providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"})] + providers
+    sess = ort.InferenceSession(a.model, so, providers=providers)
     rng = np.random.default_rng(0)
     cover = rng.integers(0, 256, (a.height, a.width, 3), dtype=np.uint8)
     secret = rng.integers(0, 256, (a.height, a.width, 3), dtype=np.uint8)

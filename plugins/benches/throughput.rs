@@ -4,7 +4,8 @@
 //! stegohide/stegoreveal → fakesink), (d) a Python onnxruntime + numpy loop.
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
-//!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]`
+//!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
+//!  [--execution-provider cpu|cuda]`
 //!
 //! Each cell runs in its own process so that its peak RSS is its own.
 
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 use stego::contract::{self, Role};
 use stego::frame::{Frame, FrameMut, PixelFormat};
-use stego::runtime::{Model, RuntimeOptions};
+use stego::runtime::{ExecutionProvider, Model, RuntimeOptions};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
@@ -49,8 +50,8 @@ fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {
 }
 
 /// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
-fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<(), String> {
-    let opts = RuntimeOptions { threads, ..Default::default() };
+fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<(), String> {
+    let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
     let cover = pseudo_random_bytes(w * h * 3, 1);
     let secret = pseudo_random_bytes(w * h * 3, 2);
     let secs = match method {
@@ -60,6 +61,10 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
             b = b.with_optimization_level(ort::session::builder::GraphOptimizationLevel::All).map_err(|e| e.to_string())?;
             if let Some(t) = threads {
                 b = b.with_intra_threads(t).map_err(|e| e.to_string())?;
+            }
+            if provider != ExecutionProvider::Cpu {
+                let cuda = ort::ep::CUDA::default().with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Exhaustive).build().error_on_failure();
+                b = b.with_execution_providers([cuda]).map_err(|e| e.to_string())?;
             }
             let mut s = b.commit_from_file(&model).map_err(|e| e.to_string())?;
             let a = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| cover[(y * w + x) * 3 + c] as f32 / 255.0);
@@ -110,7 +115,7 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
                 }
             }
         }
-        "gst" => gst_cell(role, &model, w, h, frames, threads)?,
+        "gst" => gst_cell(role, &model, w, h, frames, threads, provider)?,
         other => return Err(format!("unknown method {other}")),
     };
     println!("RESULT {frames} {secs:.6} {}", peak_rss_kib());
@@ -119,13 +124,13 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
 
 /// Times `frames` buffers through the element after one warm-up buffer: the clock runs from
 /// the first buffer reaching fakesink to the last.
-fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<f64, String> {
+fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<f64, String> {
     use gst::prelude::*;
     gst::init().map_err(|e| e.to_string())?;
     gststego::plugin_register_static().map_err(|e| e.to_string())?;
     let caps = format!("video/x-raw,format=RGB,width={w},height={h},framerate=25/1");
     let n = frames + 1;
-    let t = threads.unwrap_or(0);
+    let t = format!("{} execution-provider={}", threads.unwrap_or(0), provider.as_str());
     let desc = match role {
         Role::Hide => format!(
             "stegohide name=h model-file=\"{m}\" threads={t} ! fakesink name=sink sync=false signal-handoffs=true \
@@ -179,15 +184,16 @@ struct Cell {
     rss_mib: f64,
 }
 
-fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>) -> Result<Cell, String> {
+#[allow(clippy::too_many_arguments)]
+fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<Cell, String> {
     let out = if method == "python" {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let py = root.join(".venv/bin/python");
+        let py = std::env::var_os("STEGO_BENCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/python"));
         Command::new(&py)
             .arg(root.join("scripts/bench_python.py"))
             .args(["--model", &model.display().to_string(), "--role", role.as_str()])
             .args(["--width", &w.to_string(), "--height", &h.to_string(), "--frames", &frames.to_string()])
-            .args(["--threads", &threads.unwrap_or(0).to_string()])
+            .args(["--threads", &threads.unwrap_or(0).to_string(), "--provider", provider.as_str()])
             .output()
             .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", py.display()))?
     } else {
@@ -197,6 +203,7 @@ fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usiz
         if let Some(t) = threads {
             c.args(["--threads", &t.to_string()]);
         }
+        c.args(["--execution-provider", provider.as_str()]);
         c.output().map_err(|e| e.to_string())?
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -211,11 +218,18 @@ fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usiz
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = arg(&args, "--threads").and_then(|t| t.parse().ok());
+    let provider: ExecutionProvider = match arg(&args, "--execution-provider").unwrap_or_else(|| "cpu".into()).parse() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     if let Some(i) = args.iter().position(|a| a == "--worker") {
         let g = |k: usize| args.get(i + k).cloned().unwrap_or_default();
         let role = if g(2) == "reveal" { Role::Reveal } else { Role::Hide };
         let (w, h) = g(4).split_once('x').map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0))).unwrap_or((0, 0));
-        if let Err(e) = worker(&g(1), role, PathBuf::from(g(3)), w, h, g(5).parse().unwrap_or(1), threads) {
+        if let Err(e) = worker(&g(1), role, PathBuf::from(g(3)), w, h, g(5).parse().unwrap_or(1), threads, provider) {
             eprintln!("worker error: {e}");
             std::process::exit(1);
         }
@@ -225,7 +239,11 @@ fn main() {
     let sizes = arg(&args, "--sizes").unwrap_or_else(|| "320x240,640x480,1280x720".into());
     let roles = arg(&args, "--roles").unwrap_or_else(|| "hide,reveal".into());
     let model_dir = arg(&args, "--model-dir").map(PathBuf::from).unwrap_or_else(stego::default_model_dir);
-    println!("stego throughput: {frames} timed frames per cell after warm-up; threads: {}; models: {}", threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()), model_dir.display());
+    println!(
+        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {}",
+        threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
+        model_dir.display()
+    );
     println!("| role | size | method | fps | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     for role in roles.split(',').map(|r| if r == "reveal" { Role::Reveal } else { Role::Hide }) {
@@ -237,7 +255,7 @@ fn main() {
             };
             let mut base = None;
             for (method, label) in [("ort", "(a) onnxruntime session"), ("lib", "(b) stego library"), ("gst", "(c) GStreamer element"), ("python", "(d) Python ort+numpy")] {
-                match run_cell(method, role, &model, w, h, frames, threads) {
+                match run_cell(method, role, &model, w, h, frames, threads, provider) {
                     Ok(c) => {
                         let rel = base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));
                         if base.is_none() {

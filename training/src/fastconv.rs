@@ -1,33 +1,42 @@
 //! Fast CPU convolutions for training the paper nets in candle.
 //!
 //! Public API (stable):
-//! * [`conv2d_same`]: stride-1 convolution with explicit zero padding, plus bias.
+//! * [`conv2d_same`]: stride-1 convolution with explicit zero padding, plus bias
+//!   ([`conv2d_same_relu`]: the same with a fused ReLU).
 //! * [`aggregated_block`]: the nets' building block, `relu(concat(conv3x3, conv4x4, conv5x5))`.
 //!
-//! Both run as candle custom ops on the CPU (forward and backward), and fall back to plain
+//! Both run as candle custom ops on the CPU (forward and backward; f32), and fall back to plain
 //! candle ops ([`conv2d_same_reference`], [`aggregated_block_reference`]) on other devices or
-//! dtypes.
+//! dtypes, or everywhere after [`set_reference_mode`]`(true)`.
 //!
-//! # Method ("shifted GEMM", no im2col)
+//! # Method: shifted products on the padded grid, no im2col
 //!
 //! Each image is zero-padded into a buffer `xp` of `Cin × Hp × Wp`. The output is computed on
 //! the padded grid: output column `q = oy·Wp + ox` (the columns with `ox ≥ Wout` are computed
-//! too and thrown away, `Wp/Wout` extra work, e.g. 68/64). Then the input needed by kernel
-//! tap `(ky, kx)` for all outputs is the *contiguous* range `xp[ci, q + ky·Wp + kx]`, and the
-//! convolution is a sum over taps of GEMMs
-//! `acc[co, q] += W[co, ci, ky, kx] · xp[ci, q + ky·Wp + kx]` (M = Cout, K = Cin, N = outputs)
-//! straight from `xp`, with no im2col copy. The backward passes are GEMMs of the same shapes:
-//! input gradient `dxp[ci, q + off] += Wᵀ · g[co, q]` (accumulated, tap by tap, into the
-//! padded input gradient), weight gradient `dW[tap][co, ci] += g[co, q] · xp[ci, q + off]ᵀ`.
+//! too and thrown away: `Wp/Wout` extra work, 68/64 for 5×5 kernels at 64 px). Then the input
+//! that kernel tap `(ky, kx)` needs for all outputs is the *contiguous* range
+//! `xp[ci, q + ky·Wp + kx]`, and
+//!
+//! * forward: `out[co, q] = Σ_(ci, tap) W[co, ci, tap] · xp[ci, q + off(tap)]`;
+//! * input gradient (same form, from the zero-padded output gradient `gp`):
+//!   `dxp[ci, p] = Σ_(co, tap) W[co, ci, tap] · gp[co, p − off(tap)]`;
+//! * weight gradient: `dW[co, ci, tap] = Σ_q g[co, q] · xp[ci, q + off(tap)]`.
+//!
+//! The first two run in an AVX2/FMA kernel (6 output rows × 16 columns in registers, the whole
+//! sum over (channel, tap) in one go, weights pre-packed; portable loops where AVX2 is
+//! missing). The weight gradient is a GEMM (`gemm` crate) per kernel row: with the input
+//! stored channels-last, the taps of one kernel row and all channels form one contiguous
+//! operand (`K = Q`, `M = KW·Cin`, `N = Cout`), with no packing copy.
 //!
 //! The aggregated block runs as one 5×5 convolution whose output channels are grouped by the
-//! kernel support of their branch: taps in the central 3×3 serve all 65 channels, the other
-//! 4×4 taps only the 4×4 and 5×5 branches (15 channels), the outer ring only the 5×5 branch
-//! (5 channels). So the work is exactly that of the three separate convolutions, with one
-//! padded input, bigger GEMMs, and bias + ReLU fused into the output copy.
+//! kernel support of their branch: the 3×3 channels read only the central 3×3 taps, the 4×4
+//! channels their 4×4 taps, the 5×5 channels all 25. So the arithmetic is exactly that of
+//! the three separate convolutions, with one padded input, and bias + ReLU fused into the
+//! output copy (the backward pass applies the ReLU mask as it copies the gradient in).
 //!
-//! Images are spread over threads (rayon, one contiguous chunk of the batch per thread, each
-//! GEMM single-threaded); with fewer images than threads the GEMMs themselves run in parallel.
+//! Images are spread over threads (rayon: one contiguous chunk of the batch per thread); with
+//! fewer images than threads, the column blocks of each product run in parallel instead.
+//! Thread count: rayon's (`RAYON_NUM_THREADS`, default: the number of cores).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +55,11 @@ pub fn conv2d_same(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> Resul
     let (cout, _cin, kh, kw) = w.dims4()?;
     let spec = ConvSpec {
         pad,
-        groups: vec![Group { co: (0, cout), ky: (0, kh), kx: (0, kw) }],
+        groups: vec![Group {
+            co: (0, cout),
+            ky: (0, kh),
+            kx: (0, kw),
+        }],
         relu: false,
     };
     apply_conv(x, w, b, spec)
@@ -60,7 +73,11 @@ pub fn conv2d_same_relu(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> 
     let (cout, _cin, kh, kw) = w.dims4()?;
     let spec = ConvSpec {
         pad,
-        groups: vec![Group { co: (0, cout), ky: (0, kh), kx: (0, kw) }],
+        groups: vec![Group {
+            co: (0, cout),
+            ky: (0, kh),
+            kx: (0, kw),
+        }],
         relu: true,
     };
     apply_conv(x, w, b, spec)
@@ -94,7 +111,12 @@ pub fn aggregated_block(x: &Tensor, branches: [(&Tensor, &Tensor); 3]) -> Result
     let mut co = 0;
     for (w, b) in branches.iter() {
         let (cout, _, kh, kw) = w.dims4()?;
-        let [t, bo, l, r] = [(kh - 1) / 2, kh - 1 - (kh - 1) / 2, (kw - 1) / 2, kw - 1 - (kw - 1) / 2];
+        let [t, bo, l, r] = [
+            (kh - 1) / 2,
+            kh - 1 - (kh - 1) / 2,
+            (kw - 1) / 2,
+            kw - 1 - (kw - 1) / 2,
+        ];
         let (y0, y1, x0, x1) = (pt - t, pb - bo, pl - l, pr - r);
         let mut w = (*w).clone();
         if y0 > 0 || y1 > 0 {
@@ -105,12 +127,25 @@ pub fn aggregated_block(x: &Tensor, branches: [(&Tensor, &Tensor); 3]) -> Result
         }
         ws.push(w);
         bs.push((*b).clone());
-        groups.push(Group { co: (co, co + cout), ky: (y0, y0 + kh), kx: (x0, x0 + kw) });
+        groups.push(Group {
+            co: (co, co + cout),
+            ky: (y0, y0 + kh),
+            kx: (x0, x0 + kw),
+        });
         co += cout;
     }
     let w = Tensor::cat(&ws, 0)?;
     let b = Tensor::cat(&bs, 0)?;
-    apply_conv(x, &w, &b, ConvSpec { pad: [pt, pb, pl, pr], groups, relu: true })
+    apply_conv(
+        x,
+        &w,
+        &b,
+        ConvSpec {
+            pad: [pt, pb, pl, pr],
+            groups,
+            relu: true,
+        },
+    )
 }
 
 /// Padding giving Keras-style 'same' output for kernel size `k` (the extra row/col after).
@@ -121,10 +156,23 @@ pub fn same_pad(k: usize) -> [usize; 4] {
 }
 
 /// Plain candle implementation of [`conv2d_same`] (reference for tests and benchmarks).
-pub fn conv2d_same_reference(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> Result<Tensor> {
+pub fn conv2d_same_reference(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    pad: [usize; 4],
+) -> Result<Tensor> {
     let [t, bo, l, r] = pad;
-    let x = if t > 0 || bo > 0 { x.pad_with_zeros(2, t, bo)? } else { x.clone() };
-    let x = if l > 0 || r > 0 { x.pad_with_zeros(3, l, r)? } else { x };
+    let x = if t > 0 || bo > 0 {
+        x.pad_with_zeros(2, t, bo)?
+    } else {
+        x.clone()
+    };
+    let x = if l > 0 || r > 0 {
+        x.pad_with_zeros(3, l, r)?
+    } else {
+        x
+    };
     let y = x.conv2d(w, 0, 1, 1, 1)?;
     let cout = w.dim(0)?;
     y.broadcast_add(&b.reshape((1, cout, 1, 1))?)
@@ -195,7 +243,12 @@ impl ConvSpec {
     fn check(&self, g: &Geom) -> Result<()> {
         for gr in &self.groups {
             if gr.co.1 > g.cout || gr.ky.1 > g.kh || gr.kx.1 > g.kw || gr.co.0 > gr.co.1 {
-                candle_core::bail!("fastconv: group {gr:?} outside weight {}x{}x{}", g.cout, g.kh, g.kw);
+                candle_core::bail!(
+                    "fastconv: group {gr:?} outside weight {}x{}x{}",
+                    g.cout,
+                    g.kh,
+                    g.kw
+                );
             }
         }
         Ok(())
@@ -246,7 +299,20 @@ impl Geom {
         }
         let ho = hp - kh + 1;
         let wo = wp - kw + 1;
-        Ok(Self { n, cin, h, w, cout, kh, kw, hp, wp, ho, wo, q: (ho - 1) * wp + wo })
+        Ok(Self {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            hp,
+            wp,
+            ho,
+            wo,
+            q: (ho - 1) * wp + wo,
+        })
     }
     fn plane(&self) -> usize {
         self.hp * self.wp
@@ -334,7 +400,10 @@ fn for_image_chunks<R: Send>(
         return vec![];
     }
     if threads > 1 {
-        out.par_chunks_mut(per * per_img).enumerate().map(|(t, c)| work(t * per, c, par, false)).collect()
+        out.par_chunks_mut(per * per_img)
+            .enumerate()
+            .map(|(t, c)| work(t * per, c, par, false))
+            .collect()
     } else {
         // One chunk: the products inside run in parallel instead (if there are threads).
         let inner = !matches!(par, gemm::Parallelism::None);
@@ -385,7 +454,15 @@ fn pad_into_t(g: &Geom, pad: [usize; 4], x: &[f32], xpt: &mut [f32]) {
 /// Copy the output gradient of one image ([cout, ho, wo]), times the ReLU mask if any, into
 /// `gp` ([cout][ustride]): value of output `(oy, ox)` at column `s + oy * wp + ox`, zeros
 /// elsewhere (the thrown-away columns and the margins). Adds each channel's sum to `sums`.
-fn grad_into(g: &Geom, gr: &[f32], mask: Option<&[f32]>, gp: &mut [f32], ustride: usize, s: usize, sums: &mut [f64]) {
+fn grad_into(
+    g: &Geom,
+    gr: &[f32],
+    mask: Option<&[f32]>,
+    gp: &mut [f32],
+    ustride: usize,
+    s: usize,
+    sums: &mut [f64],
+) {
     for co in 0..g.cout {
         let dst = &mut gp[co * ustride..][..ustride];
         dst[..s].fill(0.0);
@@ -491,7 +568,13 @@ const BLOCK_COLS: usize = 64;
 impl ShiftPlan {
     /// Adds rows `row0..row1`, all reading the k list `ks` (offsets), with weight
     /// `weight(row, k_index)`.
-    fn add_rows(&mut self, row0: usize, row1: usize, ks: &[usize], weight: impl Fn(usize, usize) -> f32) {
+    fn add_rows(
+        &mut self,
+        row0: usize,
+        row1: usize,
+        ks: &[usize],
+        weight: impl Fn(usize, usize) -> f32,
+    ) {
         let k0 = self.offs.len();
         self.offs.extend_from_slice(ks);
         let k1 = self.offs.len();
@@ -504,7 +587,13 @@ impl ShiftPlan {
                     self.panels.push(weight(r + i, k));
                 }
             }
-            self.tiles.push(Tile { row0: r, nr, k0, k1, w0 });
+            self.tiles.push(Tile {
+                row0: r,
+                nr,
+                k0,
+                k1,
+                w0,
+            });
             r += nr;
         }
     }
@@ -531,7 +620,14 @@ impl ShiftPlan {
 
     /// Input gradient: rows = input channels; input = padded output gradient [cout][ustride]
     /// with output `q` at column `s + q`; output column `c` = padded-input position `p0 + c`.
-    fn input_grad(spec: &ConvSpec, g: &Geom, w: &[f32], ustride: usize, s: usize, p0: usize) -> Self {
+    fn input_grad(
+        spec: &ConvSpec,
+        g: &Geom,
+        w: &[f32],
+        ustride: usize,
+        s: usize,
+        p0: usize,
+    ) -> Self {
         let mut p = ShiftPlan::default();
         let kk = g.kh * g.kw;
         let mut ks = Vec::new();
@@ -557,7 +653,15 @@ impl ShiftPlan {
     /// # Safety
     /// `inp` must be valid for reads at `offs[k] + c` for every k and every `c` below `ncols`
     /// rounded up to `TILE_COLS`; `out` for writes at `r * out_rs + c` likewise.
-    unsafe fn run(&self, inp: *const f32, out: *mut f32, out_rs: usize, ncols: usize, simd: bool, parallel: bool) {
+    unsafe fn run(
+        &self,
+        inp: *const f32,
+        out: *mut f32,
+        out_rs: usize,
+        ncols: usize,
+        simd: bool,
+        parallel: bool,
+    ) {
         let ncols = ncols.next_multiple_of(TILE_COLS);
         let nblocks = ncols.div_ceil(BLOCK_COLS);
         // Raw pointers as integers so the closure is Sync; blocks write disjoint columns.
@@ -606,7 +710,14 @@ impl ShiftPlan {
 }
 
 /// Portable version of the tile kernel.
-unsafe fn tile_scalar(nr: usize, w: *const f32, offs: &[usize], inp: *const f32, out: *mut f32, out_rs: usize) {
+unsafe fn tile_scalar(
+    nr: usize,
+    w: *const f32,
+    offs: &[usize],
+    inp: *const f32,
+    out: *mut f32,
+    out_rs: usize,
+) {
     let mut acc = [[0f32; TILE_COLS]; TILE_ROWS];
     for (k, &o) in offs.iter().enumerate() {
         let a = unsafe { std::slice::from_raw_parts(inp.add(o), TILE_COLS) };
@@ -707,7 +818,11 @@ impl CustomOp3 for ConvOp {
         let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
         self.spec.check(&g)?;
         if b.len() != g.cout {
-            candle_core::bail!("fastconv: bias has {} values for {} channels", b.len(), g.cout);
+            candle_core::bail!(
+                "fastconv: bias has {} values for {} channels",
+                b.len(),
+                g.cout
+            );
         }
         let simd = simd_enabled();
         let plan = ShiftPlan::forward(&self.spec, &g, w);
@@ -760,8 +875,19 @@ impl CustomOp3 for ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let mask = if self.spec.relu { Some(res.contiguous()?) } else { None };
-        let all = x.apply_op3_no_bwd(w, &grad, &ConvBwdOp { spec: self.spec.clone(), mask })?;
+        let mask = if self.spec.relu {
+            Some(res.contiguous()?)
+        } else {
+            None
+        };
+        let all = x.apply_op3_no_bwd(
+            w,
+            &grad,
+            &ConvBwdOp {
+                spec: self.spec.clone(),
+                mask,
+            },
+        )?;
         let nx = x.elem_count();
         let nw = w.elem_count();
         let nb = b.elem_count();
@@ -797,7 +923,13 @@ fn filter_runs(spec: &ConvSpec) -> Vec<FRun> {
     let mut out = Vec::new();
     for gr in spec.sorted_groups() {
         for ky in gr.ky.0..gr.ky.1 {
-            out.push(FRun { co0: gr.co.0, co1: gr.co.1, ky, kx0: gr.kx.0, kx1: gr.kx.1 });
+            out.push(FRun {
+                co0: gr.co.0,
+                co1: gr.co.1,
+                ky,
+                kx0: gr.kx.0,
+                kx1: gr.kx.1,
+            });
         }
     }
     out
@@ -823,7 +955,10 @@ impl CustomOp3 for ConvBwdOp {
         let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
         self.spec.check(&g)?;
         if l3.dims() != [g.n, g.cout, g.ho, g.wo] {
-            candle_core::bail!("fastconv: grad shape {:?} does not match the output", l3.dims());
+            candle_core::bail!(
+                "fastconv: grad shape {:?} does not match the output",
+                l3.dims()
+            );
         }
         let mask_guard = self.mask.as_ref().map(|m| m.storage_and_layout());
         let mask: Option<&[f32]> = match &mask_guard {
@@ -873,9 +1008,26 @@ impl CustomOp3 for ConvBwdOp {
                 for (i, dxi) in dxs.chunks_mut(in_img).enumerate() {
                     let img = first + i;
                     let m = mask.map(|m| &m[img * out_img..][..out_img]);
-                    grad_into(&g, &gr[img * out_img..][..out_img], m, &mut sc.b, ustride, s, &mut db);
+                    grad_into(
+                        &g,
+                        &gr[img * out_img..][..out_img],
+                        m,
+                        &mut sc.b,
+                        ustride,
+                        s,
+                        &mut db,
+                    );
                     // Input gradient on padded rows pad_top .. pad_top + h.
-                    unsafe { dplan.run(sc.b.as_ptr(), sc.c.as_mut_ptr(), pcols, g.h * g.wp, simd, inner) };
+                    unsafe {
+                        dplan.run(
+                            sc.b.as_ptr(),
+                            sc.c.as_mut_ptr(),
+                            pcols,
+                            g.h * g.wp,
+                            simd,
+                            inner,
+                        )
+                    };
                     for ci in 0..g.cin {
                         for y in 0..g.h {
                             let src = &sc.c[ci * pcols + y * g.wp + pad[2]..][..g.w];
@@ -893,7 +1045,8 @@ impl CustomOp3 for ConvBwdOp {
                                 mj,
                                 r.co1 - r.co0,
                                 g.q,
-                                dwc.as_mut_ptr().add((r.co0 * g.kh + r.ky) * lrow + r.kx0 * g.cin),
+                                dwc.as_mut_ptr()
+                                    .add((r.co0 * g.kh + r.ky) * lrow + r.kx0 * g.cin),
                                 g.kh * lrow,
                                 1,
                                 sc.a.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
@@ -936,4 +1089,3 @@ impl CustomOp3 for ConvBwdOp {
         Ok((CpuStorage::F32(out), Shape::from(nx + nw + g.cout)))
     }
 }
-

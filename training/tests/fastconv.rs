@@ -3,7 +3,8 @@
 
 use candle_core::{Device, Result, Tensor, Var};
 use training::fastconv::{
-    aggregated_block, aggregated_block_reference, conv2d_same, conv2d_same_reference, conv2d_same_relu, set_simd,
+    aggregated_block, aggregated_block_reference, conv2d_same, conv2d_same_reference,
+    conv2d_same_relu, set_simd,
 };
 
 const TOL: f32 = 1e-4;
@@ -30,8 +31,8 @@ where
     F: Fn(&[Tensor]) -> Result<Tensor>,
     R: Fn(&[Tensor]) -> Result<Tensor>,
 {
-    let vf: Vec<Var> = leaves.iter().map(|t| Var::from_tensor(t)).collect::<Result<_>>()?;
-    let vr: Vec<Var> = leaves.iter().map(|t| Var::from_tensor(t)).collect::<Result<_>>()?;
+    let vf: Vec<Var> = leaves.iter().map(Var::from_tensor).collect::<Result<_>>()?;
+    let vr: Vec<Var> = leaves.iter().map(Var::from_tensor).collect::<Result<_>>()?;
     let tf: Vec<Tensor> = vf.iter().map(|v| v.as_tensor().clone()).collect();
     let tr: Vec<Tensor> = vr.iter().map(|v| v.as_tensor().clone()).collect();
     let of = f(&tf)?;
@@ -67,7 +68,11 @@ fn conv_cases() -> Result<()> {
     ];
     for &(kh, kw, pad, cin, cout) in cases {
         for &(n, h, w) in &[(2, 7, 5), (1, 5, 6), (3, 4, 4)] {
-            let leaves = [rand(&[n, cin, h, w], &dev)?, rand(&[cout, cin, kh, kw], &dev)?, rand(&[cout], &dev)?];
+            let leaves = [
+                rand(&[n, cin, h, w], &dev)?,
+                rand(&[cout, cin, kh, kw], &dev)?,
+                rand(&[cout], &dev)?,
+            ];
             let name = format!("conv {kh}x{kw} pad {pad:?} cin {cin} cout {cout} x {n}x{h}x{w}");
             compare(
                 &name,
@@ -94,7 +99,11 @@ fn aggregated_block_matches_candle() -> Result<()> {
 fn block_cases() -> Result<()> {
     let dev = Device::Cpu;
     // Paper block shapes scaled down: 3×3, 4×4, 5×5 branches.
-    for &(n, cin, h, w, c3, c4, c5) in &[(2, 3, 7, 5, 5, 2, 1), (1, 6, 6, 7, 4, 3, 2), (3, 2, 5, 5, 1, 1, 1)] {
+    for &(n, cin, h, w, c3, c4, c5) in &[
+        (2, 3, 7, 5, 5, 2, 1),
+        (1, 6, 6, 7, 4, 3, 2),
+        (3, 2, 5, 5, 1, 1, 1),
+    ] {
         let leaves = [
             rand(&[n, cin, h, w], &dev)?,
             rand(&[c3, cin, 3, 3], &dev)?,
@@ -139,8 +148,16 @@ fn stacked_blocks_match_candle() -> Result<()> {
     let net = |t: &[Tensor], fast: bool| -> Result<Tensor> {
         let x = t[0].narrow(1, 1, 3)?.narrow(3, 1, w)?;
         let blk = |x: &Tensor, o: usize| {
-            let br = [(&t[o], &t[o + 1]), (&t[o + 2], &t[o + 3]), (&t[o + 4], &t[o + 5])];
-            if fast { aggregated_block(x, br) } else { aggregated_block_reference(x, br) }
+            let br = [
+                (&t[o], &t[o + 1]),
+                (&t[o + 2], &t[o + 3]),
+                (&t[o + 4], &t[o + 5]),
+            ];
+            if fast {
+                aggregated_block(x, br)
+            } else {
+                aggregated_block_reference(x, br)
+            }
         };
         let y = blk(&x, 1)?;
         blk(&y, 7)

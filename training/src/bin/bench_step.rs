@@ -26,7 +26,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { batch: 8, size: 64, steps: 3, warmup: 1, reference: false };
+    let mut a = Args {
+        batch: 8,
+        size: 64,
+        steps: 3,
+        warmup: 1,
+        reference: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> Result<usize> {
@@ -42,7 +48,9 @@ fn parse_args() -> Result<Args> {
             "--warmup" => a.warmup = num("--warmup")?,
             "--reference" => a.reference = true,
             "-h" | "--help" => {
-                println!("bench_step [--batch N] [--size PX] [--steps N] [--warmup N] [--reference]");
+                println!(
+                    "bench_step [--batch N] [--size PX] [--steps N] [--warmup N] [--reference]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -54,9 +62,13 @@ fn parse_args() -> Result<Args> {
 /// CPU time (user + system) of this process so far, in seconds (Linux `/proc`; 0 elsewhere).
 /// Tells how much work a step took when other processes share the cores.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
     // Fields after the command name (which is in parentheses and may contain spaces).
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
@@ -71,7 +83,10 @@ fn mse(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 /// (stride 1, 'same' padding: one output per input pixel).
 fn macs_per_pixel(varmap: &VarMap) -> usize {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().filter(|(k, _)| k.ends_with(".weight")).map(|(_, v)| v.elem_count()).sum()
+    data.iter()
+        .filter(|(k, _)| k.ends_with(".weight"))
+        .map(|(_, v)| v.elem_count())
+        .sum()
 }
 
 fn main() -> Result<()> {
@@ -79,7 +94,13 @@ fn main() -> Result<()> {
     let dev = Device::Cpu;
     fastconv::set_reference_mode(args.reference);
     let (varmap, model) = nets::init_nets(&dev, 1)?;
-    let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 1e-4, ..Default::default() })?;
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: 1e-4,
+            ..Default::default()
+        },
+    )?;
     let (n, s) = (args.batch, args.size);
     let cover = Tensor::rand(0f32, 1f32, (n, 3, s, s), &dev)?;
     let secret = Tensor::rand(0f32, 1f32, (n, 3, s, s), &dev)?;
@@ -89,7 +110,11 @@ fn main() -> Result<()> {
     let gflop_step = 3.0 * gflop_fwd;
     println!(
         "path: {}  batch {n}  {s}x{s}  threads {}  conv MACs/pixel {}",
-        if args.reference { "candle conv2d (reference)" } else { "fastconv" },
+        if args.reference {
+            "candle conv2d (reference)"
+        } else {
+            "fastconv"
+        },
         rayon::current_num_threads(),
         macs_per_pixel(&varmap),
     );
@@ -127,7 +152,11 @@ fn main() -> Result<()> {
         let t3 = Instant::now();
         let cpu = cpu_seconds() - c0;
         let total = (t3 - t0).as_secs_f64();
-        let (f, b, o) = ((t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64());
+        let (f, b, o) = (
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            (t3 - t2).as_secs_f64(),
+        );
         println!(
             "{} step {i}: {total:.3} s (forward {f:.3}, backward {b:.3}, adamw {o:.3})  cpu {cpu:.2} s  loss {l:.5}",
             if i < args.warmup { "warm-up" } else { "timed" },
@@ -145,7 +174,9 @@ fn main() -> Result<()> {
     let step = mean(&step_times);
     let fwd = mean(&fwd_times);
     let k = parts.len() as f64;
-    let (f, b, o) = parts.iter().fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.0 / k, a.1 + p.1 / k, a.2 + p.2 / k));
+    let (f, b, o) = parts.iter().fold((0.0, 0.0, 0.0), |a, p| {
+        (a.0 + p.0 / k, a.1 + p.1 / k, a.2 + p.2 / k)
+    });
     println!("GFLOP per step (fwd+bwd): {gflop_step:.1}  (forward {gflop_fwd:.1})");
     println!(
         "training step: {step:.3} s mean of {}  (min {:.3})  → {:.1} GFLOP/s effective",
@@ -153,7 +184,10 @@ fn main() -> Result<()> {
         step_times.iter().cloned().fold(f64::INFINITY, f64::min),
         gflop_step / step
     );
-    println!("  of which forward {f:.3} s, backward {b:.3} s ({:.1} GFLOP/s), adamw {o:.3} s", 2.0 * gflop_fwd / b);
+    println!(
+        "  of which forward {f:.3} s, backward {b:.3} s ({:.1} GFLOP/s), adamw {o:.3} s",
+        2.0 * gflop_fwd / b
+    );
     let cpu = mean(&cpu_times);
     println!(
         "  CPU time per step {cpu:.2} s over {} threads: {:.1} GFLOP per CPU-second \

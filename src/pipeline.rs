@@ -16,6 +16,14 @@ pub fn default_model_file(role: Role) -> PathBuf {
     default_model_dir().join(role.file_name())
 }
 
+/// Runs `f` on a mid-grey RGB input frame and an output frame of `width x height` (warm-up).
+fn with_grey_frames(width: usize, height: usize, f: impl FnOnce(&Frame, &mut FrameMut) -> Result<()>) -> Result<()> {
+    let data = vec![128u8; width * height * 3];
+    let input = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
+    let mut out = vec![0u8; width * height * 3];
+    f(&input, &mut FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?)
+}
+
 fn padded(v: usize, m: usize) -> usize {
     v.div_ceil(m) * m
 }
@@ -41,11 +49,7 @@ impl Hider {
     /// Runs the model once at `width x height` so that the first real frame is not slow
     /// (allocations, kernel selection).
     pub fn warm_up(&mut self, width: usize, height: usize) -> Result<()> {
-        let data = vec![128u8; width * height * 3];
-        let f = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
-        let mut out = vec![0u8; width * height * 3];
-        let mut o = FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?;
-        self.hide(&f, &f, &mut o)
+        with_grey_frames(width, height, |f, o| self.hide(f, f, o))
     }
 
     /// Writes into `out` (the cover's size) the container hiding `secret` in `cover`. The secret
@@ -90,11 +94,7 @@ impl Revealer {
     }
     /// Runs the model once at `width x height`.
     pub fn warm_up(&mut self, width: usize, height: usize) -> Result<()> {
-        let data = vec![128u8; width * height * 3];
-        let f = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
-        let mut out = vec![0u8; width * height * 3];
-        let mut o = FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?;
-        self.reveal(&f, &mut o)
+        with_grey_frames(width, height, |f, o| self.reveal(f, o))
     }
 
     /// Writes the revealed secret of `container` into `out` (same size), rounded to 8 bits.

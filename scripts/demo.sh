@@ -10,20 +10,26 @@ cargo build --release --workspace --locked
 mkdir -p out
 export GST_PLUGIN_PATH="$ROOT/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 STEGO=target/release/stego
-FRAMES=${FRAMES:-50}
+SLIDES=${SLIDES:-4}            # secret: this many photos, 0.5 s each; the video lasts as long
 W=${W:-320}; H=${H:-180}
+FRAMES=$((SLIDES * 25 / 2))    # cover frames (25 fps)
 
 echo "== video: hiding a slideshow of photos (secret) in Big Buck Bunny (cover), $FRAMES frames at ${W}x${H}"
-# Secret clip: the PNG photos of data/images as a 2 fps slideshow, scaled to the cover's size.
-mkdir -p out/slides; i=0
+# Secret clip: the PNG photos of data/images as a 2 fps slideshow of $SLIDES frames, scaled to
+# the cover's size; secret-eos=eos ends the output with it. The container is recorded as RGB
+# (BGRx) FFV1: lossless. (Through I420, videoconvert's default for avenc_ffv1, the recording
+# would lose the hidden signal.)
+rm -rf out/slides out/revealed_*.png; mkdir -p out/slides; i=0
 for f in data/images/skimage_astronaut.png data/images/skimage_chelsea.png data/images/skimage_coffee.png; do
   cp "$f" "out/slides/$i.png"; i=$((i+1)); done
 gst-launch-1.0 -q \
-  stegohide name=h ! videoconvert ! avenc_ffv1 ! matroskamux ! filesink location=out/container.mkv \
+  stegohide name=h secret-eos=eos ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! \
+    filesink location=out/container.mkv \
   filesrc location=data/video/bigbuckbunny.mp4 ! decodebin ! videoconvert ! videoscale ! \
-    video/x-raw,format=RGB,width=$W,height=$H ! identity eos-after=$FRAMES ! h.cover \
-  multifilesrc location="out/slides/%d.png" index=0 stop-index=2 caps=image/png,framerate=2/1 loop=true ! \
-    pngdec ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=$W,height=$H ! h.secret \
+    video/x-raw,format=RGB,width=$W,height=$H ! queue ! h.cover \
+  multifilesrc location="out/slides/%d.png" index=0 stop-index=2 loop=true num-buffers=$SLIDES \
+    caps=image/png,framerate=2/1 ! pngdec ! videoconvert ! videoscale ! \
+    video/x-raw,format=RGB,width=$W,height=$H ! queue ! h.secret
 
 if [ -s out/container.mkv ]; then
   gst-launch-1.0 -q filesrc location=out/container.mkv ! matroskademux ! avdec_ffv1 ! videoconvert ! \

@@ -3,8 +3,9 @@
 // End to end on real footage, with real pipelines (gst::parse::launch):
 //
 //   1. cover: the default clip data/video/bigbuckbunny.mp4 (decodebin), scaled to 160x90 RGB,
-//      its first 12 frames (cut exactly with a pad probe: see common::cut_after); secret: the PNG photos astronaut / chelsea / coffee as a 25 fps
-//      slideshow (multifilesrc + pngdec), scaled to the cover's size *before* stegohide;
+//      its first 12 frames (cut exactly with a pad probe: see common::cut_after); secret: the
+//      PNG photos astronaut / chelsea / coffee as a 25 fps slideshow (multifilesrc + pngdec),
+//      scaled to the cover's size *before* stegohide;
 //      → stegohide → FFV1 (BGRx, lossless) in Matroska, to a file.
 //      Tees grab the cover and secret frames the element received, the containers it output,
 //      and write the cover/secret frames as PNG for the CLI.
@@ -13,6 +14,9 @@
 //   3. The same (cover, secret) pairs through the `stego` library (Hider/Revealer, what the CLI
 //      runs) and, when the `stego` binary is built (target/<profile>/stego, or STEGO_CLI),
 //      through the CLI itself (`stego hide` / `stego reveal` on the PNG stills).
+//
+// Every sink has async=false: with a tee, a sink blocked in preroll can deadlock the
+// serialized queries (allocation) of the other branches.
 //
 // The checks hold for any model with the stego contract: the recording is bit-exact, and the
 // revealed secret's PSNR (mean over frames, against the secret frames at the cover's size) from
@@ -45,7 +49,7 @@ fn cli() -> Option<PathBuf> {
 }
 
 /// The secret frame current at `t`.
-fn secret_at<'a>(secrets: &'a [RgbFrame], t: gst::ClockTime) -> &'a RgbFrame {
+fn secret_at(secrets: &[RgbFrame], t: gst::ClockTime) -> &RgbFrame {
     secrets
         .iter()
         .rfind(|s| s.pts <= t)
@@ -88,11 +92,15 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
         "stegohide",
         "stegoreveal",
     ]);
-    let hide_model = model("hide.onnx");
-    let reveal_model = model("reveal.onnx");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stego-e2e");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // Private copies: the pipelines, the library and the CLI must run the same model even if
+    // models/ is replaced (by a training run's export) while the test runs.
+    let hide_model = dir.join("hide.onnx");
+    let reveal_model = dir.join("reveal.onnx");
+    std::fs::copy(model("hide.onnx"), &hide_model).expect("copy the hide model");
+    std::fs::copy(model("reveal.onnx"), &reveal_model).expect("copy the reveal model");
     let slides = slides(&dir.join("slides"));
     let mkv = dir.join("container.mkv");
     let caps = format!("video/x-raw,format=RGB,width={W},height={H},pixel-aspect-ratio=1/1");
@@ -101,19 +109,19 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
     // 1. Hide and record.
     let launch = format!(
         "stegohide name=h model-file={hm} ! tee name=ot \
-           ot. ! {q} ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! filesink location={mkv} \
-           ot. ! {q} ! fakesink name=containers sync=false \
+           ot. ! {q} ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! filesink location={mkv} async=false \
+           ot. ! {q} ! fakesink name=containers sync=false async=false \
          filesrc location={clip} ! decodebin ! videoconvert ! videoscale add-borders=false ! {caps} \
            ! identity name=cut ! tee name=ct \
            ct. ! {q} ! h.cover \
-           ct. ! {q} ! fakesink name=covers sync=false \
-           ct. ! {q} ! pngenc ! multifilesink location={cover_png} \
+           ct. ! {q} ! fakesink name=covers sync=false async=false \
+           ct. ! {q} ! pngenc ! multifilesink location={cover_png} async=false \
          multifilesrc location={slides} index=0 stop-index=2 loop=true num-buffers={secret_frames} \
              caps=image/png,framerate=25/1 \
            ! pngdec ! videoconvert ! videoscale add-borders=false ! {caps} ! tee name=st \
            st. ! {q} ! h.secret \
-           st. ! {q} ! fakesink name=secrets sync=false \
-           st. ! {q} ! pngenc ! multifilesink location={secret_png}",
+           st. ! {q} ! fakesink name=secrets sync=false async=false \
+           st. ! {q} ! pngenc ! multifilesink location={secret_png} async=false",
         hm = quote(&hide_model),
         mkv = quote(&mkv),
         clip = quote(&clip()),
@@ -123,17 +131,22 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
         secret_png = quote(&dir.join("secret_%02d.png")),
     );
     let t = std::time::Instant::now();
-    let g1 = run_and_grab_cut(&launch, &["containers", "covers", "secrets"], &[("cut", FRAMES)], 600)
-        .unwrap_or_else(|e| panic!("the hiding pipeline fails: {e}"));
+    let g1 = run_and_grab_cut(
+        &launch,
+        &["containers", "covers", "secrets"],
+        &[("cut", FRAMES)],
+        600,
+    )
+    .unwrap_or_else(|e| panic!("the hiding pipeline fails: {e}"));
     eprintln!("hiding pipeline: {:.1} s", t.elapsed().as_secs_f64());
     let (containers, covers, secrets) = (&g1["containers"], &g1["covers"], &g1["secrets"]);
-    let pts = |v: &[RgbFrame]| v.iter().map(|f| (f.pts.mseconds(), f.duration.map(|d| d.mseconds()))).collect::<Vec<_>>();
-    eprintln!("covers {:?}\ncontainers {:?}\nsecrets {:?}", pts(covers), pts(containers), pts(secrets));
     assert_eq!(covers.len(), FRAMES, "cover frames");
     assert_eq!(containers.len(), FRAMES, "one container per cover frame");
     assert!(secrets.len() >= FRAMES, "secret frames: {}", secrets.len());
     assert!(
-        std::fs::metadata(&mkv).map(|m| m.len() > 0).unwrap_or(false),
+        std::fs::metadata(&mkv)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
         "the recording {} is written",
         mkv.display()
     );
@@ -141,8 +154,8 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
     // 2. Decode the recording and reveal.
     let launch = format!(
         "filesrc location={mkv} ! matroskademux ! avdec_ffv1 ! videoconvert ! video/x-raw,format=RGB ! tee name=dt \
-           dt. ! {q} ! fakesink name=decoded sync=false \
-           dt. ! {q} ! stegoreveal model-file={rm} ! fakesink name=revealed sync=false",
+           dt. ! {q} ! fakesink name=decoded sync=false async=false \
+           dt. ! {q} ! stegoreveal model-file={rm} ! fakesink name=revealed sync=false async=false",
         mkv = quote(&mkv),
         rm = quote(&reveal_model),
     );
@@ -173,13 +186,19 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
     for (i, cover) in covers.iter().enumerate() {
         assert_eq!((cover.width, cover.height), (W, H));
         let container = &containers[i];
-        assert_eq!(container.pts, cover.pts, "container {i} has its cover's time");
+        assert_eq!(
+            container.pts, cover.pts,
+            "container {i} has its cover's time"
+        );
         assert_eq!(
             decoded[i].data, container.data,
             "frame {i} of the FFV1 recording is bit-exact (lossless)"
         );
         let secret = secret_at(secrets, cover.pts);
-        let secret_idx = secrets.iter().position(|s| std::ptr::eq(s, secret)).unwrap();
+        let secret_idx = secrets
+            .iter()
+            .position(|s| std::ptr::eq(s, secret))
+            .unwrap();
 
         let mut lib_container = vec![0u8; W * H * 3];
         hider
@@ -197,44 +216,6 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
             )
             .unwrap();
 
-        if std::env::var_os("STEGO_E2E_DEBUG").is_some() {
-            let mut swapped = vec![0u8; W * H * 3];
-            hider
-                .hide(
-                    &Frame::packed(&secret.data, Rgb, W, H).unwrap(),
-                    &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
-                    &mut FrameMut::packed(&mut swapped, Rgb, W, H).unwrap(),
-                )
-                .unwrap();
-            let near: Vec<String> = secrets
-                .iter()
-                .map(|s2| {
-                    let mut c2 = vec![0u8; W * H * 3];
-                    hider
-                        .hide(
-                            &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
-                            &Frame::packed(&s2.data, Rgb, W, H).unwrap(),
-                            &mut FrameMut::packed(&mut c2, Rgb, W, H).unwrap(),
-                        )
-                        .unwrap();
-                    format!("{:.1}", psnr(&container.data, &c2, W, H))
-                })
-                .collect();
-            let mut again = vec![0u8; W * H * 3];
-            hider
-                .hide(
-                    &Frame::packed(&cover.data, Rgb, W, H).unwrap(),
-                    &Frame::packed(&secret.data, Rgb, W, H).unwrap(),
-                    &mut FrameMut::packed(&mut again, Rgb, W, H).unwrap(),
-                )
-                .unwrap();
-            eprintln!("debug {i}: lib~again {:.2} dB, pipe~again {:.2}", psnr(&lib_container, &again, W, H), psnr(&container.data, &again, W, H));
-            eprintln!(
-                "debug {i}: pipe container~lib(swapped) {:.2} dB, pipe revealed~cover {:.2} dB, pipe container~lib with secret j: {near:?}",
-                psnr(&container.data, &swapped, W, H),
-                psnr(&revealed[i].data, &cover.data, W, H)
-            );
-        }
         p_secret.push(psnr(&revealed[i].data, &secret.data, W, H));
         l_secret.push(psnr(&lib_revealed, &secret.data, W, H));
         p_cover.push(psnr(&container.data, &cover.data, W, H));
@@ -248,9 +229,19 @@ fn real_footage_through_pipelines_matches_the_library_and_cli() {
             let r_png = dir.join(format!("cli_revealed_{i:02}.png"));
             // The PNG stills hold exactly the frames the element got.
             let still = stego::image_io::load_rgb(&c_png).expect("cover still");
-            assert_eq!(still.as_raw(), &cover.data, "{} is the cover frame", c_png.display());
+            assert_eq!(
+                still.as_raw(),
+                &cover.data,
+                "{} is the cover frame",
+                c_png.display()
+            );
             let still = stego::image_io::load_rgb(&s_png).expect("secret still");
-            assert_eq!(still.as_raw(), &secret.data, "{} is the secret frame", s_png.display());
+            assert_eq!(
+                still.as_raw(),
+                &secret.data,
+                "{} is the secret frame",
+                s_png.display()
+            );
             run_cli(
                 cli,
                 &[

@@ -201,7 +201,9 @@ pub fn run_and_grab_cut(
             gst::MessageView::Error(e) => {
                 result = Err(format!(
                     "{}: {} ({})",
-                    e.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    e.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
                     e.error(),
                     e.debug().map(|d| d.to_string()).unwrap_or_default()
                 ));
@@ -232,9 +234,13 @@ pub fn mean(v: &[f64]) -> f64 {
 /// returns the multifilesrc location pattern.
 pub fn slides(dir: &std::path::Path) -> String {
     std::fs::create_dir_all(dir).expect("slides folder");
-    for (i, name) in ["skimage_astronaut.png", "skimage_chelsea.png", "skimage_coffee.png"]
-        .iter()
-        .enumerate()
+    for (i, name) in [
+        "skimage_astronaut.png",
+        "skimage_chelsea.png",
+        "skimage_coffee.png",
+    ]
+    .iter()
+    .enumerate()
     {
         let src = project_root().join("data").join("images").join(name);
         assert!(

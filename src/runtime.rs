@@ -75,7 +75,7 @@ pub struct RuntimeOptions {
     pub execution_provider: ExecutionProvider,
     /// CUDA device id.
     pub device_id: i32,
-    /// Intra-op threads; `None` lets onnxruntime choose (one per physical core).
+    /// Intra-op threads; `None` (or `Some(0)`) lets onnxruntime choose (one per physical core).
     pub threads: Option<usize>,
 }
 
@@ -271,9 +271,6 @@ impl Model {
     pub fn load(path: &Path, role: Role, options: &RuntimeOptions) -> Result<Model> {
         if options.device_id < 0 {
             return Err(Error::InvalidValue { what: "device id", value: options.device_id.to_string(), expected: "a GPU index ≥ 0".into() });
-        }
-        if options.threads == Some(0) {
-            // 0 means "default" in the elements; accept it.
         }
         if !path.is_file() {
             return Err(Error::ModelMissing(path.to_path_buf()));

@@ -40,7 +40,6 @@ fi
 echo "== stills: hide, reveal, evaluate"
 $STEGO hide --cover data/images/skimage_astronaut.png --secret data/images/skimage_coffee.png -o out/container.png
 $STEGO reveal out/container.png -o out/revealed.png
-mkdir -p out/eval-set
-cp data/images/skimage_*.png data/images/skimage_*.jpg out/eval-set/
-$STEGO eval out/eval-set --resize 256 --crop 256 --figure out/eval.png --csv out/eval.csv
+# The held-out photos (never trained on).
+$STEGO eval data/heldout --resize 256 --crop 256 --figure out/eval.png --csv out/eval.csv
 echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv, container.mkv, revealed_*.png"

@@ -1,7 +1,6 @@
 //! The library's results equal a direct onnxruntime session run on the same tensors.
 
 mod common;
-use common::*;
 use ndarray::Array4;
 use stego::contract::{self, Role};
 use stego::frame::{Frame, FrameMut, PixelFormat, frame_to_planar, quantize};

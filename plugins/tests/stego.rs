@@ -42,9 +42,9 @@ fn model(name: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// The stub models in tests/models (see make_stub_models.py): container = 0.75 cover +
+/// The linear test models in tests/models (see make_linear_models.py): container = 0.75 cover +
 /// 0.25 secret, revealed = 1 − container. They make exact pixel checks possible.
-fn stub(name: &str) -> String {
+fn linear_model(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("models")
@@ -234,11 +234,11 @@ fn assert_close(got: &[[u8; 3]], want: impl Fn(usize) -> [u8; 3], what: &str) {
 }
 
 #[test]
-fn exact_pixels_with_stub_models() {
+fn exact_pixels_with_linear_models() {
     init();
     // Cover: RGB with padded rows (30 * 3 = 90 bytes, stride 92), secret: a larger BGRx frame
     // of one colour (scaling keeps it), output: the cover's format and size.
-    let el = hide_element_with(&stub("hide.onnx"));
+    let el = hide_element_with(&linear_model("hide.onnx"));
     let ci = info(gst_video::VideoFormat::Rgb, 30, 24);
     let si = info(gst_video::VideoFormat::Bgrx, 64, 48);
     let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
@@ -259,7 +259,7 @@ fn exact_pixels_with_stub_models() {
     assert_close(&c, want, "container");
 
     let mut hr = Harness::with_element(
-        &reveal_element_with(&stub("reveal.onnx")),
+        &reveal_element_with(&linear_model("reveal.onnx")),
         Some("sink"),
         Some("src"),
     );
@@ -269,7 +269,7 @@ fn exact_pixels_with_stub_models() {
     assert_close(&r, |i| want(i).map(|v| 255 - v), "revealed");
 
     // BGRA cover: B and R in their places, alpha from the cover; RGB secret of another size.
-    let el = hide_element_with(&stub("hide.onnx"));
+    let el = hide_element_with(&linear_model("hide.onnx"));
     let ci = info(gst_video::VideoFormat::Bgra, 16, 8);
     let si = info(gst_video::VideoFormat::Rgb, 4, 2);
     let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);
@@ -307,7 +307,7 @@ fn exact_pixels_with_stub_models() {
 fn each_cover_frame_takes_the_secret_frame_current_at_its_time() {
     init();
     // Cover at 25 fps, secret at 12.5 fps: cover frame n carries secret frame n / 2.
-    let el = hide_element_with(&stub("hide.onnx"));
+    let el = hide_element_with(&linear_model("hide.onnx"));
     let ci = info(gst_video::VideoFormat::Rgb, 16, 12);
     let si = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 16, 12)
         .fps(gst::Fraction::new(25, 2))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the two tiny stub models the plugin tests use to check exact pixel values.
+"""Writes the two tiny linear models (exact arithmetic, no training) the plugin tests use to check exact pixel values.
 
 They follow the stego model contract (input/output names, NCHW float32 in [0, 1], dynamic
 N/H/W, metadata) with trivial arithmetic instead of trained networks:
@@ -7,7 +7,7 @@ N/H/W, metadata) with trivial arithmetic instead of trained networks:
   hide.onnx:   container = 0.75 * cover + 0.25 * secret
   reveal.onnx: revealed  = 1 - container
 
-Needs the `onnx` Python package: python3 -m pip install onnx; python3 make_stub_models.py
+Needs the `onnx` Python package: python3 -m pip install onnx; python3 make_linear_models.py
 """
 import os
 

@@ -17,13 +17,19 @@ use stego::frame::{Frame, FrameMut, PixelFormat};
 use stego::runtime::{ExecutionProvider, Model, RuntimeOptions};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -31,7 +37,9 @@ fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 56) as u8
         })
         .collect()
@@ -42,7 +50,11 @@ fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {
     let opts = RuntimeOptions::default();
     Model::inspect(model, &opts)
         .ok()
-        .and_then(|i| i.metadata.get(contract::meta::MACS_PER_PIXEL).and_then(|v| v.parse().ok()))
+        .and_then(|i| {
+            i.metadata
+                .get(contract::meta::MACS_PER_PIXEL)
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(match role {
             Role::Hide => 291_255.0,
             Role::Reveal => 193_500.0,
@@ -50,25 +62,49 @@ fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {
 }
 
 /// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
-fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<(), String> {
-    let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
+fn worker(
+    method: &str,
+    role: Role,
+    model: PathBuf,
+    w: usize,
+    h: usize,
+    frames: usize,
+    threads: Option<usize>,
+    provider: ExecutionProvider,
+) -> Result<(), String> {
+    let opts = RuntimeOptions {
+        threads,
+        execution_provider: provider,
+        ..Default::default()
+    };
     let cover = pseudo_random_bytes(w * h * 3, 1);
     let secret = pseudo_random_bytes(w * h * 3, 2);
     let secs = match method {
         "ort" => {
             let env = stego::runtime::environment(&opts).map_err(|e| e.to_string())?;
             let mut b = ort::session::Session::builder(&env).map_err(|e| e.to_string())?;
-            b = b.with_optimization_level(ort::session::builder::GraphOptimizationLevel::All).map_err(|e| e.to_string())?;
+            b = b
+                .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+                .map_err(|e| e.to_string())?;
             if let Some(t) = threads {
                 b = b.with_intra_threads(t).map_err(|e| e.to_string())?;
             }
             if provider != ExecutionProvider::Cpu {
-                let cuda = ort::ep::CUDA::default().with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Exhaustive).build().error_on_failure();
-                b = b.with_execution_providers([cuda]).map_err(|e| e.to_string())?;
+                let cuda = ort::ep::CUDA::default()
+                    .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Exhaustive)
+                    .build()
+                    .error_on_failure();
+                b = b
+                    .with_execution_providers([cuda])
+                    .map_err(|e| e.to_string())?;
             }
             let mut s = b.commit_from_file(&model).map_err(|e| e.to_string())?;
-            let a = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| cover[(y * w + x) * 3 + c] as f32 / 255.0);
-            let b2 = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| secret[(y * w + x) * 3 + c] as f32 / 255.0);
+            let a = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
+                cover[(y * w + x) * 3 + c] as f32 / 255.0
+            });
+            let b2 = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
+                secret[(y * w + x) * 3 + c] as f32 / 255.0
+            });
             let mut run = || -> Result<f32, String> {
                 let out = match role {
                     Role::Hide => s.run(ort::inputs![
@@ -80,7 +116,10 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
                     ]),
                 }
                 .map_err(|e| e.to_string())?;
-                let v = out[role.output()].try_extract_tensor::<f32>().map_err(|e| e.to_string())?.1[0];
+                let v = out[role.output()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| e.to_string())?
+                    .1[0];
                 Ok(v)
             };
             run()?;
@@ -100,7 +139,14 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
                     hider.warm_up(w, h).map_err(|e| e.to_string())?;
                     let t = Instant::now();
                     for _ in 0..frames {
-                        hider.hide(&cf, &sf, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                        hider
+                            .hide(
+                                &cf,
+                                &sf,
+                                &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)
+                                    .map_err(|e| e.to_string())?,
+                            )
+                            .map_err(|e| e.to_string())?;
                     }
                     t.elapsed().as_secs_f64()
                 }
@@ -109,7 +155,12 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
                     r.warm_up(w, h).map_err(|e| e.to_string())?;
                     let t = Instant::now();
                     for _ in 0..frames {
-                        r.reveal(&cf, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+                        r.reveal(
+                            &cf,
+                            &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)
+                                .map_err(|e| e.to_string())?,
+                        )
+                        .map_err(|e| e.to_string())?;
                     }
                     t.elapsed().as_secs_f64()
                 }
@@ -124,13 +175,25 @@ fn worker(method: &str, role: Role, model: PathBuf, w: usize, h: usize, frames: 
 
 /// Times `frames` buffers through the element after one warm-up buffer: the clock runs from
 /// the first buffer reaching fakesink to the last.
-fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<f64, String> {
+fn gst_cell(
+    role: Role,
+    model: &std::path::Path,
+    w: usize,
+    h: usize,
+    frames: usize,
+    threads: Option<usize>,
+    provider: ExecutionProvider,
+) -> Result<f64, String> {
     use gst::prelude::*;
     gst::init().map_err(|e| e.to_string())?;
     gststego::plugin_register_static().map_err(|e| e.to_string())?;
     let caps = format!("video/x-raw,format=RGB,width={w},height={h},framerate=25/1");
     let n = frames + 1;
-    let t = format!("{} execution-provider={}", threads.unwrap_or(0), provider.as_str());
+    let t = format!(
+        "{} execution-provider={}",
+        threads.unwrap_or(0),
+        provider.as_str()
+    );
     let desc = match role {
         Role::Hide => format!(
             "stegohide name=h model-file=\"{m}\" threads={t} ! fakesink name=sink sync=false signal-handoffs=true \
@@ -143,15 +206,22 @@ fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usi
             m = model.display()
         ),
     };
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
     let sink = pipeline.by_name("sink").ok_or("no sink")?;
     let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let t2 = times.clone();
     sink.connect("handoff", false, move |_| {
-        t2.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+        t2.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Instant::now());
         None
     });
-    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
     let bus = pipeline.bus().ok_or("no bus")?;
     let mut err = None;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
@@ -172,7 +242,9 @@ fn gst_cell(role: Role, model: &std::path::Path, w: usize, h: usize, frames: usi
     if times.len() < 2 {
         return Err(format!("only {} buffers reached the sink", times.len()));
     }
-    let secs = times[times.len() - 1].duration_since(times[0]).as_secs_f64();
+    let secs = times[times.len() - 1]
+        .duration_since(times[0])
+        .as_secs_f64();
     // Scale to `frames` frames from the (len − 1) intervals measured.
     Ok(secs * frames as f64 / (times.len() - 1) as f64)
 }
@@ -185,21 +257,56 @@ struct Cell {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usize, frames: usize, threads: Option<usize>, provider: ExecutionProvider) -> Result<Cell, String> {
+fn run_cell(
+    method: &str,
+    role: Role,
+    model: &std::path::Path,
+    w: usize,
+    h: usize,
+    frames: usize,
+    threads: Option<usize>,
+    provider: ExecutionProvider,
+) -> Result<Cell, String> {
     let out = if method == "python" {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let py = std::env::var_os("STEGO_BENCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| root.join(".venv/bin/python"));
+        let py = std::env::var_os("STEGO_BENCH_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
         Command::new(&py)
             .arg(root.join("scripts/bench_python.py"))
-            .args(["--model", &model.display().to_string(), "--role", role.as_str()])
-            .args(["--width", &w.to_string(), "--height", &h.to_string(), "--frames", &frames.to_string()])
-            .args(["--threads", &threads.unwrap_or(0).to_string(), "--provider", provider.as_str()])
+            .args([
+                "--model",
+                &model.display().to_string(),
+                "--role",
+                role.as_str(),
+            ])
+            .args([
+                "--width",
+                &w.to_string(),
+                "--height",
+                &h.to_string(),
+                "--frames",
+                &frames.to_string(),
+            ])
+            .args([
+                "--threads",
+                &threads.unwrap_or(0).to_string(),
+                "--provider",
+                provider.as_str(),
+            ])
             .output()
             .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", py.display()))?
     } else {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut c = Command::new(exe);
-        c.args(["--worker", method, role.as_str(), &model.display().to_string(), &format!("{w}x{h}"), &frames.to_string()]);
+        c.args([
+            "--worker",
+            method,
+            role.as_str(),
+            &model.display().to_string(),
+            &format!("{w}x{h}"),
+            &frames.to_string(),
+        ]);
         if let Some(t) = threads {
             c.args(["--threads", &t.to_string()]);
         }
@@ -207,18 +314,38 @@ fn run_cell(method: &str, role: Role, model: &std::path::Path, w: usize, h: usiz
         c.output().map_err(|e| e.to_string())?
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find(|l| l.starts_with("RESULT ")).ok_or_else(|| format!("{method}: no result; stderr: {}", String::from_utf8_lossy(&out.stderr)))?;
-    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .ok_or_else(|| {
+            format!(
+                "{method}: no result; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let (n, secs, rss) = (v[0], v[1], v[2]);
     let fps = n / secs;
     let flop_per_frame = 2.0 * macs_per_pixel(model, role) * (w * h) as f64;
-    Ok(Cell { fps, ms: 1000.0 / fps, gflops: fps * flop_per_frame / 1e9, rss_mib: rss / 1024.0 })
+    Ok(Cell {
+        fps,
+        ms: 1000.0 / fps,
+        gflops: fps * flop_per_frame / 1e9,
+        rss_mib: rss / 1024.0,
+    })
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = arg(&args, "--threads").and_then(|t| t.parse().ok());
-    let provider: ExecutionProvider = match arg(&args, "--execution-provider").unwrap_or_else(|| "cpu".into()).parse() {
+    let provider: ExecutionProvider = match arg(&args, "--execution-provider")
+        .unwrap_or_else(|| "cpu".into())
+        .parse()
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -227,18 +354,38 @@ fn main() {
     };
     if let Some(i) = args.iter().position(|a| a == "--worker") {
         let g = |k: usize| args.get(i + k).cloned().unwrap_or_default();
-        let role = if g(2) == "reveal" { Role::Reveal } else { Role::Hide };
-        let (w, h) = g(4).split_once('x').map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0))).unwrap_or((0, 0));
-        if let Err(e) = worker(&g(1), role, PathBuf::from(g(3)), w, h, g(5).parse().unwrap_or(1), threads, provider) {
+        let role = if g(2) == "reveal" {
+            Role::Reveal
+        } else {
+            Role::Hide
+        };
+        let (w, h) = g(4)
+            .split_once('x')
+            .map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0)))
+            .unwrap_or((0, 0));
+        if let Err(e) = worker(
+            &g(1),
+            role,
+            PathBuf::from(g(3)),
+            w,
+            h,
+            g(5).parse().unwrap_or(1),
+            threads,
+            provider,
+        ) {
             eprintln!("worker error: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let frames: usize = arg(&args, "--frames").and_then(|f| f.parse().ok()).unwrap_or(3);
+    let frames: usize = arg(&args, "--frames")
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(3);
     let sizes = arg(&args, "--sizes").unwrap_or_else(|| "320x240,640x480,1280x720".into());
     let roles = arg(&args, "--roles").unwrap_or_else(|| "hide,reveal".into());
-    let model_dir = arg(&args, "--model-dir").map(PathBuf::from).unwrap_or_else(stego::default_model_dir);
+    let model_dir = arg(&args, "--model-dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(stego::default_model_dir);
     println!(
         "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {}",
         threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
@@ -246,22 +393,40 @@ fn main() {
     );
     println!("| role | size | method | fps | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
-    for role in roles.split(',').map(|r| if r == "reveal" { Role::Reveal } else { Role::Hide }) {
+    for role in roles.split(',').map(|r| {
+        if r == "reveal" {
+            Role::Reveal
+        } else {
+            Role::Hide
+        }
+    }) {
         let model = model_dir.join(role.file_name());
         for size in sizes.split(',') {
-            let Some((w, h)) = size.split_once('x').and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))) else {
+            let Some((w, h)) = size
+                .split_once('x')
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            else {
                 eprintln!("bad size {size:?}: use WxH");
                 std::process::exit(2);
             };
             let mut base = None;
-            for (method, label) in [("ort", "(a) onnxruntime session"), ("lib", "(b) stego library"), ("gst", "(c) GStreamer element"), ("python", "(d) Python ort+numpy")] {
+            for (method, label) in [
+                ("ort", "(a) onnxruntime session"),
+                ("lib", "(b) stego library"),
+                ("gst", "(c) GStreamer element"),
+                ("python", "(d) Python ort+numpy"),
+            ] {
                 match run_cell(method, role, &model, w, h, frames, threads, provider) {
                     Ok(c) => {
-                        let rel = base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));
+                        let rel =
+                            base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));
                         if base.is_none() {
                             base = Some(c.fps);
                         }
-                        println!("| {role} | {w}x{h} | {label} | {:.2} | {:.1} | {:.1} | {:.0} | {rel} |", c.fps, c.ms, c.gflops, c.rss_mib);
+                        println!(
+                            "| {role} | {w}x{h} | {label} | {:.2} | {:.1} | {:.1} | {:.0} | {rel} |",
+                            c.fps, c.ms, c.gflops, c.rss_mib
+                        );
                     }
                     Err(e) => println!("| {role} | {w}x{h} | {label} | error: {e} | | | | |"),
                 }

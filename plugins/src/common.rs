@@ -96,6 +96,46 @@ impl ModelSettings {
         }
     }
 
+    /// Loads the model in an element's `start()` with `load` (`Hider::new` or
+    /// `Revealer::new`): logs what is loaded and where it runs, turns a failure into the
+    /// element's start error, and posts `auto`'s fallback to the CPU as a warning.
+    pub fn load<T>(
+        &self,
+        element: &gst::Element,
+        cat: gst::DebugCategory,
+        load: impl FnOnce(&std::path::Path, &stego::runtime::RuntimeOptions) -> stego::Result<T>,
+        model: impl FnOnce(&T) -> &stego::Model,
+    ) -> Result<T, gst::ErrorMessage> {
+        let options = self.runtime_options();
+        gst::debug!(
+            cat,
+            obj = element,
+            "Loading {} ({options:?})",
+            self.model_file.display()
+        );
+        let loaded = load(&self.model_file, &options).map_err(|e| {
+            start_error(
+                &element
+                    .factory()
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_else(|| element.name().to_string()),
+                &e,
+            )
+        })?;
+        let m = model(&loaded);
+        gst::info!(
+            cat,
+            obj = element,
+            "Loaded {} on {}",
+            self.model_file.display(),
+            m.provider()
+        );
+        if let Some(note) = m.provider_note() {
+            gst::element_warning!(element, gst::LibraryError::Init, ("{note}"));
+        }
+        Ok(loaded)
+    }
+
     /// The property specs of `model-file`, `execution-provider`, `device` and `threads`.
     pub fn properties(role: stego::contract::Role) -> Vec<glib::ParamSpec> {
         let default_file = default_model_file(role);

@@ -416,26 +416,12 @@ impl AggregatorImpl for StegoHide {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = common::lock(&self.settings).model.clone();
-        let options = settings.runtime_options();
-        gst::debug!(
-            CAT,
-            imp = self,
-            "Loading {} ({options:?})",
-            settings.model_file.display()
-        );
-        let hider = stego::Hider::new(&settings.model_file, &options)
-            .map_err(|e| common::start_error("stegohide", &e))?;
-        let model = hider.model();
-        gst::info!(
-            CAT,
-            imp = self,
-            "Loaded {} on {}",
-            settings.model_file.display(),
-            model.provider()
-        );
-        if let Some(note) = model.provider_note() {
-            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{note}"));
-        }
+        let hider = settings.load(
+            self.obj().upcast_ref(),
+            *CAT,
+            stego::Hider::new,
+            stego::Hider::model,
+        )?;
         *common::lock(&self.state) = Some(State {
             hider,
             warmed: None,

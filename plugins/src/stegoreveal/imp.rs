@@ -117,26 +117,12 @@ impl BaseTransformImpl for StegoReveal {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = common::lock(&self.settings).clone();
-        let options = settings.runtime_options();
-        gst::debug!(
-            CAT,
-            imp = self,
-            "Loading {} ({options:?})",
-            settings.model_file.display()
-        );
-        let revealer = stego::Revealer::new(&settings.model_file, &options)
-            .map_err(|e| common::start_error("stegoreveal", &e))?;
-        let model = revealer.model();
-        gst::info!(
-            CAT,
-            imp = self,
-            "Loaded {} on {}",
-            settings.model_file.display(),
-            model.provider()
-        );
-        if let Some(note) = model.provider_note() {
-            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{note}"));
-        }
+        let revealer = settings.load(
+            gst::prelude::Cast::upcast_ref(&*self.obj()),
+            *CAT,
+            stego::Revealer::new,
+            stego::Revealer::model,
+        )?;
         *common::lock(&self.state) = Some(State {
             revealer,
             warmed: None,

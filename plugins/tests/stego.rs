@@ -8,38 +8,16 @@ use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
 use std::path::PathBuf;
-use std::sync::Once;
 use std::time::Duration;
 
 const FPS: i32 = 25;
 const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().expect("GStreamer initialises");
-        gststego::plugin_register_static().expect("the stego plugin registers");
-    });
-}
-
-fn model_dir() -> PathBuf {
-    std::env::var_os("STEGO_TEST_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("models")
-        })
-}
+mod common;
+use common::init;
 
 fn model(name: &str) -> String {
-    let p = model_dir().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: export the models with the training crate (or set STEGO_TEST_MODEL_DIR)",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
+    common::model(name).to_string_lossy().into_owned()
 }
 
 /// The linear test models in tests/models (see make_linear_models.py): container = 0.75 cover +
@@ -606,30 +584,7 @@ fn run_pipeline(launch: &str) -> Result<(), String> {
         .expect("valid pipeline")
         .downcast::<gst::Pipeline>()
         .unwrap();
-    let bus = pipeline.bus().unwrap();
-    let _ = pipeline.set_state(gst::State::Playing);
-    let mut result = Err("timeout".to_string());
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                result = Ok(());
-                break;
-            }
-            gst::MessageView::Error(e) => {
-                result = Err(format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                ));
-                break;
-            }
-            _ => {}
-        }
-    }
-    pipeline
-        .set_state(gst::State::Null)
-        .expect("the pipeline stops");
-    result
+    common::run_to_eos(&pipeline, 60)
 }
 
 #[test]

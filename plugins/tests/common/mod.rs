@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //
-// Helpers shared by the end-to-end test (tests/e2e.rs) and the bench binaries in examples/
+// Helpers shared by the element tests (tests/stego.rs, tests/e2e.rs) and the bench binaries in examples/
 // (included there with `#[path]`): run a gst-launch pipeline to EOS and grab the frames that
 // reach named sinks, as packed 8-bit RGB.
 
@@ -187,12 +187,23 @@ pub fn run_and_grab_cut(
             gst::PadProbeReturn::Ok
         });
     }
-    let bus = pipeline.bus().unwrap();
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("cannot start the pipeline: {e}"))?;
-    let mut result = Err(format!("no EOS within {timeout_s} s"));
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(timeout_s)) {
+    run_to_eos(&pipeline, timeout_s)?;
+    let grabbed = std::mem::take(&mut *store.lock().unwrap());
+    Ok(grabbed)
+}
+
+/// Plays `pipeline` until EOS (`Ok`), an error on the bus (its source, message and debug
+/// text) or `timeout_s` seconds, then stops it.
+pub fn run_to_eos(pipeline: &gst::Pipeline, timeout_s: u64) -> Result<(), String> {
+    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
+    // A failed start still leaves the element's error on the bus: report that, not only
+    // the state change.
+    let started = pipeline.set_state(gst::State::Playing);
+    let (mut result, wait) = match started {
+        Ok(_) => (Err(format!("no EOS within {timeout_s} s")), timeout_s),
+        Err(e) => (Err(format!("cannot start the pipeline: {e}")), 1),
+    };
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(wait)) {
         match msg.view() {
             gst::MessageView::Eos(_) => {
                 result = Ok(());
@@ -215,9 +226,7 @@ pub fn run_and_grab_cut(
     pipeline
         .set_state(gst::State::Null)
         .map_err(|e| format!("cannot stop the pipeline: {e}"))?;
-    result?;
-    let grabbed = std::mem::take(&mut *store.lock().unwrap());
-    Ok(grabbed)
+    result
 }
 
 /// PSNR (dB, peak 255) between two packed RGB images of `w x h`: the library's metric.

@@ -20,6 +20,10 @@ pub const CHANNELS: usize = 3;
 pub const HIDE_FILE: &str = "hide.onnx";
 /// File name of the reveal model.
 pub const REVEAL_FILE: &str = "reveal.onnx";
+/// File name of the hiding model of the fast variant ([`Variant::Fast`]).
+pub const FAST_HIDE_FILE: &str = "hide-fast.onnx";
+/// File name of the reveal model of the fast variant.
+pub const FAST_REVEAL_FILE: &str = "reveal-fast.onnx";
 
 /// Input of the hiding model: the cover frame.
 pub const HIDE_COVER: &str = "cover";
@@ -69,6 +73,53 @@ impl Role {
             Role::Hide => HIDE_FILE,
             Role::Reveal => REVEAL_FILE,
         }
+    }
+}
+
+/// Which family of nets a model pair belongs to; selects the default file names in a model
+/// folder (`stego --variant`, the elements' `variant` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Variant {
+    /// Baluja's paper nets (`hide.onnx`, `reveal.onnx`): best quality, ~0.29 M
+    /// multiply-accumulates per pixel to hide.
+    #[default]
+    Paper,
+    /// The real-time nets (`hide-fast.onnx`, `reveal-fast.onnx`): space-to-depth by 4 and
+    /// three convolutions at 1/4 resolution, ~50× cheaper to run.
+    Fast,
+}
+
+impl Variant {
+    /// All variants, in the order of their names in [`Variant::NAMES`].
+    pub const ALL: [Variant; 2] = [Variant::Paper, Variant::Fast];
+    /// The names accepted by [`Variant::from_name`].
+    pub const NAMES: [&'static str; 2] = ["paper", "fast"];
+
+    /// `paper` or `fast`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Paper => "paper",
+            Variant::Fast => "fast",
+        }
+    }
+    /// Parses `paper` or `fast` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(name))
+    }
+    /// The file name of `role`'s model of this variant in a model folder.
+    pub fn file_name(self, role: Role) -> &'static str {
+        match (self, role) {
+            (Variant::Paper, Role::Hide) => HIDE_FILE,
+            (Variant::Paper, Role::Reveal) => REVEAL_FILE,
+            (Variant::Fast, Role::Hide) => FAST_HIDE_FILE,
+            (Variant::Fast, Role::Reveal) => FAST_REVEAL_FILE,
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

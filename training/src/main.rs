@@ -25,7 +25,8 @@ struct Cli {
 enum Command {
     /// Train (the default): writes checkpoints, metrics, figures and the ONNX models to --out.
     Train(TrainArgs),
-    /// Export hide.onnx and reveal.onnx from a checkpoint.
+    /// Export hide.onnx and reveal.onnx (hide-fast.onnx, reveal-fast.onnx for fast nets) from
+    /// a checkpoint.
     Export(ExportArgs),
 }
 
@@ -97,6 +98,11 @@ struct TrainArgs {
     /// plain output.
     #[arg(long, value_enum, default_value_t = training::nets::HideOutput::Residual)]
     hide_output: training::nets::HideOutput,
+    /// Which nets to train: `paper` = Baluja's nets (hide.onnx, reveal.onnx); `fast` = the
+    /// real-time nets on 4×4 cells, ~50× cheaper (hide-fast.onnx, reveal-fast.onnx; --crop
+    /// must be a multiple of 4).
+    #[arg(long, value_enum, default_value_t = training::nets::Arch::Paper)]
+    arch: training::nets::Arch,
     /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
     /// moments and schedule; the saved settings win over the options given, except --steps.
     #[arg(long)]
@@ -156,6 +162,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         max_side: a.max_side,
         max_images: a.max_images,
         hide_output: a.hide_output,
+        arch: a.arch,
     };
     let opts = RunOptions {
         resume: a.resume,

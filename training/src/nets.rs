@@ -286,6 +286,218 @@ impl StegoNets {
     }
 }
 
+/// Which nets a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Baluja's paper nets ([`StegoNets`]): `hide.onnx`, `reveal.onnx`.
+    #[default]
+    Paper,
+    /// The real-time nets ([`FastNets`]): `hide-fast.onnx`, `reveal-fast.onnx`.
+    Fast,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Paper => "paper",
+            Arch::Fast => "fast",
+        }
+    }
+    /// The model variant of the runtime contract.
+    pub fn variant(self) -> stego::contract::Variant {
+        match self {
+            Arch::Paper => stego::contract::Variant::Paper,
+            Arch::Fast => stego::contract::Variant::Fast,
+        }
+    }
+    /// Parameter count of the three nets.
+    pub fn parameters(self) -> usize {
+        match self {
+            Arch::Paper => PAPER_PARAMETERS,
+            Arch::Fast => FAST_PARAMETERS,
+        }
+    }
+    /// Multiply-accumulates per pixel of (hide, reveal).
+    pub fn macs_per_pixel(self) -> (u64, u64) {
+        match self {
+            Arch::Paper => (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL),
+            Arch::Fast => (FAST_HIDE_MACS_PER_PIXEL, FAST_REVEAL_MACS_PER_PIXEL),
+        }
+    }
+    /// Height and width of the models' inputs must be multiples of this.
+    pub fn size_multiple(self) -> usize {
+        match self {
+            Arch::Paper => 1,
+            Arch::Fast => FAST_BLOCK,
+        }
+    }
+    /// Description stored in the ONNX metadata.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Arch::Paper => ARCHITECTURE,
+            Arch::Fast => FAST_ARCHITECTURE,
+        }
+    }
+    /// The architecture of a checkpoint, from its weight names.
+    pub fn of_weights(weights: &HashMap<String, Tensor>) -> Arch {
+        if weights.contains_key("hide.conv0.weight") { Arch::Fast } else { Arch::Paper }
+    }
+}
+
+/// Space-to-depth block of the fast nets: they work on 4×4 pixel cells.
+pub const FAST_BLOCK: usize = 4;
+/// Channels of a 4×4 cell of an RGB image (4·4·3).
+pub const FAST_CELL: usize = FAST_BLOCK * FAST_BLOCK * CHANNELS;
+/// Channels of the hidden layers of the fast nets.
+pub const FAST_WIDTH: usize = 64;
+/// 3×3 convolutions (each followed by ReLU) of the fast hide net.
+pub const FAST_HIDE_CONVS: usize = 2;
+/// 3×3 convolutions (each followed by ReLU) of the fast reveal net.
+pub const FAST_REVEAL_CONVS: usize = 3;
+/// Parameter count of the fast nets.
+pub const FAST_PARAMETERS: usize = (9 * 2 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
+    + (FAST_HIDE_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
+    + (FAST_WIDTH * FAST_CELL + FAST_CELL)
+    + (9 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
+    + (FAST_REVEAL_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
+    + (FAST_WIDTH * FAST_CELL + FAST_CELL);
+/// Multiply-accumulates per pixel of `hide-fast.onnx` (per 4×4 cell / 16).
+pub const FAST_HIDE_MACS_PER_PIXEL: u64 = ((9 * 2 * FAST_CELL * FAST_WIDTH
+    + (FAST_HIDE_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
+    + FAST_WIDTH * FAST_CELL)
+    / (FAST_BLOCK * FAST_BLOCK)) as u64;
+/// Multiply-accumulates per pixel of `reveal-fast.onnx`.
+pub const FAST_REVEAL_MACS_PER_PIXEL: u64 = ((9 * FAST_CELL * FAST_WIDTH
+    + (FAST_REVEAL_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
+    + FAST_WIDTH * FAST_CELL)
+    / (FAST_BLOCK * FAST_BLOCK)) as u64;
+
+/// Description of the fast nets, stored in the ONNX metadata.
+pub const FAST_ARCHITECTURE: &str = "stego fast nets: space-to-depth 4 (ONNX SpaceToDepth order, 48 channels per \
+4x4 cell); hide = concat(s2d(cover), s2d(secret)) -> conv3x3 96->64 + relu -> conv3x3 64->64 + relu -> \
+conv1x1 64->48 -> depth-to-space 4 (DCR) = z, container = sigmoid(logit(cover) + z); reveal = s2d(container) -> \
+3 x (conv3x3 -> 64 + relu) -> conv1x1 64->48 -> depth-to-space 4 -> sigmoid";
+
+/// `[N, C, H, W]` → `[N, C·b², H/b, W/b]`, the channel order of ONNX `SpaceToDepth`
+/// (channel `(by·b + bx)·C + c`).
+pub fn space_to_depth(x: &Tensor, b: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h % b != 0 || w % b != 0 {
+        candle_core::bail!("space_to_depth: {h}x{w} is not a multiple of {b}");
+    }
+    x.reshape((n, c, h / b, b, w / b, b))?.permute([0, 3, 5, 1, 2, 4])?.contiguous()?.reshape((n, c * b * b, h / b, w / b))
+}
+
+/// Inverse of [`space_to_depth`]: ONNX `DepthToSpace` in `DCR` mode.
+pub fn depth_to_space(x: &Tensor, b: usize) -> Result<Tensor> {
+    let (n, cb, h, w) = x.dims4()?;
+    let c = cb / (b * b);
+    x.reshape((n, b, b, c, h, w))?.permute([0, 3, 4, 1, 5, 2])?.contiguous()?.reshape((n, c, h * b, w * b))
+}
+
+fn relu_convs(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<Conv>> {
+    (0..n).map(|i| Conv::new(if i == 0 { in_c } else { FAST_WIDTH }, FAST_WIDTH, 3, vb.pp(format!("conv{i}")))).collect()
+}
+
+fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
+    let mut x = x.clone();
+    for c in convs {
+        x = fastconv::conv2d_same_relu(&x, &c.weight, &c.bias, fastconv::same_pad(3))?;
+    }
+    Ok(x)
+}
+
+/// The real-time nets: all convolutions run on 4×4 cells (1/16 of the pixels), so hiding costs
+/// [`FAST_HIDE_MACS_PER_PIXEL`] multiply-accumulates per pixel instead of the paper's ~291k.
+///
+/// Weight names: `hide.conv{0,1}`, `hide.out`, `reveal.conv{0,1,2}`, `reveal.out`.
+#[derive(Debug, Clone)]
+pub struct FastNets {
+    pub hide: Vec<Conv>,
+    pub hide_out: Conv,
+    pub reveal: Vec<Conv>,
+    pub reveal_out: Conv,
+    pub output: HideOutput,
+}
+
+impl FastNets {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let h = vb.pp("hide");
+        let r = vb.pp("reveal");
+        Ok(Self {
+            hide: relu_convs(FAST_HIDE_CONVS, 2 * FAST_CELL, &h)?,
+            hide_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, h.pp("out"))?,
+            reveal: relu_convs(FAST_REVEAL_CONVS, FAST_CELL, &r)?,
+            reveal_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, r.pp("out"))?,
+            output: HideOutput::Residual,
+        })
+    }
+
+    /// (cover, secret) → container, `[N, 3, H, W]` with H and W multiples of 4.
+    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
+        let x = Tensor::cat(&[space_to_depth(cover, FAST_BLOCK)?, space_to_depth(secret, FAST_BLOCK)?], 1)?;
+        let z = depth_to_space(&self.hide_out.forward(&run_relu_convs(&self.hide, &x)?)?, FAST_BLOCK)?;
+        match self.output {
+            HideOutput::Sigmoid => output_activation(&z),
+            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+        }
+    }
+
+    /// container → revealed secret.
+    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
+        let x = space_to_depth(container, FAST_BLOCK)?;
+        output_activation(&depth_to_space(&self.reveal_out.forward(&run_relu_convs(&self.reveal, &x)?)?, FAST_BLOCK)?)
+    }
+}
+
+/// The nets of either architecture.
+#[derive(Debug, Clone)]
+pub enum Nets {
+    Paper(StegoNets),
+    Fast(FastNets),
+}
+
+impl Nets {
+    /// The nets of `arch`, weights under `vb`.
+    pub fn new(arch: Arch, vb: VarBuilder) -> Result<Self> {
+        Ok(match arch {
+            Arch::Paper => Nets::Paper(StegoNets::new(vb)?),
+            Arch::Fast => Nets::Fast(FastNets::new(vb)?),
+        })
+    }
+    /// Inference copy of the weights in `varmap` (detached).
+    pub fn inference_from_varmap(arch: Arch, varmap: &VarMap, device: &Device) -> Result<Self> {
+        let detached: HashMap<String, Tensor> =
+            varmap_tensors(varmap).iter().map(|(k, v)| (k.clone(), v.detach())).collect();
+        Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
+    }
+    /// The same nets with the hide net's output mode set.
+    pub fn with_hide_output(self, output: HideOutput) -> Self {
+        match self {
+            Nets::Paper(n) => Nets::Paper(n.with_hide_output(output)),
+            Nets::Fast(mut n) => {
+                n.output = output;
+                Nets::Fast(n)
+            }
+        }
+    }
+    /// (cover, secret) → container.
+    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
+        match self {
+            Nets::Paper(n) => n.hide(cover, secret),
+            Nets::Fast(n) => n.hide(cover, secret),
+        }
+    }
+    /// container → revealed secret.
+    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
+        match self {
+            Nets::Paper(n) => n.reveal(container),
+            Nets::Fast(n) => n.reveal(container),
+        }
+    }
+}
+
 /// The tensors of a [`VarMap`] by name (the checkpoint layout).
 pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
     let data = varmap.data().lock().expect("varmap lock");
@@ -296,11 +508,19 @@ pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
 /// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
 /// i.e. Kaiming-uniform with a = √5).
 pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, StegoNets)> {
+    match init_arch(Arch::Paper, device, seed)? {
+        (v, Nets::Paper(n)) => Ok((v, n)),
+        _ => unreachable!("Arch::Paper makes paper nets"),
+    }
+}
+
+/// [`init_nets`] for either architecture.
+pub fn init_arch(arch: Arch, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
     // nets see the new values.
-    let nets = StegoNets::new(vb)?;
+    let nets = Nets::new(arch, vb)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1417);
     {
         let data = varmap.data().lock().expect("varmap lock");
@@ -347,6 +567,31 @@ mod tests {
         assert_eq!(w.len(), 12 * 6 + 4);
         assert_eq!(w["hide.block0.conv4.weight"].dims(), &[10, 68, 4, 4]);
         assert_eq!(w["reveal.out.weight"].dims(), &[3, 65, 1, 1]);
+    }
+
+    #[test]
+    fn fast_nets_count_shapes_and_space_to_depth() {
+        let dev = Device::Cpu;
+        let (varmap, nets) = init_arch(Arch::Fast, &dev, 1).unwrap();
+        let w = varmap_tensors(&varmap);
+        assert_eq!(parameter_count(&w), FAST_PARAMETERS);
+        assert_eq!(Arch::of_weights(&w), Arch::Fast);
+        assert_eq!(w["hide.conv0.weight"].dims(), &[64, 96, 3, 3]);
+        assert_eq!(w["reveal.out.weight"].dims(), &[48, 64, 1, 1]);
+        let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 12), &dev).unwrap();
+        // ONNX SpaceToDepth order: channel (by*4 + bx)*3 + c at cell (i, j) is x[c, 4i+by, 4j+bx].
+        let s = space_to_depth(&x, 4).unwrap();
+        assert_eq!(s.dims(), &[2, 48, 2, 3]);
+        let (by, bx, c, i, j) = (2, 3, 1, 1, 2);
+        let a = s.get(1).unwrap().get((by * 4 + bx) * 3 + c).unwrap().get(i).unwrap().get(j).unwrap().to_scalar::<f32>().unwrap();
+        let b = x.get(1).unwrap().get(c).unwrap().get(4 * i + by).unwrap().get(4 * j + bx).unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(a, b);
+        let back = depth_to_space(&s, 4).unwrap();
+        let d = (back - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0);
+        let c = nets.hide(&x, &x).unwrap();
+        assert_eq!(c.dims(), &[2, 3, 8, 12]);
+        assert_eq!(nets.reveal(&c).unwrap().dims(), &[2, 3, 8, 12]);
     }
 
     #[test]

@@ -220,6 +220,8 @@ pub struct ExportInfo {
     pub metrics: String,
     /// How the hide net forms the container.
     pub hide_output: nets::HideOutput,
+    /// Which nets the weights are.
+    pub arch: nets::Arch,
 }
 
 /// Paths of the two written files.
@@ -368,6 +370,32 @@ impl<'a> GraphBuilder<'a> {
         Ok(x)
     }
 
+    /// `SpaceToDepth` by [`nets::FAST_BLOCK`] (the order of [`nets::space_to_depth`]).
+    fn space_to_depth(&mut self, x: &str) -> String {
+        self.node("SpaceToDepth", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64)])
+    }
+
+    /// `DepthToSpace` by [`nets::FAST_BLOCK`], `DCR` mode (as [`nets::depth_to_space`]).
+    fn depth_to_space(&mut self, x: &str) -> String {
+        let mode = AttributeProto {
+            name: Some("mode".into()),
+            r#type: Some(attribute_type::STRING),
+            s: Some(b"DCR".to_vec()),
+            ..Default::default()
+        };
+        self.node("DepthToSpace", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64), mode])
+    }
+
+    /// `n` × (3×3 conv + ReLU), weights `{net}.conv{i}`.
+    fn relu_convs(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
+        let mut x = x.to_string();
+        for i in 0..n {
+            let c = self.conv(&x, &format!("{net}.conv{i}"), None)?;
+            x = self.node("Relu", &[&c], None, vec![]);
+        }
+        Ok(x)
+    }
+
     fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
         GraphProto {
             node: self.nodes,
@@ -384,19 +412,24 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
     let entries = [
         (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
         (meta::ROLE, role.as_str().to_string()),
-        (meta::VARIANT, match info.hide_output {
-            nets::HideOutput::Sigmoid => "paper".to_string(),
-            nets::HideOutput::Residual => "paper-residual".to_string(),
+        (meta::VARIANT, match (info.arch, info.hide_output) {
+            (nets::Arch::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
+            (nets::Arch::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
+            (nets::Arch::Fast, nets::HideOutput::Residual) => "fast".to_string(),
+            (nets::Arch::Fast, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
         }),
-        (meta::MACS_PER_PIXEL, match role {
-            Role::Hide => nets::HIDE_MACS_PER_PIXEL,
-            Role::Reveal => nets::REVEAL_MACS_PER_PIXEL,
+        (meta::MACS_PER_PIXEL, {
+            let (h, r) = info.arch.macs_per_pixel();
+            match role {
+                Role::Hide => h,
+                Role::Reveal => r,
+            }
         }.to_string()),
-        (meta::ARCHITECTURE, nets::ARCHITECTURE.to_string()),
+        (meta::ARCHITECTURE, info.arch.architecture().to_string()),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
         (meta::METRICS, info.metrics.clone()),
-        (meta::SIZE_MULTIPLE, "1".to_string()),
+        (meta::SIZE_MULTIPLE, info.arch.size_multiple().to_string()),
     ];
     let doc = match role {
         Role::Hide => "Deep steganography (Baluja 2017), prep + hide nets: (cover, secret) -> container",
@@ -421,10 +454,22 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
 /// `hide.onnx` as a message: prep + hide nets.
 pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights);
-    let prepared = g.blocks(contract::HIDE_SECRET, "prep", nets::PREP_BLOCKS)?;
-    let cat = g.node("Concat", &[contract::HIDE_COVER, &prepared], None, vec![int_attr("axis", 1)]);
-    let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
-    let mut logits = g.conv(&x, "hide.out", None)?;
+    let mut logits = match info.arch {
+        nets::Arch::Paper => {
+            let prepared = g.blocks(contract::HIDE_SECRET, "prep", nets::PREP_BLOCKS)?;
+            let cat = g.node("Concat", &[contract::HIDE_COVER, &prepared], None, vec![int_attr("axis", 1)]);
+            let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
+            g.conv(&x, "hide.out", None)?
+        }
+        nets::Arch::Fast => {
+            let c = g.space_to_depth(contract::HIDE_COVER);
+            let s = g.space_to_depth(contract::HIDE_SECRET);
+            let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
+            let x = g.relu_convs(&cat, "hide", nets::FAST_HIDE_CONVS)?;
+            let z = g.conv(&x, "hide.out", None)?;
+            g.depth_to_space(&z)
+        }
+    };
     if info.hide_output == nets::HideOutput::Residual {
         // logit(ε + (1 − 2ε)·cover) + z, as nets::cover_logit.
         g.scalar("residual.scale", 1.0 - 2.0 * nets::RESIDUAL_EPS);
@@ -445,8 +490,18 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 /// `reveal.onnx` as a message: reveal net.
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights);
-    let x = g.blocks(contract::REVEAL_CONTAINER, "reveal", nets::REVEAL_BLOCKS)?;
-    let logits = g.conv(&x, "reveal.out", None)?;
+    let logits = match info.arch {
+        nets::Arch::Paper => {
+            let x = g.blocks(contract::REVEAL_CONTAINER, "reveal", nets::REVEAL_BLOCKS)?;
+            g.conv(&x, "reveal.out", None)?
+        }
+        nets::Arch::Fast => {
+            let s = g.space_to_depth(contract::REVEAL_CONTAINER);
+            let x = g.relu_convs(&s, "reveal", nets::FAST_REVEAL_CONVS)?;
+            let z = g.conv(&x, "reveal.out", None)?;
+            g.depth_to_space(&z)
+        }
+    };
     g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);
     let graph = g.finish("stego_reveal", Role::Reveal.inputs(), Role::Reveal.output());
     Ok(model(Role::Reveal, graph, info))
@@ -460,11 +515,13 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `hide.onnx` and `reveal.onnx` into `dir` (created if needed).
+/// Writes `hide.onnx` and `reveal.onnx` (fast nets: `hide-fast.onnx`, `reveal-fast.onnx`)
+/// into `dir` (created if needed).
 pub fn export(weights: &HashMap<String, Tensor>, dir: &Path, info: &ExportInfo) -> Result<Exported> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let hide = dir.join(contract::HIDE_FILE);
-    let reveal = dir.join(contract::REVEAL_FILE);
+    let variant = info.arch.variant();
+    let hide = dir.join(variant.file_name(Role::Hide));
+    let reveal = dir.join(variant.file_name(Role::Reveal));
     write_model(&hide_model(weights, info)?, &hide)?;
     write_model(&reveal_model(weights, info)?, &reveal)?;
     Ok(Exported { hide, reveal })

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use stego::metrics::Metrics;
 
 use crate::data::{self, DataOptions, Dataset};
-use crate::nets::{self, StegoNets};
+use crate::nets::{self, Nets};
 use crate::onnx::{self, ExportInfo, Exported};
 use crate::optim::{AdamW, AdamWParams, Schedule};
 use crate::plot;
@@ -86,6 +86,9 @@ pub struct TrainConfig {
     /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
     #[serde(default)]
     pub hide_output: nets::HideOutput,
+    /// Which nets (runs saved before this option read as `paper`).
+    #[serde(default)]
+    pub arch: nets::Arch,
 }
 
 impl Default for TrainConfig {
@@ -110,6 +113,7 @@ impl Default for TrainConfig {
             max_side: 512,
             max_images: None,
             hide_output: nets::HideOutput::Residual,
+            arch: nets::Arch::Paper,
         }
     }
 }
@@ -128,7 +132,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}; hide_output={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -139,13 +143,18 @@ impl TrainConfig {
             self.beta,
             self.noise_std,
             self.seed,
-            self.hide_output.as_str()
+            self.hide_output.as_str(),
+            self.arch.as_str()
         )
     }
 
     fn check(&self) -> Result<()> {
         if self.batch_size == 0 || self.crop == 0 || self.steps == 0 {
             bail!("--steps, --batch-size and --crop must be positive");
+        }
+        let m = self.arch.size_multiple() as u32;
+        if self.crop % m != 0 {
+            bail!("--crop {} is not a multiple of {m}, which the {} nets need", self.crop, self.arch.as_str());
         }
         if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {
             bail!("--beta and --noise-std must be ≥ 0 and --lr > 0");
@@ -301,7 +310,7 @@ fn psnr_from_mse(mse: f64) -> f64 {
 
 /// The training forward pass: returns (loss, cover MSE, secret MSE).
 pub fn training_loss(
-    nets: &StegoNets,
+    nets: &Nets,
     cover: &Tensor,
     secret: &Tensor,
     beta: f64,
@@ -325,7 +334,7 @@ pub fn training_loss(
 /// Validation on fixed pairs with the deployment path: container rounded to 8 bits, no noise.
 /// Returns the metrics and the images (covers, containers, secrets, revealed).
 pub fn validate(
-    nets: &StegoNets,
+    nets: &Nets,
     covers: &[RgbImage],
     secrets: &[RgbImage],
     chunk: usize,
@@ -407,6 +416,7 @@ pub fn export_info(state: &RunState) -> ExportInfo {
             .map(|v| v.summary(state.config.val_pairs, state.config.crop))
             .unwrap_or_else(|| "none".into()),
         hide_output: state.config.hide_output,
+        arch: state.config.arch,
     }
 }
 
@@ -439,7 +449,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
 
     // Nets and optimizer.
-    let (varmap, nets) = nets::init_nets(&device, config.seed)?;
+    let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
     let nets = nets.with_hide_output(config.hide_output);
     let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
     let mut start = 0;
@@ -566,7 +576,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 
         let last = step == end;
         if step % config.val_every.max(1) == 0 || last {
-            let infer = StegoNets::inference_from_varmap(&varmap, &device)?.with_hide_output(config.hide_output);
+            let infer = Nets::inference_from_varmap(config.arch, &varmap, &device)?.with_hide_output(config.hide_output);
             let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
             append_csv(
                 &out.join(VALIDATION_CSV),
@@ -626,15 +636,22 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
     let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
+    let arch = nets::Arch::of_weights(&weights);
     let count = nets::parameter_count(&weights);
-    if count != nets::PAPER_PARAMETERS {
-        bail!("{}: {count} parameters, the paper nets have {}", checkpoint.display(), nets::PAPER_PARAMETERS);
+    if count != arch.parameters() {
+        bail!("{}: {count} parameters, the {} nets have {}", checkpoint.display(), arch.as_str(), arch.parameters());
     }
     let state_path = checkpoint.parent().unwrap_or(Path::new(".")).join(STATE_FILE);
     let info = if state_path.is_file() {
         export_info(&RunState::read(&state_path)?)
     } else {
-        ExportInfo { data: "unknown".into(), training: "unknown".into(), metrics: "none".into(), hide_output: nets::HideOutput::Sigmoid }
+        ExportInfo {
+            data: "unknown".into(),
+            training: "unknown".into(),
+            metrics: "none".into(),
+            hide_output: if arch == nets::Arch::Fast { nets::HideOutput::Residual } else { nets::HideOutput::Sigmoid },
+            arch,
+        }
     };
     onnx::export(&weights, dir, &info)
 }

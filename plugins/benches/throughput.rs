@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--execution-provider cpu|cuda]`
+//!  [--variant paper|fast] [--execution-provider cpu|cuda]`
 //!
 //! Each cell runs in its own process so that its peak RSS is its own.
 
@@ -386,8 +386,16 @@ fn main() {
     let model_dir = arg(&args, "--model-dir")
         .map(PathBuf::from)
         .unwrap_or_else(stego::default_model_dir);
+    let variant_name = arg(&args, "--variant").unwrap_or_else(|| "paper".into());
+    let Some(variant) = contract::Variant::from_name(&variant_name) else {
+        eprintln!(
+            "bad --variant {variant_name:?}: use one of {}",
+            contract::Variant::NAMES.join(", ")
+        );
+        std::process::exit(2);
+    };
     println!(
-        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {}",
+        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {} ({variant})",
         threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
         model_dir.display()
     );
@@ -400,7 +408,7 @@ fn main() {
             Role::Hide
         }
     }) {
-        let model = model_dir.join(role.file_name());
+        let model = model_dir.join(variant.file_name(role));
         for size in sizes.split(',') {
             let Some((w, h)) = size
                 .split_once('x')

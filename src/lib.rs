@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod runtime;
 
+pub use contract::Variant;
 pub use error::{Error, Result};
-pub use pipeline::{Hider, Revealer, default_model_dir, default_model_file};
+pub use pipeline::{Hider, Revealer, default_model_dir, default_model_file, default_model_file_for};
 pub use runtime::{ExecutionProvider, Model, RuntimeOptions};

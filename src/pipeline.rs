@@ -1,6 +1,6 @@
 //! Frame-level hiding and revealing: the part shared by the CLI and the GStreamer elements.
 
-use crate::contract::Role;
+use crate::contract::{Role, Variant};
 use crate::error::{Error, Result};
 use crate::frame::{Converter, Frame, FrameMut, planar_to_frame};
 use crate::runtime::{Model, RuntimeOptions};
@@ -11,9 +11,16 @@ pub fn default_model_dir() -> PathBuf {
     crate::runtime::project_root().join("models")
 }
 
-/// The default model file of a role (`models/hide.onnx` or `models/reveal.onnx`).
+/// The default model file of a role (`models/hide.onnx` or `models/reveal.onnx`): the
+/// [`Variant::Paper`] models.
 pub fn default_model_file(role: Role) -> PathBuf {
-    default_model_dir().join(role.file_name())
+    default_model_file_for(role, Variant::Paper)
+}
+
+/// The default model file of a role and variant in the shipped models folder
+/// (`models/hide.onnx`, `models/reveal-fast.onnx`, …; see [`Variant::file_name`]).
+pub fn default_model_file_for(role: Role, variant: Variant) -> PathBuf {
+    default_model_dir().join(variant.file_name(role))
 }
 
 /// Runs `f` on a mid-grey RGB input frame and an output frame of `width x height` (warm-up).

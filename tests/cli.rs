@@ -21,15 +21,20 @@ fn hide_then_reveal_round_trips_real_photos_through_png() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = stego(&["reveal", s(&container), "-o", s(&revealed)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_round_trip(&cover, &secret, &container, &revealed);
+}
 
-    let c = image::open(&cover).unwrap().into_rgb8();
-    let k = image::open(&container).unwrap().into_rgb8();
-    let r = image::open(&revealed).unwrap().into_rgb8();
+/// Checks a hide → reveal round trip through PNG files: sizes, a container close to the cover
+/// and a revealed secret recognisably better than the cover itself (the trivial "reveal").
+fn assert_round_trip(cover: &std::path::Path, secret: &std::path::Path, container: &std::path::Path, revealed: &std::path::Path) {
+    let c = image::open(cover).unwrap().into_rgb8();
+    let k = image::open(container).unwrap().into_rgb8();
+    let r = image::open(revealed).unwrap().into_rgb8();
     assert_eq!(k.dimensions(), c.dimensions());
     assert_eq!(r.dimensions(), c.dimensions());
     // The shipped models must make a container close to the cover and reveal a secret
     // recognisably better than the cover itself would (the trivial "reveal").
-    let sec = image::open(&secret).unwrap().into_rgb8();
+    let sec = image::open(secret).unwrap().into_rgb8();
     let sec = image::imageops::resize(&sec, c.width(), c.height(), image::imageops::FilterType::CatmullRom);
     let (w, h) = (c.width() as usize, c.height() as usize);
     let cm = stego::metrics::Metrics::rgb8(c.as_raw(), k.as_raw(), w, h);
@@ -37,6 +42,62 @@ fn hide_then_reveal_round_trips_real_photos_through_png() {
     let baseline = stego::metrics::Metrics::rgb8(sec.as_raw(), k.as_raw(), w, h);
     assert!(cm.psnr > 20.0, "container too far from cover: {cm:?}");
     assert!(sm.psnr > baseline.psnr + 3.0, "revealed {sm:?} is no better than the container {baseline:?}");
+}
+
+#[test]
+fn variant_fast_takes_the_fast_files_from_the_model_dir() {
+    // The paper models under the fast file names: only hide-fast.onnx and reveal-fast.onnx
+    // are in the folder, so a run that works has loaded them.
+    let models = tempfile::tempdir().unwrap();
+    std::fs::copy(model("hide.onnx"), models.path().join("hide-fast.onnx")).unwrap();
+    std::fs::copy(model("reveal.onnx"), models.path().join("reveal-fast.onnx")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let container = dir.path().join("container.png");
+    let revealed = dir.path().join("revealed.png");
+    let cover = data_image("skimage_chelsea.png");
+    let secret = data_image("skimage_coffee.png");
+    let md = s(models.path());
+    let o = stego(&["hide", "--variant", "fast", "--model-dir", md, "--cover", s(&cover), "--secret", s(&secret), "-o", s(&container)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = stego(&["reveal", s(&container), "-o", s(&revealed), "--variant", "fast", "--model-dir", md], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_round_trip(&cover, &secret, &container, &revealed);
+    // The paper variant looks for hide.onnx, which this folder lacks.
+    let out = dir.path().join("paper.png");
+    let o = stego(&["hide", "--variant", "paper", "--model-dir", md, "--cover", s(&cover), "--secret", s(&secret), "-o", s(&out)], &[]);
+    assert_fails_with(&o, &["hide.onnx", "does not exist"]);
+    assert_absent(&out);
+}
+
+#[test]
+fn variant_fast_without_the_fast_models_is_a_clear_error() {
+    // A model folder with the paper models only: no fallback to them.
+    let models = tempfile::tempdir().unwrap();
+    std::fs::copy(model("hide.onnx"), models.path().join("hide.onnx")).unwrap();
+    std::fs::copy(model("reveal.onnx"), models.path().join("reveal.onnx")).unwrap();
+    let md = s(models.path());
+    let (dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
+    let needles = |file: &'static str| ["model file", file, "does not exist", "--arch fast", "--variant paper"];
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--model-dir", md, "--variant", "fast"], &[]);
+    assert_fails_with(&o, &needles("hide-fast.onnx"));
+    assert_absent(&out);
+    let o = stego(&["reveal", s(&c), "-o", s(&out), "--model-dir", md, "--variant", "fast"], &[]);
+    assert_fails_with(&o, &needles("reveal-fast.onnx"));
+    assert_absent(&out);
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    for n in ["a.png", "b.png"] {
+        RgbImage::from_pixel(16, 12, image::Rgb([10, 200, 30])).save(images.join(n)).unwrap();
+    }
+    let fig = dir.path().join("fig.png");
+    let o = stego(&["eval", s(&images), "--figure", s(&fig), "--model-dir", md, "--variant", "fast"], &[]);
+    assert_fails_with(&o, &needles("hide-fast.onnx"));
+    assert_absent(&fig);
+    // An explicit model file wins over the variant.
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--model-dir", md, "--variant", "fast", "--hide-model", s(&model("hide.onnx"))], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.is_file());
 }
 
 #[test]
@@ -172,6 +233,9 @@ fn bad_option_values() {
     let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "tpu"], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("\"tpu\"") && stderr(&o).contains("cpu, cuda, auto"), "{}", stderr(&o));
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--variant", "slow"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("'slow'") && stderr(&o).contains("paper, fast"), "{}", stderr(&o));
     let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", "/nonexistent-dir/x.png"], &[]);
     assert_fails_with(&o, &["/nonexistent-dir", "does not exist"]);
 }

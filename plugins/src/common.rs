@@ -42,6 +42,34 @@ impl From<ExecutionProvider> for stego::runtime::ExecutionProvider {
     }
 }
 
+/// Which model pair the elements load when `model-file` is not set (property `variant`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStegoVariant")]
+#[non_exhaustive]
+pub enum Variant {
+    #[default]
+    #[enum_value(
+        name = "Paper: Baluja's nets (hide.onnx, reveal.onnx), the best quality",
+        nick = "paper"
+    )]
+    Paper = 0,
+    #[enum_value(
+        name = "Fast: the real-time nets (hide-fast.onnx, reveal-fast.onnx), ~50x cheaper",
+        nick = "fast"
+    )]
+    Fast = 1,
+}
+
+impl From<Variant> for stego::Variant {
+    fn from(v: Variant) -> Self {
+        match v {
+            Variant::Paper => stego::Variant::Paper,
+            Variant::Fast => stego::Variant::Fast,
+        }
+    }
+}
+
 /// What `stegohide` outputs once the secret stream has ended but the cover goes on
 /// (property `secret-eos`).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
@@ -60,17 +88,22 @@ pub enum SecretEos {
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
 pub const DEFAULT_DEVICE: i32 = 0;
 pub const DEFAULT_THREADS: u32 = 0;
+pub const DEFAULT_VARIANT: Variant = Variant::Paper;
 
-/// The shipped model of `role` (`models/hide.onnx` or `models/reveal.onnx`), as the library
-/// finds it.
-pub fn default_model_file(role: stego::contract::Role) -> PathBuf {
-    stego::default_model_file(role)
+/// The shipped model of `role` and `variant` (`models/hide.onnx`, `models/reveal-fast.onnx`,
+/// …), as the library finds it.
+pub fn default_model_file(role: stego::contract::Role, variant: Variant) -> PathBuf {
+    stego::default_model_file_for(role, variant.into())
 }
 
 /// The model properties both elements have, as a plain value copied out under a short lock.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
-    pub model_file: PathBuf,
+    /// Whose model: the hiding or the reveal model.
+    pub role: stego::contract::Role,
+    /// `model-file` as set explicitly; `None`: the variant's file in the shipped models folder.
+    pub explicit_model_file: Option<PathBuf>,
+    pub variant: Variant,
     pub execution_provider: ExecutionProvider,
     pub device: i32,
     pub threads: u32,
@@ -79,11 +112,21 @@ pub struct ModelSettings {
 impl ModelSettings {
     pub fn new(role: stego::contract::Role) -> Self {
         ModelSettings {
-            model_file: default_model_file(role),
+            role,
+            explicit_model_file: None,
+            variant: DEFAULT_VARIANT,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device: DEFAULT_DEVICE,
             threads: DEFAULT_THREADS,
         }
+    }
+
+    /// The model file to load (and the value of `model-file`): the one set explicitly, else
+    /// the variant's file in the shipped models folder.
+    pub fn model_file(&self) -> PathBuf {
+        self.explicit_model_file
+            .clone()
+            .unwrap_or_else(|| default_model_file(self.role, self.variant))
     }
 
     /// The library's runtime options for these settings.
@@ -107,27 +150,43 @@ impl ModelSettings {
         model: impl FnOnce(&T) -> &stego::Model,
     ) -> Result<T, gst::ErrorMessage> {
         let options = self.runtime_options();
+        let file = self.model_file();
+        let name = element
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_else(|| element.name().to_string());
         gst::debug!(
             cat,
             obj = element,
-            "Loading {} ({options:?})",
-            self.model_file.display()
+            "Loading {} (variant {:?}, {options:?})",
+            file.display(),
+            self.variant
         );
-        let loaded = load(&self.model_file, &options).map_err(|e| {
-            start_error(
-                &element
-                    .factory()
-                    .map(|f| f.name().to_string())
-                    .unwrap_or_else(|| element.name().to_string()),
-                &e,
-            )
-        })?;
+        if self.explicit_model_file.is_none() && self.variant == Variant::Fast && !file.exists() {
+            let dir = file.parent().unwrap_or(std::path::Path::new("."));
+            let fast = stego::Variant::Fast;
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "{name}: model file {} does not exist: the fast variant needs {} and {} in {}; \
+                     train them with `cargo run --release -p training -- --arch fast --export-to {}`, \
+                     or set variant=paper",
+                    file.display(),
+                    fast.file_name(stego::contract::Role::Hide),
+                    fast.file_name(stego::contract::Role::Reveal),
+                    dir.display(),
+                    dir.display()
+                ),
+                ["or set the model-file property to an existing model"]
+            ));
+        }
+        let loaded = load(&file, &options).map_err(|e| start_error(&name, &e))?;
         let m = model(&loaded);
         gst::info!(
             cat,
             obj = element,
             "Loaded {} on {}",
-            self.model_file.display(),
+            file.display(),
             m.provider()
         );
         if let Some(note) = m.provider_note() {
@@ -136,17 +195,30 @@ impl ModelSettings {
         Ok(loaded)
     }
 
-    /// The property specs of `model-file`, `execution-provider`, `device` and `threads`.
+    /// The property specs of `model-file`, `variant`, `execution-provider`, `device` and
+    /// `threads`.
     pub fn properties(role: stego::contract::Role) -> Vec<glib::ParamSpec> {
-        let default_file = default_model_file(role);
+        let default_file = default_model_file(role, DEFAULT_VARIANT);
+        let dir = stego::default_model_dir();
         vec![
             glib::ParamSpecString::builder("model-file")
                 .nick("Model file")
                 .blurb(&format!(
-                    "ONNX {role} model (the stego contract); NULL restores the shipped model {}",
-                    default_file.display()
+                    "ONNX {role} model (the stego contract); when not set (or set to NULL), the \
+                     variant's model in {} (reading gives the file that will be loaded)",
+                    dir.display()
                 ))
                 .default_value(Some(default_file.to_string_lossy().as_ref()))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("variant", DEFAULT_VARIANT)
+                .nick("Variant")
+                .blurb(&format!(
+                    "Which {role} model of the models folder to load when model-file is not set: paper ({}) \
+                     or fast ({})",
+                    stego::Variant::Paper.file_name(role),
+                    stego::Variant::Fast.file_name(role)
+                ))
                 .mutable_ready()
                 .build(),
             glib::ParamSpecEnum::builder_with_default(
@@ -176,20 +248,15 @@ impl ModelSettings {
     }
 
     /// Sets one of the model properties; returns false when `pspec` is not one of them.
-    pub fn set_property(
-        &mut self,
-        role: stego::contract::Role,
-        value: &glib::Value,
-        pspec: &glib::ParamSpec,
-    ) -> bool {
+    /// Setting `variant` changes the value of `model-file` unless that was set explicitly:
+    /// call [`notify_model_file`] after releasing the settings lock.
+    pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
         match pspec.name() {
             "model-file" => {
                 let file: Option<String> = value.get().unwrap_or(None);
-                self.model_file = match file {
-                    Some(f) if !f.is_empty() => PathBuf::from(f),
-                    _ => default_model_file(role),
-                };
+                self.explicit_model_file = file.filter(|f| !f.is_empty()).map(PathBuf::from);
             }
+            "variant" => self.variant = value.get().unwrap_or(DEFAULT_VARIANT),
             "execution-provider" => {
                 self.execution_provider = value.get().unwrap_or(DEFAULT_EXECUTION_PROVIDER);
             }
@@ -203,12 +270,21 @@ impl ModelSettings {
     /// Reads one of the model properties; `None` when `pspec` is not one of them.
     pub fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
         Some(match pspec.name() {
-            "model-file" => self.model_file.to_string_lossy().to_value(),
+            "model-file" => self.model_file().to_string_lossy().to_value(),
+            "variant" => self.variant.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "device" => self.device.to_value(),
             "threads" => self.threads.to_value(),
             _ => return None,
         })
+    }
+}
+
+/// After `variant` was set on `obj`: notifies `model-file`, whose value follows the variant
+/// (unless set explicitly). Call without holding the settings lock.
+pub fn notify_model_file(obj: &impl IsA<glib::Object>, pspec: &glib::ParamSpec) {
+    if pspec.name() == "variant" {
+        obj.notify("model-file");
     }
 }
 

@@ -4,11 +4,13 @@
 // They use the shipped models in `models/` (hide.onnx, reveal.onnx); set STEGO_TEST_MODEL_DIR
 // to test other files. Frames are tiny (32x24 and the like) so the tests stay fast on a CPU.
 
+use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
 use std::path::PathBuf;
 use std::time::Duration;
+use stego::contract::Role;
 
 const FPS: i32 = 25;
 const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
@@ -711,4 +713,110 @@ fn gst_launch_pipeline_with_named_pads_different_rates_and_sizes() {
         })
         .collect();
     assert_eq!(*seen, want);
+}
+
+#[test]
+fn variant_selects_the_default_model_file_and_model_file_wins() {
+    init();
+    for (factory, role, fast_file) in [
+        ("stegohide", Role::Hide, "hide-fast.onnx"),
+        ("stegoreveal", Role::Reveal, "reveal-fast.onnx"),
+    ] {
+        let e = gst::ElementFactory::make(factory).build().unwrap();
+        let model_file = |e: &gst::Element| PathBuf::from(e.property::<String>("model-file"));
+
+        // The property: a GstStegoVariant with nicks paper and fast, default paper,
+        // changeable in NULL and READY like model-file.
+        let pspec = e.find_property("variant").expect("a variant property");
+        assert_eq!(pspec.value_type().name(), "GstStegoVariant");
+        assert!(pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY));
+        let class = glib::EnumClass::with_type(pspec.value_type()).unwrap();
+        let nicks: Vec<&str> = class.values().iter().map(|v| v.nick()).collect();
+        assert_eq!(nicks, ["paper", "fast"]);
+        assert_eq!(
+            e.property::<gststego::Variant>("variant"),
+            gststego::Variant::Paper
+        );
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_file(role),
+            "{factory}: the default model file is the paper model"
+        );
+
+        // variant=fast: model-file follows (and says so) while it is not set explicitly.
+        let notified = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = notified.clone();
+        e.connect_notify(Some("model-file"), move |_, _| {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        e.set_property_from_str("variant", "fast");
+        assert_eq!(
+            e.property::<gststego::Variant>("variant"),
+            gststego::Variant::Fast
+        );
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_dir().join(fast_file),
+            "{factory}: variant=fast selects the fast model"
+        );
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_file_for(role, stego::Variant::Fast)
+        );
+        assert!(notified.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+        // An explicit model-file wins over the variant, whichever is set first.
+        let explicit = "/somewhere/else/my-model.onnx";
+        e.set_property("model-file", explicit);
+        assert_eq!(model_file(&e), PathBuf::from(explicit));
+        e.set_property_from_str("variant", "paper");
+        assert_eq!(model_file(&e), PathBuf::from(explicit));
+        let e2 = gst::ElementFactory::make(factory)
+            .property("model-file", explicit)
+            .property_from_str("variant", "fast")
+            .build()
+            .unwrap();
+        assert_eq!(model_file(&e2), PathBuf::from(explicit));
+
+        // Unsetting model-file (NULL or "") goes back to the variant's file.
+        e.set_property_from_str("variant", "fast");
+        e.set_property("model-file", None::<&str>);
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_file_for(role, stego::Variant::Fast)
+        );
+        e.set_property("model-file", explicit);
+        e.set_property("model-file", "");
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_file_for(role, stego::Variant::Fast)
+        );
+    }
+}
+
+#[test]
+fn variant_fast_loads_the_fast_models_or_says_how_to_get_them() {
+    // The fast models are optional in models/: with them the pipeline runs, without them
+    // the error names the file and says what to do.
+    let present = [Role::Hide, Role::Reveal]
+        .iter()
+        .all(|r| stego::default_model_file_for(*r, stego::Variant::Fast).is_file());
+    let res = run_pipeline(
+        "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=30,height=22 ! h.cover \
+         videotestsrc pattern=ball num-buffers=2 ! video/x-raw,format=RGB,width=30,height=22 ! h.secret \
+         stegohide name=h variant=fast threads=1 ! stegoreveal variant=fast threads=1 ! fakesink",
+    );
+    if present {
+        res.expect("the fast models run");
+    } else {
+        let err = res.expect_err("missing fast models fail");
+        assert!(
+            err.contains("-fast.onnx"),
+            "the error names the file: {err}"
+        );
+        assert!(
+            err.contains("--arch fast") && err.contains("variant=paper"),
+            "the error says what to do: {err}"
+        );
+    }
 }

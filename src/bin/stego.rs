@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use image::{Rgb, RgbImage};
-use stego::contract::Role;
+use stego::contract::{Role, Variant};
 use stego::frame::{Frame, FrameMut, PixelFormat, Resampler};
 use stego::image_io::{load_rgb, save_png};
 use stego::metrics::{Metrics, rgb8_to_planar};
@@ -82,13 +82,25 @@ enum Command {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Folder holding hide.onnx and reveal.onnx [default: the shipped models/]
+    /// Folder holding the models: hide.onnx and reveal.onnx, or hide-fast.onnx and
+    /// reveal-fast.onnx with --variant fast [default: the shipped models/]
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
-    /// Hiding model file (overrides --model-dir).
+    /// Which models to take from --model-dir: paper (Baluja's nets: hide.onnx, reveal.onnx) or
+    /// fast (the real-time nets: hide-fast.onnx, reveal-fast.onnx); --hide-model and
+    /// --reveal-model override it.
+    #[arg(
+        long,
+        global = true,
+        default_value = "paper",
+        ignore_case = true,
+        value_parser = variant_parser()
+    )]
+    variant: Variant,
+    /// Hiding model file (overrides --model-dir and --variant).
     #[arg(long, global = true)]
     hide_model: Option<PathBuf>,
-    /// Reveal model file (overrides --model-dir).
+    /// Reveal model file (overrides --model-dir and --variant).
     #[arg(long, global = true)]
     reveal_model: Option<PathBuf>,
     /// Where the models run: cpu, cuda, or auto (CUDA when usable, else CPU).
@@ -105,6 +117,12 @@ struct Common {
     onnxruntime: Option<PathBuf>,
 }
 
+/// `paper` or `fast` (listed in --help, any case) as a [`Variant`].
+fn variant_parser() -> impl clap::builder::TypedValueParser<Value = Variant> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Variant::NAMES).map(|s: String| Variant::from_name(&s).expect("a listed variant name"))
+}
+
 fn parse_provider(s: &str) -> Result<ExecutionProvider, String> {
     s.parse().map_err(|e: stego::Error| e.to_string())
 }
@@ -113,20 +131,36 @@ impl Common {
     fn options(&self) -> RuntimeOptions {
         RuntimeOptions { library: self.onnxruntime.clone(), execution_provider: self.execution_provider, device_id: self.device, threads: self.threads }
     }
-    fn model_path(&self, role: Role) -> PathBuf {
+    /// The model file of `role`: --hide-model/--reveal-model, else the --variant's file in
+    /// --model-dir. A missing fast model is an error here that says how to get one.
+    fn model_path(&self, role: Role) -> Result<PathBuf> {
         let explicit = match role {
             Role::Hide => &self.hide_model,
             Role::Reveal => &self.reveal_model,
         };
-        explicit.clone().unwrap_or_else(|| self.model_dir.clone().unwrap_or_else(stego::default_model_dir).join(role.file_name()))
+        if let Some(p) = explicit {
+            return Ok(p.clone());
+        }
+        let dir = self.model_dir.clone().unwrap_or_else(stego::default_model_dir);
+        let path = dir.join(self.variant.file_name(role));
+        if self.variant == Variant::Fast && !path.exists() {
+            bail!(
+                "model file {} does not exist: the fast variant needs {} and {} in the model folder; train them with `cargo run --release -p training -- --arch fast --export-to {}`, or use --variant paper",
+                path.display(),
+                Variant::Fast.file_name(Role::Hide),
+                Variant::Fast.file_name(Role::Reveal),
+                dir.display()
+            );
+        }
+        Ok(path)
     }
     fn hider(&self) -> Result<Hider> {
-        let h = Hider::new(&self.model_path(Role::Hide), &self.options())?;
+        let h = Hider::new(&self.model_path(Role::Hide)?, &self.options())?;
         note(h.model());
         Ok(h)
     }
     fn revealer(&self) -> Result<Revealer> {
-        let r = Revealer::new(&self.model_path(Role::Reveal), &self.options())?;
+        let r = Revealer::new(&self.model_path(Role::Reveal)?, &self.options())?;
         note(r.model());
         Ok(r)
     }

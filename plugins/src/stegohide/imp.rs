@@ -145,8 +145,10 @@ impl ObjectImpl for StegoHide {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = common::lock(&self.settings);
-        if settings.model.set_property(Role::Hide, value, pspec) {
+        if settings.model.set_property(value, pspec) {
+            drop(settings);
             gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            common::notify_model_file(&*self.obj(), pspec);
             return;
         }
         if pspec.name() == "secret-eos" {

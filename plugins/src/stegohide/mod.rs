@@ -16,6 +16,12 @@
  * Both pads take packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before
  * them for other formats). A frame's alpha passes through unchanged.
  *
+ * The hiding model is the `variant`'s file in the project's `models/` folder: `paper` (the
+ * default, Baluja's nets, `hide.onnx`) or `fast` (the real-time nets, ~50× cheaper,
+ * `hide-fast.onnx`). Setting `model-file` loads that file instead, whatever the variant;
+ * reading `model-file` gives the file that will be loaded. Both can be changed in the NULL and
+ * READY states. Use the same variant (or matching model files) in `stegoreveal`.
+ *
  * ## Example launch line
  * ```shell
  * gst-launch-1.0 stegohide name=h ! videoconvert ! autovideosink \
@@ -25,6 +31,12 @@
  * Hide and reveal again in one pipeline:
  * ```shell
  * gst-launch-1.0 stegohide name=h ! stegoreveal ! videoconvert ! autovideosink \
+ *     videotestsrc num-buffers=100 ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
+ *     videotestsrc pattern=ball ! videoconvert ! h.secret
+ * ```
+ * The same with the fast models (`models/hide-fast.onnx`, `models/reveal-fast.onnx`):
+ * ```shell
+ * gst-launch-1.0 stegohide name=h variant=fast ! stegoreveal variant=fast ! videoconvert ! autovideosink \
  *     videotestsrc num-buffers=100 ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
  *     videotestsrc pattern=ball ! videoconvert ! h.secret
  * ```
@@ -43,6 +55,7 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::SecretEos::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     crate::ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::Variant::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "stegohide",

@@ -52,8 +52,10 @@ impl ObjectImpl for StegoReveal {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if common::lock(&self.settings).set_property(Role::Reveal, value, pspec) {
+        let set = common::lock(&self.settings).set_property(value, pspec);
+        if set {
             gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
+            common::notify_model_file(&*self.obj(), pspec);
         }
     }
 

@@ -11,6 +11,12 @@
  * other formats). The container must reach it losslessly (raw video, or a lossless codec):
  * the hidden signal lives in small pixel differences that lossy compression removes.
  *
+ * The reveal model is the `variant`'s file in the project's `models/` folder: `paper` (the
+ * default, Baluja's nets, `reveal.onnx`) or `fast` (the real-time nets, ~50× cheaper,
+ * `reveal-fast.onnx`); it must match the model that hid the secret. Setting `model-file` loads
+ * that file instead, whatever the variant; reading `model-file` gives the file that will be
+ * loaded. Both can be changed in the NULL and READY states.
+ *
  * ## Example launch line
  * ```shell
  * gst-launch-1.0 stegohide name=h ! tee name=t \
@@ -18,6 +24,11 @@
  *     t. ! queue ! stegoreveal ! videoconvert ! autovideosink \
  *     videotestsrc ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
  *     videotestsrc pattern=ball ! video/x-raw,format=RGB,width=320,height=240 ! h.secret
+ * ```
+ * Revealing a recording made with the fast models (`stegohide variant=fast`):
+ * ```shell
+ * gst-launch-1.0 filesrc location=hidden.mkv ! matroskademux ! avdec_ffv1 ! videoconvert ! \
+ *     stegoreveal variant=fast ! videoconvert ! autovideosink
  * ```
  */
 use gst::glib;

@@ -149,6 +149,9 @@ pub mod meta {
     pub const MACS_PER_PIXEL: &str = "stego.macs_per_pixel";
     /// Height and width must be multiples of this (default 1); the runtime pads to it.
     pub const SIZE_MULTIPLE: &str = "stego.size_multiple";
+    /// `fp32` or `fp16`: the type of the weights and the convolutions (inputs and outputs
+    /// are float32 either way).
+    pub const PRECISION: &str = "stego.precision";
 }
 
 /// The contract version these constants describe.

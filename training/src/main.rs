@@ -130,6 +130,10 @@ struct ExportArgs {
     /// Folder to write hide.onnx and reveal.onnx into.
     #[arg(long, short, value_name = "DIR", default_value = "models")]
     out: PathBuf,
+    /// Write float16 models (weights and convolutions in float16, inputs and outputs float32),
+    /// named `*-fp16.onnx`: for GPUs.
+    #[arg(long)]
+    fp16: bool,
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
@@ -196,7 +200,7 @@ fn run(cli: Cli) -> Result<()> {
         None => run_train(cli.train),
         Some(Command::Train(a)) => run_train(a),
         Some(Command::Export(e)) => {
-            let x = train::export_checkpoint(&e.checkpoint, &e.out)?;
+            let x = train::export_checkpoint(&e.checkpoint, &e.out, e.fp16)?;
             println!("{}\n{}", x.hide.display(), x.reveal.display());
             Ok(())
         }

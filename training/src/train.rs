@@ -417,6 +417,7 @@ pub fn export_info(state: &RunState) -> ExportInfo {
             .unwrap_or_else(|| "none".into()),
         hide_output: state.config.hide_output,
         arch: state.config.arch,
+        fp16: false,
     }
 }
 
@@ -632,7 +633,10 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 
 /// Exports the models of a checkpoint (`checkpoint.safetensors`, with `state.json` beside it
 /// for the metadata when present) into `dir`.
-pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
+///
+/// With `fp16`, the files store float16 weights and run the convolutions in float16
+/// (`hide-fp16.onnx`, …; see [`ExportInfo::fp16`]).
+pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool) -> Result<Exported> {
     let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
@@ -643,7 +647,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
     }
     let state_path = checkpoint.parent().unwrap_or(Path::new(".")).join(STATE_FILE);
     let info = if state_path.is_file() {
-        export_info(&RunState::read(&state_path)?)
+        ExportInfo { fp16, ..export_info(&RunState::read(&state_path)?) }
     } else {
         ExportInfo {
             data: "unknown".into(),
@@ -651,6 +655,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path) -> Result<Exported> {
             metrics: "none".into(),
             hide_output: if arch == nets::Arch::Fast { nets::HideOutput::Residual } else { nets::HideOutput::Sigmoid },
             arch,
+            fp16,
         }
     };
     onnx::export(&weights, dir, &info)

@@ -30,20 +30,27 @@ fn max_abs_diff(a: &Array4<f32>, t: &Tensor) -> f32 {
 
 #[test]
 fn exported_models_match_candle() {
-    check_export(Arch::Paper, nets::HideOutput::Sigmoid, "paper");
+    check_export(Arch::Paper, nets::HideOutput::Sigmoid, "paper", false);
 }
 
 #[test]
 fn exported_residual_models_match_candle() {
-    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual");
+    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual", false);
 }
 
 #[test]
 fn exported_fast_models_match_candle() {
-    check_export(Arch::Fast, nets::HideOutput::Residual, "fast");
+    check_export(Arch::Fast, nets::HideOutput::Residual, "fast", false);
 }
 
-fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str) {
+/// The float16 export computes the same nets within float16 rounding.
+#[test]
+fn exported_fp16_models_match_candle() {
+    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual", true);
+    check_export(Arch::Fast, nets::HideOutput::Residual, "fast", true);
+}
+
+fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
     let dev = Device::Cpu;
     let (varmap, _) = nets::init_arch(arch, &dev, 7).unwrap();
     let weights = nets::varmap_tensors(&varmap);
@@ -51,10 +58,17 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str) {
     let candle_nets = Nets::inference_from_varmap(arch, &varmap, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
-    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch };
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, fp16 };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
-    assert_eq!(files.hide, dir.path().join(arch.variant().file_name(Role::Hide)));
-    assert_eq!(files.reveal, dir.path().join(arch.variant().file_name(Role::Reveal)));
+    let name = |role| {
+        let f = arch.variant().file_name(role);
+        if fp16 { f.replace(".onnx", "-fp16.onnx") } else { f.to_string() }
+    };
+    assert_eq!(files.hide, dir.path().join(name(Role::Hide)));
+    assert_eq!(files.reveal, dir.path().join(name(Role::Reveal)));
+    // float16 weights keep ~3 significant digits; through 5-7 layers the outputs in [0, 1]
+    // stay within a few thousandths (about one 8-bit level at most).
+    let tol = if fp16 { 4e-3 } else { 1e-4 };
 
     // Metadata as the contract asks.
     for (path, role) in [(&files.hide, Role::Hide), (&files.reveal, Role::Reveal)] {
@@ -66,6 +80,7 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str) {
         let (hm, rm) = arch.macs_per_pixel();
         assert_eq!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap(), if role == Role::Hide { hm } else { rm });
         assert_eq!(md[meta::SIZE_MULTIPLE], arch.size_multiple().to_string());
+        assert_eq!(md[meta::PRECISION], if fp16 { "fp16" } else { "fp32" });
         for k in [meta::ARCHITECTURE, meta::DATA, meta::TRAINING, meta::METRICS] {
             assert!(md.contains_key(k), "{k} missing");
         }
@@ -86,11 +101,11 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str) {
         let container = hide.run(&[cover.view(), secret.view()]).unwrap();
         let expected = candle_nets.hide(&to_tensor(&cover), &to_tensor(&secret)).unwrap();
         let d = max_abs_diff(&container, &expected);
-        assert!(d <= 1e-4, "hide {h}x{w}: max abs diff {d}");
+        assert!(d <= tol, "hide {h}x{w}: max abs diff {d}");
 
         let revealed = reveal.run(&[container.view()]).unwrap();
         let expected = candle_nets.reveal(&to_tensor(&container)).unwrap();
         let d = max_abs_diff(&revealed, &expected);
-        assert!(d <= 1e-4, "reveal {h}x{w}: max abs diff {d}");
+        assert!(d <= tol, "reveal {h}x{w}: max abs diff {d}");
     }
 }

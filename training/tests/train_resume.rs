@@ -111,6 +111,6 @@ fn train_checkpoint_resume_export() {
 
     // Export subcommand path.
     let again = tmp.path().join("again");
-    let x = train::export_checkpoint(&out, &again).unwrap();
+    let x = train::export_checkpoint(&out, &again, false).unwrap();
     assert!(x.hide.is_file() && x.reveal.is_file());
 }

@@ -2,7 +2,7 @@
 # GPU benchmark: on a machine with an NVIDIA GPU and a CUDA 13 driver, installs the GPU
 # runtime (onnxruntime-gpu 1.31.1 with its CUDA 13 / cuDNN 9 wheels, via scripts/setup.sh),
 # builds, then runs the side-by-side throughput benchmark on the CUDA provider at 720p and
-# 1080p (hide and reveal) and prints the table. Without a GPU it says so and exits 0.
+# 1080p (paper nets in float32 and float16, fast nets) and prints the tables. Without a GPU it says so and exits 0.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -29,5 +29,11 @@ cargo bench -p gst-plugin-stego --bench throughput --no-run --locked
 export ORT_DYLIB_PATH="$ROOT/.ort/gpu/libonnxruntime.so"
 export LD_LIBRARY_PATH="$ROOT/.ort/gpu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export STEGO_BENCH_PYTHON="$ROOT/.venv-gpu/bin/python"
-timeout 300 cargo bench -p gst-plugin-stego --bench throughput --locked -- \
-  --execution-provider cuda --sizes 1280x720,1920x1080 --roles hide,reveal --frames 30
+# Within 5 minutes: the paper nets (float32: hide and reveal; float16: hide) and the fast nets
+# (hide), at 720p and 1080p.
+bench() { cargo bench -p gst-plugin-stego --bench throughput --locked -- \
+  --execution-provider cuda --sizes 1280x720,1920x1080 --frames 30 "$@"; }
+start=$(date +%s)
+timeout 300 bash -c "$(declare -f bench); bench --roles hide,reveal --variant paper --precision fp32 && \
+  bench --roles hide --variant paper --precision fp16 && bench --roles hide --variant fast --precision fp32"
+echo "gpu-bench: benchmark took $(( $(date +%s) - start )) s"

@@ -5,7 +5,9 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--variant paper|fast] [--execution-provider cpu|cuda]`
+//!  [--variant paper|fast] [--precision fp32|fp16] [--execution-provider cpu|cuda]`
+//!
+//! `--precision fp16` runs the float16 exports (`hide-fp16.onnx`, …: `training export --fp16`).
 //!
 //! Each cell runs in its own process so that its peak RSS is its own.
 
@@ -394,8 +396,13 @@ fn main() {
         );
         std::process::exit(2);
     };
+    let precision = arg(&args, "--precision").unwrap_or_else(|| "fp32".into());
+    if precision != "fp32" && precision != "fp16" {
+        eprintln!("bad --precision {precision:?}: use fp32 or fp16");
+        std::process::exit(2);
+    }
     println!(
-        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {} ({variant})",
+        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {} ({variant}, {precision})",
         threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
         model_dir.display()
     );
@@ -408,7 +415,12 @@ fn main() {
             Role::Hide
         }
     }) {
-        let model = model_dir.join(variant.file_name(role));
+        let file = variant.file_name(role);
+        let model = model_dir.join(if precision == "fp16" {
+            file.replace(".onnx", "-fp16.onnx")
+        } else {
+            file.to_string()
+        });
         for size in sizes.split(',') {
             let Some((w, h)) = size
                 .split_once('x')

@@ -171,11 +171,6 @@ impl<'a> FrameMut<'a> {
     pub fn as_frame(&self) -> Frame<'_> {
         Frame { data: self.data, format: self.format, width: self.width, height: self.height, stride: self.stride }
     }
-    fn row_mut(&mut self, y: usize) -> &mut [u8] {
-        let start = y * self.stride;
-        let len = self.width * self.format.bytes_per_pixel();
-        &mut self.data[start..start + len]
-    }
 }
 
 /// Rounds a model value in [0, 1] to 8 bits: `round(clamp(v, 0, 1) * 255)`, halves up; NaN gives 0.
@@ -201,32 +196,174 @@ static LUT: [f32; 256] = {
     t
 };
 
+// Fast paths. Each conversion is monomorphised on the byte layout (bytes per pixel and the
+// R, G, B byte offsets as const generics), so the per-pixel loops hold no branches and
+// vectorise; on x86-64 the same loops are also compiled for AVX2 and picked at run time.
+// Frames of at least `PARALLEL_MIN_PIXELS` pixels are split into bands of rows converted on
+// scoped threads. Results are bit-identical to the per-pixel definitions (`dequantize`,
+// `quantize`) whatever the path.
+
+/// Frames (or tensors) of at least this many pixels (1024x768) are converted on several threads.
+/// Starting and joining a thread costs about 0.1 ms (2-vCPU VM), and the conversion is bound by
+/// memory bandwidth (one thread: about 0.5 ns per pixel), so a second thread wins only from
+/// 0.5–0.8 Mpixels on; at 640x480 it loses (`cargo bench -p stego --bench convert -- --scan`).
+const PARALLEL_MIN_PIXELS: usize = 1024 * 768;
+/// At most this many bands per conversion (memory bandwidth, not arithmetic, bounds it beyond).
+const MAX_THREADS: usize = 8;
+
+/// How many bands to convert `pixels` pixels in: 1 below [`PARALLEL_MIN_PIXELS`], else up to
+/// the available parallelism with bands of at least half the threshold.
+fn threads_for(pixels: usize) -> usize {
+    if pixels < PARALLEL_MIN_PIXELS {
+        return 1;
+    }
+    static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    available.min(MAX_THREADS).min(pixels / (PARALLEL_MIN_PIXELS / 2)).max(1)
+}
+
+/// [`quantize`], written so that it vectorises: the comparisons send NaN to 0 (as `clamp` and
+/// then the saturating cast do), and the truncation is a plain one (the saturating `as` is
+/// not vectorised) of a value known to lie in [0.5, 255.5].
+#[inline(always)]
+fn quantize_fast(v: f32) -> u8 {
+    let v = if v > 0.0 { v } else { 0.0 };
+    let v = if v < 1.0 { v } else { 1.0 };
+    // SAFETY: `v` is in [0, 1] (NaN became 0 above), so this is finite and in [0.5, 255.5],
+    // representable as i32.
+    unsafe { (v * 255.0 + 0.5).to_int_unchecked::<i32>() as u8 }
+}
+
+/// `dequantize` without the table lookup (the table holds this very expression).
+#[inline(always)]
+fn dequantize_fast(v: u8) -> f32 {
+    v as f32 / 255.0
+}
+
+/// One row: packed pixels `src` (`r.len()` of them) → three plane rows.
+#[inline(always)]
+fn unpack_row<const BPP: usize, const R: usize, const G: usize, const B: usize>(src: &[u8], r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+    let n = r.len();
+    let (src, g, b) = (&src[..n * BPP], &mut g[..n], &mut b[..n]);
+    if BPP == 4 {
+        for (((px, r), g), b) in src.chunks_exact(4).zip(r).zip(g).zip(b) {
+            let p = u32::from_le_bytes([px[0], px[1], px[2], px[3]]);
+            *r = dequantize_fast((p >> (8 * R)) as u8);
+            *g = dequantize_fast((p >> (8 * G)) as u8);
+            *b = dequantize_fast((p >> (8 * B)) as u8);
+        }
+    } else {
+        for (((px, r), g), b) in src.chunks_exact(BPP).zip(r).zip(g).zip(b) {
+            *r = dequantize_fast(px[R]);
+            *g = dequantize_fast(px[G]);
+            *b = dequantize_fast(px[B]);
+        }
+    }
+}
+
+/// Output rows `y0..` of the tensor (one band: `r`, `g` and `b` hold whole rows of `out_w`).
+#[inline(always)]
+fn unpack_band<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    frame: &Frame,
+    y0: usize,
+    out_w: usize,
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    let (w, h) = (frame.width, frame.height);
+    let rows = r.chunks_exact_mut(out_w).zip(g.chunks_exact_mut(out_w)).zip(b.chunks_exact_mut(out_w));
+    for (i, ((r, g), b)) in rows.enumerate() {
+        unpack_row::<BPP, R, G, B>(frame.row((y0 + i).min(h - 1)), &mut r[..w], &mut g[..w], &mut b[..w]);
+        if out_w > w {
+            let (rl, gl, bl) = (r[w - 1], g[w - 1], b[w - 1]);
+            r[w..].fill(rl);
+            g[w..].fill(gl);
+            b[w..].fill(bl);
+        }
+    }
+}
+
+/// Instantiates `$f::<BPP, R, G, B>` for `$format` and calls it with `$args`, through an AVX2
+/// copy where the CPU has it.
+macro_rules! dispatch_format {
+    ($format:expr, $f:ident, $f_avx2:ident, ($($arg:expr),*)) => {{
+        macro_rules! call {
+            ($bpp:literal, $r:literal, $g:literal, $b:literal) => {{
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU supports AVX2, checked just above.
+                        return unsafe { $f_avx2::<$bpp, $r, $g, $b>($($arg),*) };
+                    }
+                }
+                $f::<$bpp, $r, $g, $b>($($arg),*)
+            }};
+        }
+        match $format {
+            PixelFormat::Rgb => call!(3, 0, 1, 2),
+            PixelFormat::Bgr => call!(3, 2, 1, 0),
+            PixelFormat::Rgba | PixelFormat::Rgbx => call!(4, 0, 1, 2),
+            PixelFormat::Bgra | PixelFormat::Bgrx => call!(4, 2, 1, 0),
+        }
+    }};
+}
+
+fn unpack_band_generic<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    frame: &Frame,
+    y0: usize,
+    out_w: usize,
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    unpack_band::<BPP, R, G, B>(frame, y0, out_w, r, g, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn unpack_band_avx2<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    frame: &Frame,
+    y0: usize,
+    out_w: usize,
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    unpack_band::<BPP, R, G, B>(frame, y0, out_w, r, g, b)
+}
+
+fn unpack_band_dispatch(frame: &Frame, y0: usize, out_w: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
+    dispatch_format!(frame.format, unpack_band_generic, unpack_band_avx2, (frame, y0, out_w, r, g, b))
+}
+
 /// Writes `frame` into the planar tensor `out` (`[3, out_h, out_w]`), padding by edge
 /// replication when the tensor is larger than the frame (models whose sizes must be multiples
 /// of some number).
 fn frame_to_planar_padded(frame: &Frame, out: &mut [f32], out_w: usize, out_h: usize) {
-    let (w, h) = (frame.width, frame.height);
-    let bpp = frame.format.bytes_per_pixel();
-    let offs = frame.format.rgb_offsets();
+    frame_to_planar_threads(frame, out, out_w, out_h, threads_for(out_w * out_h));
+}
+
+fn frame_to_planar_threads(frame: &Frame, out: &mut [f32], out_w: usize, out_h: usize, threads: usize) {
     let plane = out_w * out_h;
-    debug_assert!(out.len() >= 3 * plane && out_w >= w && out_h >= h);
-    let (r_plane, rest) = out.split_at_mut(plane);
-    let (g_plane, b_plane) = rest.split_at_mut(plane);
-    for y in 0..out_h {
-        let row = frame.row(y.min(h - 1));
-        let base = y * out_w;
-        let (r, g, b) = (&mut r_plane[base..base + out_w], &mut g_plane[base..base + out_w], &mut b_plane[base..base + out_w]);
-        for (x, px) in row.chunks_exact(bpp).enumerate() {
-            r[x] = LUT[px[offs[0]] as usize];
-            g[x] = LUT[px[offs[1]] as usize];
-            b[x] = LUT[px[offs[2]] as usize];
-        }
-        for x in w..out_w {
-            r[x] = r[w - 1];
-            g[x] = g[w - 1];
-            b[x] = b[w - 1];
-        }
+    assert!(out.len() >= 3 * plane && out_w >= frame.width && out_h >= frame.height, "tensor smaller than the frame");
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, rest) = rest.split_at_mut(plane);
+    let b = &mut rest[..plane];
+    if threads <= 1 || out_h < 2 {
+        return unpack_band_dispatch(frame, 0, out_w, r, g, b);
     }
+    let band = out_h.div_ceil(threads) * out_w;
+    std::thread::scope(|s| {
+        let mut bands = r.chunks_mut(band).zip(g.chunks_mut(band)).zip(b.chunks_mut(band)).enumerate();
+        let first = bands.next();
+        for (i, ((r, g), b)) in bands {
+            s.spawn(move || unpack_band_dispatch(frame, i * band / out_w, out_w, r, g, b));
+        }
+        if let Some((_, ((r, g), b))) = first {
+            unpack_band_dispatch(frame, 0, out_w, r, g, b);
+        }
+    });
 }
 
 /// Writes `frame` into the planar tensor `out` (`[3, H, W]`, the frame's size).
@@ -243,11 +380,116 @@ pub fn frame_to_planar(frame: &Frame, out: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// One row: three plane rows (`dst.len() / BPP` values each) → packed pixels; the fourth byte
+/// (4-byte layouts) is byte 3 of each pixel of `alpha` (packed RGBA/BGRA) or 255.
+#[inline(always)]
+fn pack_row<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    r: &[f32],
+    g: &[f32],
+    b: &[f32],
+    alpha: Option<&[u8]>,
+    dst: &mut [u8],
+) {
+    let n = dst.len() / BPP;
+    let (r, g, b) = (&r[..n], &g[..n], &b[..n]);
+    if BPP == 4 {
+        let rgb = |r: f32, g: f32, b: f32| {
+            (quantize_fast(r) as u32) << (8 * R) | (quantize_fast(g) as u32) << (8 * G) | (quantize_fast(b) as u32) << (8 * B)
+        };
+        match alpha {
+            Some(alpha) => {
+                for ((((px, a), &r), &g), &b) in dst.chunks_exact_mut(4).zip(alpha[..4 * n].chunks_exact(4)).zip(r).zip(g).zip(b) {
+                    px.copy_from_slice(&(rgb(r, g, b) | (a[3] as u32) << 24).to_le_bytes());
+                }
+            }
+            None => {
+                for (((px, &r), &g), &b) in dst.chunks_exact_mut(4).zip(r).zip(g).zip(b) {
+                    px.copy_from_slice(&(rgb(r, g, b) | 0xff00_0000).to_le_bytes());
+                }
+            }
+        }
+    } else {
+        for (((px, &r), &g), &b) in dst.chunks_exact_mut(BPP).zip(r).zip(g).zip(b) {
+            px[R] = quantize_fast(r);
+            px[G] = quantize_fast(g);
+            px[B] = quantize_fast(b);
+        }
+    }
+}
+
+/// The planes of a tensor and the alpha source, as the bands of [`planar_to_frame`] read them.
+#[derive(Clone, Copy)]
+struct PackSource<'a> {
+    planar: &'a [f32],
+    plane: usize,
+    tensor_w: usize,
+    alpha: Option<&'a Frame<'a>>,
+}
+
+/// Frame rows `y0..y0 + rows` from `src`; `dst` starts at row `y0` and has `stride` bytes per row.
+#[inline(always)]
+fn pack_band<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    src: PackSource,
+    y0: usize,
+    rows: usize,
+    w: usize,
+    dst: &mut [u8],
+    stride: usize,
+) {
+    for i in 0..rows {
+        let base = (y0 + i) * src.tensor_w;
+        let plane = src.plane;
+        let (r, g, b) =
+            (&src.planar[base..base + w], &src.planar[plane + base..plane + base + w], &src.planar[2 * plane + base..2 * plane + base + w]);
+        let alpha = src.alpha.map(|a| a.row(y0 + i));
+        pack_row::<BPP, R, G, B>(r, g, b, alpha, &mut dst[i * stride..i * stride + w * BPP]);
+    }
+}
+
+fn pack_band_generic<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    src: PackSource,
+    y0: usize,
+    rows: usize,
+    w: usize,
+    dst: &mut [u8],
+    stride: usize,
+) {
+    pack_band::<BPP, R, G, B>(src, y0, rows, w, dst, stride)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pack_band_avx2<const BPP: usize, const R: usize, const G: usize, const B: usize>(
+    src: PackSource,
+    y0: usize,
+    rows: usize,
+    w: usize,
+    dst: &mut [u8],
+    stride: usize,
+) {
+    pack_band::<BPP, R, G, B>(src, y0, rows, w, dst, stride)
+}
+
+fn pack_band_dispatch(format: PixelFormat, src: PackSource, y0: usize, rows: usize, w: usize, dst: &mut [u8], stride: usize) {
+    dispatch_format!(format, pack_band_generic, pack_band_avx2, (src, y0, rows, w, dst, stride))
+}
+
 /// Writes the top-left `out.width() x out.height()` of the planar tensor `planar`
 /// (`[3, tensor_h, tensor_w]`) into `out`, rounding each value with [`quantize`].
 /// Alpha (RGBA/BGRA) is copied from `alpha_from` when given and of the same size, else set to 255;
 /// the padding byte of RGBx/BGRx is set to 255.
 pub fn planar_to_frame(planar: &[f32], tensor_w: usize, tensor_h: usize, out: &mut FrameMut, alpha_from: Option<&Frame>) -> Result<()> {
+    planar_to_frame_threads(planar, tensor_w, tensor_h, out, alpha_from, threads_for(out.width * out.height))
+}
+
+fn planar_to_frame_threads(
+    planar: &[f32],
+    tensor_w: usize,
+    tensor_h: usize,
+    out: &mut FrameMut,
+    alpha_from: Option<&Frame>,
+    threads: usize,
+) -> Result<()> {
     let (w, h) = (out.width, out.height);
     if tensor_w < w || tensor_h < h || planar.len() < 3 * tensor_w * tensor_h {
         return Err(Error::InvalidValue {
@@ -256,30 +498,58 @@ pub fn planar_to_frame(planar: &[f32], tensor_w: usize, tensor_h: usize, out: &m
             expected: format!("at least the frame's {w}x{h} with 3 planes"),
         });
     }
-    let plane = tensor_w * tensor_h;
-    let bpp = out.format.bytes_per_pixel();
-    let offs = out.format.rgb_offsets();
-    let alpha = out.format.alpha_offset();
-    let fourth = bpp == 4;
-    let alpha_src = alpha_from.filter(|a| a.width == w && a.height == h && a.format.alpha_offset().is_some());
-    for y in 0..h {
-        let base = y * tensor_w;
-        let (r, g, b) = (&planar[base..base + w], &planar[plane + base..plane + base + w], &planar[2 * plane + base..2 * plane + base + w]);
-        let a_row = alpha_src.map(|a| (a.row(y), a.format.alpha_offset().unwrap_or(3), a.format.bytes_per_pixel()));
-        let row = out.row_mut(y);
-        for (x, px) in row.chunks_exact_mut(bpp).enumerate() {
-            px[offs[0]] = quantize(r[x]);
-            px[offs[1]] = quantize(g[x]);
-            px[offs[2]] = quantize(b[x]);
-            if fourth {
-                px[3] = match (alpha, a_row) {
-                    (Some(_), Some((src, ao, sbpp))) => src[x * sbpp + ao],
-                    _ => 255,
-                };
-            }
-        }
+    let format = out.format;
+    // Alpha comes from an RGBA/BGRA frame (alpha at byte 3 of 4) of the same size, into RGBA/BGRA.
+    let alpha =
+        alpha_from.filter(|a| format.alpha_offset().is_some() && a.width == w && a.height == h && a.format.alpha_offset().is_some());
+    let src = PackSource { planar, plane: tensor_w * tensor_h, tensor_w, alpha };
+    let stride = out.stride;
+    let data = &mut out.data[..];
+    if threads <= 1 || h < 2 {
+        pack_band_dispatch(format, src, 0, h, w, data, stride);
+        return Ok(());
     }
+    let rows_per = h.div_ceil(threads);
+    std::thread::scope(|s| {
+        let (first, mut rest) = data.split_at_mut((rows_per * stride).min(data.len()));
+        let mut y0 = rows_per;
+        while y0 < h {
+            let rows = rows_per.min(h - y0);
+            let len = (rows * stride).min(rest.len());
+            let (band, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            s.spawn(move || pack_band_dispatch(format, src, y0, rows, w, band, stride));
+            y0 += rows;
+        }
+        pack_band_dispatch(format, src, 0, rows_per.min(h), w, first, stride);
+    });
     Ok(())
+}
+
+/// Conversions with an explicit number of threads, for `benches/convert.rs` (not a stable API).
+#[doc(hidden)]
+pub mod bench_support {
+    use super::*;
+
+    /// Frames of at least this many pixels are split across threads.
+    pub const PARALLEL_MIN_PIXELS: usize = super::PARALLEL_MIN_PIXELS;
+
+    /// [`Converter::to_tensor`] for a same-size frame, on `threads` bands.
+    pub fn to_tensor_threads(frame: &Frame, out: &mut [f32], tensor_w: usize, tensor_h: usize, threads: usize) {
+        frame_to_planar_threads(frame, out, tensor_w, tensor_h, threads)
+    }
+
+    /// [`planar_to_frame`] on `threads` bands.
+    pub fn planar_to_frame_threads(
+        planar: &[f32],
+        tensor_w: usize,
+        tensor_h: usize,
+        out: &mut FrameMut,
+        alpha_from: Option<&Frame>,
+        threads: usize,
+    ) -> Result<()> {
+        super::planar_to_frame_threads(planar, tensor_w, tensor_h, out, alpha_from, threads)
+    }
 }
 
 /// Separable resampler for planar `[3, H, W]` tensors: Catmull-Rom (bicubic, a = −0.5) when
@@ -514,5 +784,238 @@ mod tests {
         assert_eq!(&out[0..4].iter().map(|&v| quantize(v)).collect::<Vec<_>>(), &[0, 60, 60, 60]);
         // Row 2 repeats row 1.
         assert_eq!(quantize(out[8]), 120);
+    }
+
+    /// Values around every rounding boundary and every 8-bit level, the special values, and a
+    /// sweep over all bit patterns.
+    fn interesting_f32() -> Vec<f32> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fa0_0001), // signalling NaN
+            f32::from_bits(0xffc0_1234),
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::from_bits(0x8000_0001),
+            f32::MAX,
+            f32::MIN,
+            f32::EPSILON,
+            1.0 + f32::EPSILON,
+            1.0 - f32::EPSILON / 2.0,
+            255.0,
+            255.5,
+            256.0,
+            -0.5,
+            2147483648.0,
+            -2147483904.0,
+        ];
+        let around = |v: &mut Vec<f32>, x: f32, ulps: i32| {
+            for d in -ulps..=ulps {
+                v.push(f32::from_bits((x.to_bits() as i64 + d as i64).clamp(0, u32::MAX as i64) as u32));
+            }
+        };
+        for k in 0..=256 {
+            around(&mut v, (k as f32 - 0.5) / 255.0, 256);
+            around(&mut v, -((k as f32 - 0.5) / 255.0), 2);
+        }
+        for k in 0..=255u8 {
+            around(&mut v, dequantize(k), 8);
+        }
+        v.extend((0..=u32::MAX).step_by(4099).map(f32::from_bits));
+        v
+    }
+
+    #[test]
+    fn fast_quantize_is_bit_exact() {
+        let values = interesting_f32();
+        for &x in &values {
+            assert_eq!(quantize_fast(x), quantize(x), "{x:e} ({:#010x})", x.to_bits());
+        }
+        for k in 0..=255u8 {
+            assert_eq!(dequantize_fast(k).to_bits(), dequantize(k).to_bits(), "{k}");
+        }
+        // The same through the vectorised rows of every layout and the threaded bands: the
+        // values in each plane, shifted so that each channel sees all of them.
+        let w = 1024;
+        let h = values.len().div_ceil(w);
+        let mut planar = vec![0f32; 3 * w * h];
+        for c in 0..3 {
+            for (i, &x) in values.iter().enumerate() {
+                planar[c * w * h + (i + 337 * c) % (w * h)] = x;
+            }
+        }
+        for fmt in PixelFormat::ALL {
+            let bpp = fmt.bytes_per_pixel();
+            for threads in [1, 2, 3] {
+                let mut out = vec![0u8; w * bpp * h];
+                let mut frame = FrameMut::packed(&mut out, fmt, w, h).unwrap();
+                planar_to_frame_threads(&planar, w, h, &mut frame, None, threads).unwrap();
+                for (i, px) in out.chunks_exact(bpp).enumerate() {
+                    for c in 0..3 {
+                        let x = planar[c * w * h + i];
+                        assert_eq!(px[fmt.rgb_offsets()[c]], quantize(x), "{fmt} {threads} threads: {x:e} ({:#010x})", x.to_bits());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every f32 through the vectorised quantisation of the 3- and 4-byte layouts (20 s in
+    /// release; `cargo test --release -p stego --lib -- --ignored`).
+    #[test]
+    #[ignore]
+    fn fast_quantize_is_bit_exact_on_every_f32() {
+        const N: usize = 1 << 16;
+        let mut planar = vec![0f32; 3 * N];
+        let mut out = vec![0u8; 4 * N];
+        for block in 0..(1u64 << 32) / N as u64 {
+            for (i, v) in planar.iter_mut().enumerate() {
+                *v = f32::from_bits((block * N as u64 + (i % N) as u64) as u32);
+            }
+            for fmt in [PixelFormat::Rgb, PixelFormat::Bgrx] {
+                let bpp = fmt.bytes_per_pixel();
+                let mut of = FrameMut::packed(&mut out[..bpp * N], fmt, N, 1).unwrap();
+                planar_to_frame_threads(&planar, N, 1, &mut of, None, 1).unwrap();
+                for (i, &x) in planar[..N].iter().enumerate() {
+                    assert_eq!(out[bpp * i + 1], quantize(x), "{fmt}: {x:e} ({:#010x})", x.to_bits());
+                }
+            }
+        }
+    }
+
+    /// The per-pixel definition of the frame → tensor conversion.
+    fn reference_to_planar(frame: &Frame, tw: usize, th: usize) -> Vec<f32> {
+        let (bpp, offs) = (frame.format.bytes_per_pixel(), frame.format.rgb_offsets());
+        let mut t = vec![0f32; 3 * tw * th];
+        for c in 0..3 {
+            for y in 0..th {
+                for x in 0..tw {
+                    let (sx, sy) = (x.min(frame.width - 1), y.min(frame.height - 1));
+                    t[(c * th + y) * tw + x] = dequantize(frame.data[sy * frame.stride + sx * bpp + offs[c]]);
+                }
+            }
+        }
+        t
+    }
+
+    /// The per-pixel definition of the tensor → frame conversion, on a copy of `out`.
+    fn reference_to_frame(planar: &[f32], tw: usize, th: usize, out: &FrameMut, alpha_from: Option<&Frame>) -> Vec<u8> {
+        let (fmt, w, h, stride) = (out.format, out.width, out.height, out.stride);
+        let (bpp, offs) = (fmt.bytes_per_pixel(), fmt.rgb_offsets());
+        let mut data = out.data.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let px = y * stride + x * bpp;
+                for c in 0..3 {
+                    data[px + offs[c]] = quantize(planar[(c * th + y) * tw + x]);
+                }
+                if bpp == 4 {
+                    data[px + 3] = match (fmt.alpha_offset(), alpha_from) {
+                        (Some(_), Some(a)) if a.width == w && a.height == h && a.format.alpha_offset().is_some() => {
+                            a.data[y * a.stride + x * 4 + a.format.alpha_offset().unwrap()]
+                        }
+                        _ => 255,
+                    };
+                }
+            }
+        }
+        data
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 56) as u8
+            })
+            .collect()
+    }
+
+    /// Small frames (one band), frames forced onto 2 and 3 bands, and a frame large enough for
+    /// the automatic split; each with padded strides and tensors larger than the frame.
+    #[test]
+    fn fast_paths_equal_the_per_pixel_definition() {
+        let big = (1031, PARALLEL_MIN_PIXELS.div_ceil(1031) + 1);
+        assert!(threads_for(big.0 * big.1) > 1 || std::thread::available_parallelism().map_or(1, |n| n.get()) == 1);
+        assert_eq!(threads_for(640 * 480), 1);
+        let cases: [(usize, usize, &[usize]); 6] =
+            [(1, 1, &[1, 2]), (2, 3, &[1, 2, 3]), (7, 5, &[1, 2, 8]), (33, 17, &[1, 2, 3]), (160, 121, &[1, 2, 4]), (big.0, big.1, &[0])];
+        for (w, h, thread_counts) in cases {
+            for fmt in PixelFormat::ALL {
+                let bpp = fmt.bytes_per_pixel();
+                for (stride, tw, th) in [(w * bpp, w, h), (w * bpp + 5, w, h), (w * bpp + 8, w + 3, h + 2), (w * bpp, w + 1, h + 17)] {
+                    let data = noise(stride * h, (w * 31 + h) as u64);
+                    let frame = Frame::new(&data, fmt, w, h, stride).unwrap();
+                    let expected = reference_to_planar(&frame, tw, th);
+                    for &threads in thread_counts {
+                        // Trailing values past the 3 planes are left alone.
+                        let mut t = vec![-7.0f32; 3 * tw * th + 11];
+                        if threads == 0 {
+                            Converter::new().to_tensor(&frame, w, h, &mut t, tw, th);
+                        } else {
+                            frame_to_planar_threads(&frame, &mut t, tw, th, threads);
+                        }
+                        assert!(
+                            t[..3 * tw * th].iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{fmt} {w}x{h} stride {stride} in {tw}x{th}, {threads} threads"
+                        );
+                        assert!(t[3 * tw * th..].iter().all(|&v| v == -7.0));
+                    }
+                    // Back to a frame: values off [0, 1], NaN and halves; the stride's padding
+                    // bytes are left alone.
+                    let planar: Vec<f32> = noise(3 * tw * th, 7)
+                        .iter()
+                        .map(|&b| match b {
+                            0 => f32::NAN,
+                            1..=8 => (b as f32 - 0.5) / 255.0,
+                            _ => (b as f32 - 20.0) / 215.0,
+                        })
+                        .collect();
+                    let alpha_data = noise(w * 4 * h + 3, 9);
+                    let rgba = Frame::new(&alpha_data, PixelFormat::Rgba, w, h, w * 4).unwrap();
+                    let bgra = Frame::new(&alpha_data, PixelFormat::Bgra, w, h, w * 4).unwrap();
+                    let bgrx = Frame::new(&alpha_data, PixelFormat::Bgrx, w, h, w * 4).unwrap();
+                    let smaller = Frame::new(&alpha_data, PixelFormat::Rgba, w, h.max(2) - 1, w * 4).unwrap();
+                    for alpha in [None, Some(&rgba), Some(&bgra), Some(&bgrx), Some(&smaller), Some(&frame)] {
+                        let mut out = noise(stride * h, 11);
+                        let expected = reference_to_frame(&planar, tw, th, &FrameMut::new(&mut out, fmt, w, h, stride).unwrap(), alpha);
+                        for &threads in thread_counts {
+                            let mut got = out.clone();
+                            let mut of = FrameMut::new(&mut got, fmt, w, h, stride).unwrap();
+                            if threads == 0 {
+                                planar_to_frame(&planar, tw, th, &mut of, alpha).unwrap();
+                            } else {
+                                planar_to_frame_threads(&planar, tw, th, &mut of, alpha, threads).unwrap();
+                            }
+                            assert!(
+                                got == expected,
+                                "{fmt} {w}x{h} stride {stride} from {tw}x{th}, alpha {:?}, {threads} threads",
+                                alpha.map(|a| a.format)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tensor_smaller_than_the_frame_is_an_error() {
+        let data = vec![0u8; 4 * 4 * 3];
+        let mut out = data.clone();
+        let mut of = FrameMut::packed(&mut out, PixelFormat::Rgb, 4, 4).unwrap();
+        assert!(planar_to_frame(&[0.0; 3 * 3 * 4], 3, 4, &mut of, None).is_err());
+        assert!(planar_to_frame(&[0.0; 3 * 4 * 4 - 1], 4, 4, &mut of, None).is_err());
+        let frame = Frame::packed(&data, PixelFormat::Rgb, 4, 4).unwrap();
+        assert!(frame_to_planar(&frame, &mut [0.0; 3 * 4 * 4 + 1]).is_err());
     }
 }

@@ -545,6 +545,330 @@ fn output_ends_when_the_cover_ends() {
     assert!(hc.try_pull().is_none(), "no frame after the cover's end");
 }
 
+// Gaps and missing frames. The cover drives the output: one container per cover frame, with
+// the cover frame's timestamp and duration, never a repeated cover frame, and EOS with the
+// cover. The frames are solid colours and the linear models make each container's colour
+// name the cover and secret frames it came from.
+
+/// What a test pushes into one pad: a frame or an event.
+enum In {
+    Frame(gst::Buffer),
+    Event(gst::Event),
+}
+
+/// Cover frame `n`'s colour (n < 15): neighbours differ by 11 levels in the container.
+fn cover_colour(n: u64) -> [u8; 3] {
+    [(20 + 15 * n) as u8, 100, 200]
+}
+
+/// Secret frame `n`'s colour (n < 256): neighbours differ by 10 levels or more in the
+/// container.
+fn secret_colour(n: u64) -> [u8; 3] {
+    [40, (41 * n % 256) as u8, 200]
+}
+
+fn solid_at(info: &gst_video::VideoInfo, pts: gst::ClockTime, rgb: [u8; 3]) -> In {
+    let mut b = frame(info, 0, |_, _| rgb);
+    b.get_mut().unwrap().set_pts(pts);
+    In::Frame(b)
+}
+
+/// The container colour of a cover and a secret colour with the linear models.
+fn mixed(cover: [u8; 3], secret: [u8; 3]) -> [u8; 3] {
+    [0, 1, 2].map(|c| (0.75 * cover[c] as f64 + 0.25 * secret[c] as f64).round() as u8)
+}
+
+/// Asserts that the colours are the wanted ones, to a level (rounding).
+fn assert_colours(got: &[[u8; 3]], want: &[[u8; 3]], what: &str) {
+    let close = got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| (0..3).all(|c| g[c].abs_diff(w[c]) <= 1));
+    assert!(close, "{what}:\n got {got:?}\nwant {want:?}");
+}
+
+/// What came out of a stegohide run: its buffers, the events its src pad pushed, and
+/// whether EOS came.
+struct Ran {
+    buffers: Vec<gst::Buffer>,
+    events: Vec<gst::Event>,
+    eos: bool,
+    info: gst_video::VideoInfo,
+}
+
+impl Ran {
+    fn pts(&self) -> Vec<gst::ClockTime> {
+        self.buffers.iter().map(|b| b.pts().unwrap()).collect()
+    }
+
+    /// The colour of the first pixel of each output buffer.
+    fn colours(&self) -> Vec<[u8; 3]> {
+        self.buffers
+            .iter()
+            .map(|b| rgb_of(b, &self.info)[0])
+            .collect()
+    }
+
+    fn gaps(&self) -> Vec<(gst::ClockTime, Option<gst::ClockTime>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e.view() {
+                gst::EventView::Gap(g) => Some(g.get()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Pushes `cover` and `secret` into a stegohide with the linear models and `secret-eos` =
+/// `policy`, each from its own thread as in a pipeline (the aggregator holds one queued
+/// buffer per pad and waits for both), then waits for EOS and collects the output.
+fn run_hide(policy: &str, cover: Vec<In>, secret: Vec<In>) -> Ran {
+    init();
+    let el = hide_element_with(&linear_model("hide.onnx"));
+    el.set_property_from_str("secret-eos", policy);
+    let ci = info(gst_video::VideoFormat::Rgb, 16, 12);
+    let (mut hc, mut hs) = hide_harnesses(&el, &ci, &ci);
+    fn push(h: &mut Harness, items: Vec<In>) {
+        for item in items {
+            match item {
+                // Once the output has ended the pads refuse data: not an error here.
+                In::Frame(b) => {
+                    let _ = h.push(b);
+                }
+                In::Event(e) => {
+                    h.push_event(e);
+                }
+            }
+        }
+    }
+    let mut events = Vec::new();
+    let mut eos = false;
+    std::thread::scope(|s| {
+        s.spawn(|| push(&mut hs, secret));
+        push(&mut hc, cover);
+        for _ in 0..200 {
+            while let Some(ev) = hc.try_pull_event() {
+                eos |= ev.type_() == gst::EventType::Eos;
+                events.push(ev);
+            }
+            if eos {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !eos {
+            // Unblock the secret's thread.
+            let _ = el.set_state(gst::State::Null);
+        }
+    });
+    let mut buffers = Vec::new();
+    while let Some(b) = hc.try_pull() {
+        buffers.push(b);
+    }
+    let info = output_info(&hc);
+    Ran {
+        buffers,
+        events,
+        eos,
+        info,
+    }
+}
+
+/// `n` secret frames at the cover's rate, then EOS.
+fn secret_frames(n: u64) -> Vec<In> {
+    let si = info(gst_video::VideoFormat::Rgb, 16, 12);
+    (0..n)
+        .map(|k| solid_at(&si, FRAME * k, secret_colour(k)))
+        .chain([In::Event(gst::event::Eos::new())])
+        .collect()
+}
+
+fn cover_frame(n: u64) -> In {
+    solid_at(
+        &info(gst_video::VideoFormat::Rgb, 16, 12),
+        FRAME * n,
+        cover_colour(n),
+    )
+}
+
+/// Checks that the output is exactly cover frames `frames` (at `FRAME * n + offset`, lasting
+/// one frame), each hiding secret frame n, and that EOS came.
+fn assert_one_container_per_cover_frame(ran: &Ran, frames: &[u64], offset: gst::ClockTime) {
+    let want_pts: Vec<_> = frames.iter().map(|n| FRAME * *n + offset).collect();
+    assert_eq!(
+        ran.pts(),
+        want_pts,
+        "one output per cover frame, at its time"
+    );
+    let want_colours: Vec<_> = frames
+        .iter()
+        .map(|n| mixed(cover_colour(*n), secret_colour(*n)))
+        .collect();
+    assert_colours(
+        &ran.colours(),
+        &want_colours,
+        "each output hides the secret in its own cover frame (no repeated cover frame)",
+    );
+    for b in &ran.buffers {
+        assert_eq!(b.duration(), Some(FRAME), "the cover frame's duration");
+        assert!(
+            !b.flags().contains(gst::BufferFlags::GAP),
+            "no gap frames in the output"
+        );
+    }
+    assert!(ran.eos, "EOS with the cover's");
+}
+
+#[test]
+fn a_gap_on_the_cover_gives_no_output_frame() {
+    init();
+    // 12 cover frames, frame 6 replaced by a GAP event (a live source dropping a frame,
+    // qtdemux on a cut stream); the secret goes on after the cover has ended.
+    let cover = (0..12)
+        .map(|n| {
+            if n == 6 {
+                In::Event(gst::event::Gap::new(FRAME * 6, FRAME))
+            } else {
+                cover_frame(n)
+            }
+        })
+        .chain([In::Event(gst::event::Eos::new())])
+        .collect();
+    let ran = run_hide("passthrough", cover, secret_frames(24));
+    let frames: Vec<u64> = (0..12).filter(|n| *n != 6).collect();
+    assert_one_container_per_cover_frame(&ran, &frames, gst::ClockTime::ZERO);
+    assert_eq!(
+        ran.gaps(),
+        [(FRAME * 6, Some(FRAME))],
+        "the cover's gap goes downstream as a GAP event"
+    );
+}
+
+#[test]
+fn a_gap_before_the_covers_eos_does_not_repeat_its_last_frame() {
+    init();
+    // What a demuxer may send when the stream is cut mid-file: a GAP event without duration,
+    // ahead of the last frame, then EOS. The output must end with the 12th frame, not repeat
+    // it up to the gap.
+    let cover = (0..12)
+        .map(cover_frame)
+        .chain([
+            In::Event(gst::event::Gap::new(FRAME * 20, None)),
+            In::Event(gst::event::Eos::new()),
+        ])
+        .collect();
+    let ran = run_hide("repeat", cover, secret_frames(30));
+    let frames: Vec<u64> = (0..12).collect();
+    assert_one_container_per_cover_frame(&ran, &frames, gst::ClockTime::ZERO);
+}
+
+#[test]
+fn missing_cover_frames_are_not_filled_in_and_the_output_keeps_the_covers_timestamps() {
+    init();
+    // A live source that dropped frames 4 and 5 (no GAP event, the timestamps jump), with
+    // timestamps 5 ms off the frame grid: the output has the cover's frames and timestamps.
+    let offset = gst::ClockTime::from_mseconds(5);
+    let ci = info(gst_video::VideoFormat::Rgb, 16, 12);
+    let frames = [0u64, 1, 2, 3, 6, 7, 8];
+    let cover = frames
+        .iter()
+        .map(|n| solid_at(&ci, FRAME * *n + offset, cover_colour(*n)))
+        .chain([In::Event(gst::event::Eos::new())])
+        .collect();
+    let ran = run_hide("passthrough", cover, secret_frames(12));
+    assert_one_container_per_cover_frame(&ran, &frames, offset);
+    assert!(ran.gaps().is_empty(), "no gap was announced upstream");
+}
+
+#[test]
+fn a_gap_on_the_secret_follows_secret_eos_but_never_ends_the_output() {
+    init();
+    // Secret frame 2 is a GAP: `repeat` hides the last secret frame (1) in cover frame 2,
+    // `passthrough` and `eos` (the secret has not ended) pass cover frame 2 through.
+    for policy in ["passthrough", "repeat", "eos"] {
+        let si = info(gst_video::VideoFormat::Rgb, 16, 12);
+        let cover = (0..6)
+            .map(cover_frame)
+            .chain([In::Event(gst::event::Eos::new())])
+            .collect();
+        let secret = (0..6)
+            .map(|n| {
+                if n == 2 {
+                    In::Event(gst::event::Gap::new(FRAME * 2, FRAME))
+                } else {
+                    solid_at(&si, FRAME * n, secret_colour(n))
+                }
+            })
+            .chain([In::Event(gst::event::Eos::new())])
+            .collect();
+        let ran = run_hide(policy, cover, secret);
+        assert_eq!(
+            ran.pts(),
+            (0..6).map(|n| FRAME * n).collect::<Vec<_>>(),
+            "{policy}: one output per cover frame"
+        );
+        let want: Vec<_> = (0..6)
+            .map(|n| match (n, policy) {
+                (2, "repeat") => mixed(cover_colour(2), secret_colour(1)),
+                (2, _) => cover_colour(2),
+                _ => mixed(cover_colour(n), secret_colour(n)),
+            })
+            .collect();
+        assert_colours(&ran.colours(), &want, policy);
+        assert!(ran.eos, "{policy}: EOS with the cover's");
+        assert!(
+            ran.gaps().is_empty(),
+            "{policy}: a secret gap is no output gap"
+        );
+    }
+}
+
+#[test]
+fn pipeline_with_a_gap_on_the_cover_outputs_one_container_per_cover_frame() {
+    init();
+    // videotestsrc's 7th cover frame becomes a GAP event (a pad probe), the secret is longer
+    // than the cover: 11 outputs at the cover frames' times, then EOS.
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=12 ! video/x-raw,format=RGB,width=16,height=12,framerate=25/1 ! identity name=cut ! h.cover \
+         videotestsrc pattern=ball num-buffers=40 ! video/x-raw,format=RGB,width=16,height=12,framerate=25/1 ! h.secret \
+         stegohide name=h model-file={} threads=1 ! fakesink name=sink",
+        linear_model("hide.onnx")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let cut = pipeline.by_name("cut").unwrap().static_pad("src").unwrap();
+    let seen_cover = std::sync::atomic::AtomicUsize::new(0);
+    cut.add_probe(gst::PadProbeType::BUFFER, move |pad, probe| {
+        let n = seen_cover.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match probe.buffer() {
+            Some(buf) if n == 6 => {
+                pad.push_event(gst::event::Gap::new(buf.pts().unwrap(), buf.duration()));
+                gst::PadProbeReturn::Drop
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out2 = out.clone();
+    pipeline
+        .by_name("sink")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+            if let Some(buf) = probe.buffer() {
+                out2.lock().unwrap().push(buf.pts().unwrap());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    common::run_to_eos(&pipeline, 60).expect("EOS");
+    let want: Vec<_> = (0..12u64).filter(|n| *n != 6).map(|n| FRAME * n).collect();
+    assert_eq!(*out.lock().unwrap(), want);
+}
+
 #[test]
 fn cover_size_change_renegotiates() {
     init();

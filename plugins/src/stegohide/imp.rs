@@ -39,14 +39,32 @@ impl Default for Settings {
     }
 }
 
+/// What `finish_buffer` does with the buffer `aggregate_frames` just filled.
+#[derive(Debug)]
+enum Output {
+    /// Push it: a container (or the cover passed through) for a new cover frame.
+    Frame,
+    /// Drop it: no new cover frame for this output period.
+    Skip,
+    /// Drop it and send this GAP event downstream instead: the cover has a gap.
+    Gap(gst::Event),
+}
+
 struct State {
     hider: stego::Hider,
     /// Size the session was last warmed up at.
     warmed: Option<(u32, u32)>,
-    /// The last secret frame (kept for `secret-eos=repeat`).
+    /// The last secret frame (hidden again through a secret gap or after the secret's end
+    /// with `secret-eos=repeat`).
     last_secret: Option<(gst::Buffer, gst_video::VideoInfo)>,
     /// Whether "no secret frame" was already logged, to log it once per stretch.
     logged_no_secret: bool,
+    /// Running time of the last cover buffer (frame or gap) turned into output: the base
+    /// class hands the same cover buffer again for every output period it still covers (or
+    /// until the next one), and those must not become more output.
+    last_cover: Option<gst::ClockTime>,
+    /// Set by `aggregate_frames` for `finish_buffer`.
+    output: Output,
 }
 
 #[derive(Default)]
@@ -68,6 +86,40 @@ impl StegoHide {
         self.obj()
             .static_pad(name)
             .and_then(|p| p.downcast::<gst_video::VideoAggregatorPad>().ok())
+    }
+
+    /// The running time of `pos` in `pad`'s segment (clipped to its start, as the base class
+    /// does when it selects buffers).
+    fn running_time(pad: &gst_base::AggregatorPad, pos: gst::ClockTime) -> Option<gst::ClockTime> {
+        let segment = pad.segment();
+        let segment = segment.downcast_ref::<gst::ClockTime>()?;
+        let pos = segment.start().map_or(pos, |start| pos.max(start));
+        segment.to_running_time(pos)
+    }
+
+    /// The output segment's position at `running_time`.
+    fn output_position(&self, running_time: gst::ClockTime) -> Option<gst::ClockTime> {
+        let segment = self.obj().src_pad().segment();
+        segment
+            .downcast_ref::<gst::ClockTime>()?
+            .position_from_running_time(running_time)
+    }
+
+    /// The cover buffer's timestamp and duration in the output segment: `None` where it has
+    /// none there (then the base class's output period stays).
+    fn output_timing(
+        &self,
+        cover_pad: &gst_base::AggregatorPad,
+        start_rt: gst::ClockTime,
+        cover: &gst::BufferRef,
+    ) -> Option<(gst::ClockTime, Option<gst::ClockTime>)> {
+        let pts = self.output_position(start_rt)?;
+        let end = cover
+            .pts()
+            .zip(cover.duration())
+            .and_then(|(p, d)| Self::running_time(cover_pad, p + d))
+            .and_then(|rt| self.output_position(rt));
+        Some((pts, end.and_then(|e| e.checked_sub(pts))))
     }
 
     fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
@@ -134,7 +186,10 @@ impl ObjectImpl for StegoHide {
             props.push(
                 glib::ParamSpecEnum::builder_with_default("secret-eos", DEFAULT_SECRET_EOS)
                     .nick("Secret EOS")
-                    .blurb("What to output when the secret ends before the cover")
+                    .blurb(
+                        "What to output once the secret has ended before the cover (repeat: \
+                         also through a gap in the secret)",
+                    )
                     .mutable_playing()
                     .build(),
             );
@@ -388,6 +443,8 @@ impl AggregatorImpl for StegoHide {
         if let Some(state) = common::lock(&self.state).as_mut() {
             state.last_secret = None;
             state.logged_no_secret = false;
+            state.last_cover = None;
+            state.output = Output::Frame;
         }
         self.parent_flush()
     }
@@ -416,6 +473,32 @@ impl AggregatorImpl for StegoHide {
         }
     }
 
+    /// Pushes the frames `aggregate_frames` made; drops the buffers the base class asked for
+    /// where the cover has no new frame, and sends the cover's gaps on as GAP events.
+    fn finish_buffer(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let output = common::lock(&self.state)
+            .as_mut()
+            .map_or(Output::Frame, |s| {
+                std::mem::replace(&mut s.output, Output::Frame)
+            });
+        match output {
+            Output::Frame => self.parent_finish_buffer(buffer),
+            Output::Skip => Ok(gst::FlowSuccess::Ok),
+            Output::Gap(event) => {
+                let src = self.obj().src_pad().clone();
+                // The base class sends stream-start, caps and segment with the first buffer
+                // (again after a flush): a GAP must not overtake them.
+                if src.sticky_event::<gst::event::Segment>(0).is_some() {
+                    gst::debug!(CAT, imp = self, "Sending the cover's gap on: {event:?}");
+                    src.push_event(event);
+                } else {
+                    gst::debug!(CAT, imp = self, "A gap before the first output: dropped");
+                }
+                Ok(gst::FlowSuccess::Ok)
+            }
+        }
+    }
+
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = common::lock(&self.settings).model.clone();
         let hider = settings.load(
@@ -429,6 +512,8 @@ impl AggregatorImpl for StegoHide {
             warmed: None,
             last_secret: None,
             logged_no_secret: false,
+            last_cover: None,
+            output: Output::Frame,
         });
         self.parent_start()
     }
@@ -439,6 +524,36 @@ impl AggregatorImpl for StegoHide {
     }
 }
 
+/// Why a cover frame has no secret frame to hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoSecret {
+    /// No secret pad, or no secret frame yet.
+    NotStarted,
+    /// A GAP on the secret pad.
+    Gap,
+    /// The secret pad is EOS.
+    Ended,
+}
+
+/// Timing: the cover drives the output. The base class asks for one output buffer per period
+/// of the output frame rate (the cover's) and hands each pad's buffer current in it, and it
+/// keeps handing the last cover buffer while no newer one covers the period: a live source
+/// that dropped frames, a GAP event without duration ahead of the cover's EOS (qtdemux on a
+/// cut stream), a cover frame longer than a period. It hands a GAP event's empty buffer
+/// through the gap. So:
+///
+/// * each cover frame becomes exactly one output buffer, with the cover frame's timestamp and
+///   duration; a period that hands a cover buffer already used, or none, outputs nothing;
+/// * a GAP on the cover outputs no buffer: the GAP event goes downstream instead (once the
+///   output has started, since it must not overtake the stream's caps and segment);
+/// * the output ends (EOS) as soon as the cover has ended and its last frame is out, however
+///   long the secret goes on.
+///
+/// The secret: each cover frame hides the secret frame current at its time. Without one the
+/// cover passes through: before the first secret frame (or without a secret pad), and during
+/// a GAP on the secret unless `secret-eos=repeat`, which hides the last secret frame through
+/// the gap as after the secret's end (a gap is not an end: `secret-eos=eos` does not end the
+/// output for it). Once the secret has ended, `secret-eos` decides.
 impl VideoAggregatorImpl for StegoHide {
     fn aggregate_frames(
         &self,
@@ -457,82 +572,118 @@ impl VideoAggregatorImpl for StegoHide {
             );
             return Err(gst::FlowError::Error);
         };
-        let Some(cover) = cover_pad.prepared_frame(token) else {
-            if cover_pad.is_eos() {
-                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
-                return Err(gst::FlowError::Eos);
-            }
-            // A gap on the cover: output a black gap frame.
-            gst::debug!(CAT, imp = self, "No cover frame: outputting a gap");
-            if let Ok(mut map) = outbuf.map_writable() {
-                map.as_mut_slice().fill(0);
-            }
-            outbuf.set_flags(gst::BufferFlags::GAP);
-            return Ok(gst::FlowSuccess::Ok);
-        };
-
-        let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &out_info)
-            .map_err(|e| self.flow_error("Cannot map the output buffer", e))?;
         let mut state = common::lock(&self.state);
         let Some(state) = state.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        state.output = Output::Skip;
+
+        let cover_eos = cover_pad.is_eos();
+        let Some(cover_buf) = cover_pad.current_buffer(token) else {
+            if cover_eos {
+                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
+                return Err(gst::FlowError::Eos);
+            }
+            gst::log!(CAT, imp = self, "No cover frame for this period: no output");
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let cover_agg_pad = cover_pad.upcast_ref::<gst_base::AggregatorPad>();
+        let new_cover_rt = cover_buf
+            .pts()
+            .and_then(|pts| Self::running_time(cover_agg_pad, pts))
+            .filter(|rt| state.last_cover.is_none_or(|last| *rt > last));
+        let Some(cover_rt) = new_cover_rt else {
+            if cover_eos {
+                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
+                return Err(gst::FlowError::Eos);
+            }
+            gst::log!(
+                CAT,
+                imp = self,
+                "No new cover frame for this period (cover buffer at {:?} already used): no \
+                 output",
+                cover_buf.pts()
+            );
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        state.last_cover = Some(cover_rt);
+        let timing = self.output_timing(cover_agg_pad, cover_rt, &cover_buf);
+
+        let Some(cover) = cover_pad.prepared_frame(token) else {
+            let is_gap = cover_buf.size() == 0 && cover_buf.flags().contains(gst::BufferFlags::GAP);
+            if !is_gap {
+                return Err(self.flow_error(
+                    "Cannot map the cover frame",
+                    format!("{cover_buf:?} with {:?}", cover_pad.video_info()),
+                ));
+            }
+            if cover_eos {
+                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
+                return Err(gst::FlowError::Eos);
+            }
+            gst::debug!(CAT, imp = self, "A gap on the cover: no output frame");
+            if let Some((pts, duration)) = timing {
+                state.output = Output::Gap(gst::event::Gap::new(pts, duration));
+            }
+            return Ok(gst::FlowSuccess::Ok);
+        };
+
+        // The cover frame's timing, not the base class's output period.
+        if let Some((pts, duration)) = timing {
+            outbuf.set_pts(pts);
+            if duration.is_some() {
+                outbuf.set_duration(duration);
+            }
+        }
+        let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &out_info)
+            .map_err(|e| self.flow_error("Cannot map the output buffer", e))?;
+        state.output = Output::Frame;
 
         let secret_pad = self.sink_pad(SECRET);
-        if let Some(secret) = secret_pad.as_ref().and_then(|p| p.prepared_frame(token)) {
+        if let Some(pad) = secret_pad.as_ref()
+            && let Some(secret) = pad.prepared_frame(token)
+        {
             state.logged_no_secret = false;
-            if policy == SecretEos::Repeat
-                && let Some(pad) = secret_pad.as_ref()
-            {
-                state.last_secret = pad.current_buffer(token).zip(pad.video_info());
-            }
+            state.last_secret = pad.current_buffer(token).zip(pad.video_info());
             return self.hide(state, &cover, &secret, &mut out);
         }
 
-        // No secret frame for this cover frame: no secret pad, the secret has not started
-        // (or has a gap), or it has ended.
-        let Some(secret_pad) = secret_pad.filter(|p| p.is_eos()) else {
-            if !state.logged_no_secret {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "No secret frame: passing the cover through"
-                );
-                state.logged_no_secret = true;
-            }
-            return self.passthrough(&cover, &mut out);
+        // No secret frame for this cover frame.
+        let why = match secret_pad.as_ref() {
+            Some(pad) if pad.is_eos() => NoSecret::Ended,
+            // The current buffer without a frame: a GAP event's empty buffer.
+            Some(pad) if pad.current_buffer(token).is_some() => NoSecret::Gap,
+            _ => NoSecret::NotStarted,
         };
-        gst::log!(CAT, obj = secret_pad, "Ended; secret-eos={policy:?}");
-        match policy {
-            SecretEos::Eos => {
+        match (why, policy) {
+            (NoSecret::Ended, SecretEos::Eos) => {
                 gst::debug!(
                     CAT,
                     imp = self,
                     "The secret has ended: ending the output (secret-eos=eos)"
                 );
-                Err(gst::FlowError::Eos)
+                return Err(gst::FlowError::Eos);
             }
-            SecretEos::Repeat => match state.last_secret.clone() {
-                Some((buffer, info)) => {
+            (NoSecret::Ended | NoSecret::Gap, SecretEos::Repeat) => {
+                if let Some((buffer, info)) = state.last_secret.clone() {
+                    gst::log!(CAT, imp = self, "{why:?} secret: hiding its last frame");
                     let secret =
                         gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
                             .map_err(|e| self.flow_error("Cannot map the last secret frame", e))?;
-                    self.hide(state, &cover, &secret, &mut out)
+                    return self.hide(state, &cover, &secret, &mut out);
                 }
-                None => self.passthrough(&cover, &mut out),
-            },
-            _ => {
-                if !state.logged_no_secret {
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "The secret has ended: passing the cover through"
-                    );
-                    state.logged_no_secret = true;
-                }
-                self.passthrough(&cover, &mut out)
             }
+            _ => {}
         }
+        if !state.logged_no_secret {
+            gst::info!(
+                CAT,
+                imp = self,
+                "No secret frame ({why:?}, secret-eos={policy:?}): passing the cover through"
+            );
+            state.logged_no_secret = true;
+        }
+        self.passthrough(&cover, &mut out)
     }
 }
 

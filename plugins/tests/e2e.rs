@@ -4,7 +4,8 @@
 //
 //   1. cover: the default clip data/video/bigbuckbunny.mp4 (decodebin), scaled to 160x90 RGB,
 //      its first 12 frames (cut exactly with a pad probe: see common::cut_after); secret: the
-//      PNG photos astronaut / chelsea / coffee as a 25 fps slideshow (multifilesrc + pngdec),
+//      PNG photos astronaut / chelsea / coffee (rescaled to one size, 320x180, so that the
+//      caps never change) as a 25 fps slideshow (multifilesrc + pngdec),
 //      scaled to the cover's size *before* stegohide;
 //      → stegohide → FFV1 (BGRx, lossless) in Matroska, to a file.
 //      Tees grab the cover and secret frames the element received, the containers it output,

@@ -13,6 +13,12 @@
  * `secret-eos` decides what follows; when the cover ends, the output ends. Until the first
  * secret frame arrives (or without a `secret` pad), the cover passes through unchanged.
  *
+ * The cover drives the output: exactly one container per cover frame, with that frame's
+ * timestamps and duration; a missing cover frame is never filled in by repeating the last one.
+ * A GAP on the cover becomes a GAP event downstream, not a frame. A GAP on the secret: with
+ * `secret-eos=repeat` the last secret frame is hidden, otherwise the cover passes through; a
+ * gap never ends the output.
+ *
  * Both pads take packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before
  * them for other formats). A frame's alpha passes through unchanged.
  *

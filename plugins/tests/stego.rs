@@ -1119,28 +1119,16 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
 }
 
 #[test]
-fn variant_fast_loads_the_fast_models_or_says_how_to_get_them() {
-    // The fast models are optional in models/: with them the pipeline runs, without them
-    // the error names the file and says what to do.
-    let present = [Role::Hide, Role::Reveal]
-        .iter()
-        .all(|r| stego::default_model_file_for(*r, stego::Variant::Fast).is_file());
-    let res = run_pipeline(
+fn variant_fast_runs_the_shipped_fast_models() {
+    // 30x22 is not a multiple of the fast nets' 4x4 cells: the library pads and crops.
+    for r in [Role::Hide, Role::Reveal] {
+        let f = stego::default_model_file_for(r, stego::Variant::Fast);
+        assert!(f.is_file(), "{} is shipped in models/", f.display());
+    }
+    run_pipeline(
         "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=30,height=22 ! h.cover \
          videotestsrc pattern=ball num-buffers=2 ! video/x-raw,format=RGB,width=30,height=22 ! h.secret \
          stegohide name=h variant=fast threads=1 ! stegoreveal variant=fast threads=1 ! fakesink",
-    );
-    if present {
-        res.expect("the fast models run");
-    } else {
-        let err = res.expect_err("missing fast models fail");
-        assert!(
-            err.contains("-fast.onnx"),
-            "the error names the file: {err}"
-        );
-        assert!(
-            err.contains("--arch fast") && err.contains("variant=paper"),
-            "the error says what to do: {err}"
-        );
-    }
+    )
+    .expect("the fast models run in both elements");
 }

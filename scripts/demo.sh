@@ -23,7 +23,7 @@ rm -rf out/slides out/revealed_*.png; mkdir -p out/slides; i=0
 for f in data/images/skimage_astronaut.png data/images/skimage_chelsea.png data/images/skimage_coffee.png; do
   cp "$f" "out/slides/$i.png"; i=$((i+1)); done
 gst-launch-1.0 -q \
-  stegohide name=h secret-eos=eos ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! \
+  stegohide name=h variant=fast secret-eos=eos ! videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux ! \
     filesink location=out/container.mkv \
   filesrc location=data/video/bigbuckbunny.mp4 ! decodebin ! videoconvert ! videoscale ! \
     video/x-raw,format=RGB,width=$W,height=$H ! queue ! h.cover \
@@ -33,13 +33,14 @@ gst-launch-1.0 -q \
 
 if [ -s out/container.mkv ]; then
   gst-launch-1.0 -q filesrc location=out/container.mkv ! matroskademux ! avdec_ffv1 ! videoconvert ! \
-    video/x-raw,format=RGB ! stegoreveal ! videoconvert ! pngenc ! multifilesink location="out/revealed_%04d.png"
+    video/x-raw,format=RGB ! stegoreveal variant=fast ! videoconvert ! pngenc ! multifilesink location="out/revealed_%04d.png"
   echo "   container video: out/container.mkv; revealed frames: out/revealed_*.png"
 fi
 
 echo "== stills: hide, reveal, evaluate"
-$STEGO hide --cover data/images/skimage_astronaut.png --secret data/images/skimage_coffee.png -o out/container.png
-$STEGO reveal out/container.png -o out/revealed.png
+$STEGO hide --variant fast --cover data/images/skimage_astronaut.png --secret data/images/skimage_coffee.png -o out/container.png
+$STEGO reveal --variant fast out/container.png -o out/revealed.png
 # The held-out photos (never trained on).
-$STEGO eval data/heldout --resize 256 --crop 256 --figure out/eval.png --csv out/eval.csv
-echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv, container.mkv, revealed_*.png"
+$STEGO eval data/heldout --resize 256 --crop 256 --variant fast --figure out/eval.png --csv out/eval.csv
+$STEGO eval data/heldout --resize 256 --crop 256 --variant paper --figure out/eval-paper.png --csv out/eval-paper.csv
+echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv (fast nets), eval-paper.png, eval-paper.csv (paper nets), container.mkv, revealed_*.png"

@@ -250,6 +250,11 @@ fn base_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
     let mut b = Session::builder(env)
         .map_err(|e| e.to_string())?
         .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| e.to_string())?
+        // No busy-waiting between runs: onnxruntime's worker threads otherwise spin for a
+        // while after each run, taking the cores from the rest of a pipeline (sources,
+        // converters, encoders) exactly when they need them.
+        .with_intra_op_spinning(false)
         .map_err(|e| e.to_string())?;
     if let Some(n) = options.threads.filter(|&n| n > 0) {
         b = b.with_intra_threads(n).map_err(|e| e.to_string())?;

@@ -17,15 +17,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
+use stego::frame::bench_support::pseudo_random_bytes;
 
 /// The former implementation, per pixel through a table and runtime offsets.
 mod old {

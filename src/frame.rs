@@ -534,6 +534,17 @@ pub mod bench_support {
     /// Frames of at least this many pixels are split across threads.
     pub const PARALLEL_MIN_PIXELS: usize = super::PARALLEL_MIN_PIXELS;
 
+    /// `n` deterministic pseudo-random bytes (a 64-bit LCG's top byte): test and bench frames.
+    pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 56) as u8
+            })
+            .collect()
+    }
+
     /// [`Converter::to_tensor`] for a same-size frame, on `threads` bands.
     pub fn to_tensor_threads(frame: &Frame, out: &mut [f32], tensor_w: usize, tensor_h: usize, threads: usize) {
         frame_to_planar_threads(frame, out, tensor_w, tensor_h, threads)
@@ -931,13 +942,7 @@ mod tests {
     }
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (s >> 56) as u8
-            })
-            .collect()
+        bench_support::pseudo_random_bytes(n, seed)
     }
 
     /// Small frames (one band), frames forced onto 2 and 3 bands, and a frame large enough for

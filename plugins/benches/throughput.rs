@@ -35,17 +35,7 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
+use stego::frame::bench_support::pseudo_random_bytes;
 
 /// MACs per pixel of a model, from its metadata, or the paper nets' counts.
 fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {

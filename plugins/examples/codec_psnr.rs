@@ -9,7 +9,7 @@
 // output (what the codec changed).
 //
 //   cargo run --release -p gst-plugin-stego --example codec_psnr -- [--size 320x180]
-//       [--frames 25] [--slide-fps 2] [--out DIR]
+//       [--frames 25] [--slide-fps 2] [--out DIR] [--variant paper|fast]
 //
 // Models: the shipped models/ (or STEGO_TEST_MODEL_DIR). Needs gstreamer1.0-libav (FFV1,
 // H.264 decoding) and gstreamer1.0-plugins-ugly (x264enc).
@@ -66,6 +66,7 @@ fn main() {
     let mut frames = 25usize;
     let mut slide_fps = 2u32;
     let mut out = std::env::temp_dir().join("stego-codec-psnr");
+    let mut variant = stego::Variant::Paper;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -77,6 +78,10 @@ fn main() {
             "--frames" => frames = v.parse().unwrap(),
             "--slide-fps" => slide_fps = v.parse().unwrap(),
             "--out" => out = PathBuf::from(v),
+            "--variant" => {
+                variant = stego::Variant::from_name(&v)
+                    .unwrap_or_else(|| panic!("--variant {v}: use paper or fast"))
+            }
             _ => panic!("unknown argument {a}"),
         }
     }
@@ -93,8 +98,8 @@ fn main() {
     let slides = slides(&out.join("slides"));
     let caps = format!("video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1");
     let q = "queue max-size-buffers=0 max-size-bytes=0 max-size-time=0";
-    let hm = model("hide.onnx");
-    let rm = model("reveal.onnx");
+    let hm = model(variant.file_name(stego::contract::Role::Hide));
+    let rm = model(variant.file_name(stego::contract::Role::Reveal));
 
     let mut launch = format!(
         "stegohide name=h model-file=\"{}\" ! tee name=ot ot. ! {q} ! fakesink name=containers sync=false async=false \

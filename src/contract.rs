@@ -115,6 +115,11 @@ impl Variant {
             (Variant::Fast, Role::Reveal) => FAST_REVEAL_FILE,
         }
     }
+    /// The file name of `role`'s float16 export of this variant (`hide-fp16.onnx`,
+    /// `reveal-fast-fp16.onnx`, …; see [`meta::PRECISION`]).
+    pub fn fp16_file_name(self, role: Role) -> String {
+        self.file_name(role).replace(".onnx", "-fp16.onnx")
+    }
 }
 
 impl std::fmt::Display for Variant {

@@ -53,9 +53,8 @@ fn macs_per_pixel(model: &std::path::Path, role: Role) -> f64 {
         })
 }
 
-/// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
-fn worker(
-    method: &str,
+/// What one cell of the table runs: the model, the frame size and count, and the runtime.
+struct CellSpec {
     role: Role,
     model: PathBuf,
     w: usize,
@@ -63,7 +62,19 @@ fn worker(
     frames: usize,
     threads: Option<usize>,
     provider: ExecutionProvider,
-) -> Result<(), String> {
+}
+
+/// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
+fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
+    let CellSpec {
+        role,
+        ref model,
+        w,
+        h,
+        frames,
+        threads,
+        provider,
+    } = *spec;
     let opts = RuntimeOptions {
         threads,
         execution_provider: provider,
@@ -90,7 +101,7 @@ fn worker(
                     .with_execution_providers([cuda])
                     .map_err(|e| e.to_string())?;
             }
-            let mut s = b.commit_from_file(&model).map_err(|e| e.to_string())?;
+            let mut s = b.commit_from_file(model).map_err(|e| e.to_string())?;
             let a = ndarray::Array4::<f32>::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
                 cover[(y * w + x) * 3 + c] as f32 / 255.0
             });
@@ -127,7 +138,7 @@ fn worker(
             let sf = Frame::packed(&secret, PixelFormat::Rgb, w, h).map_err(|e| e.to_string())?;
             match role {
                 Role::Hide => {
-                    let mut hider = stego::Hider::new(&model, &opts).map_err(|e| e.to_string())?;
+                    let mut hider = stego::Hider::new(model, &opts).map_err(|e| e.to_string())?;
                     hider.warm_up(w, h).map_err(|e| e.to_string())?;
                     let t = Instant::now();
                     for _ in 0..frames {
@@ -143,7 +154,7 @@ fn worker(
                     t.elapsed().as_secs_f64()
                 }
                 Role::Reveal => {
-                    let mut r = stego::Revealer::new(&model, &opts).map_err(|e| e.to_string())?;
+                    let mut r = stego::Revealer::new(model, &opts).map_err(|e| e.to_string())?;
                     r.warm_up(w, h).map_err(|e| e.to_string())?;
                     let t = Instant::now();
                     for _ in 0..frames {
@@ -158,7 +169,7 @@ fn worker(
                 }
             }
         }
-        "gst" => gst_cell(role, &model, w, h, frames, threads, provider, &cover, &secret)?,
+        "gst" => gst_cell(spec, &cover, &secret)?,
         other => return Err(format!("unknown method {other}")),
     };
     println!("RESULT {frames} {secs:.6} {}", peak_rss_kib());
@@ -169,18 +180,16 @@ fn worker(
 /// the first buffer reaching fakesink to the last. The frames are the same bytes as the other
 /// methods', pushed from appsrc (one thread per source, sharing the memory: no copies and no
 /// pattern drawing on the cores the element uses).
-#[allow(clippy::too_many_arguments)]
-fn gst_cell(
-    role: Role,
-    model: &std::path::Path,
-    w: usize,
-    h: usize,
-    frames: usize,
-    threads: Option<usize>,
-    provider: ExecutionProvider,
-    cover: &[u8],
-    secret: &[u8],
-) -> Result<f64, String> {
+fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String> {
+    let CellSpec {
+        role,
+        ref model,
+        w,
+        h,
+        frames,
+        threads,
+        provider,
+    } = *spec;
     use gst::prelude::*;
     gst::init().map_err(|e| e.to_string())?;
     gststego::plugin_register_static().map_err(|e| e.to_string())?;
@@ -285,17 +294,16 @@ struct Cell {
     rss_mib: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_cell(
-    method: &str,
-    role: Role,
-    model: &std::path::Path,
-    w: usize,
-    h: usize,
-    frames: usize,
-    threads: Option<usize>,
-    provider: ExecutionProvider,
-) -> Result<Cell, String> {
+fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
+    let CellSpec {
+        role,
+        ref model,
+        w,
+        h,
+        frames,
+        threads,
+        provider,
+    } = *spec;
     let out = if method == "python" {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let py = std::env::var_os("STEGO_BENCH_PYTHON")
@@ -392,16 +400,16 @@ fn main() {
             .split_once('x')
             .map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0)))
             .unwrap_or((0, 0));
-        if let Err(e) = worker(
-            &g(1),
+        let spec = CellSpec {
             role,
-            PathBuf::from(g(3)),
+            model: PathBuf::from(g(3)),
             w,
             h,
-            g(5).parse().unwrap_or(1),
+            frames: g(5).parse().unwrap_or(1),
             threads,
             provider,
-        ) {
+        };
+        if let Err(e) = worker(&g(1), &spec) {
             eprintln!("worker error: {e}");
             std::process::exit(1);
         }
@@ -442,11 +450,10 @@ fn main() {
             Role::Hide
         }
     }) {
-        let file = variant.file_name(role);
         let model = model_dir.join(if precision == "fp16" {
-            file.replace(".onnx", "-fp16.onnx")
+            variant.fp16_file_name(role)
         } else {
-            file.to_string()
+            variant.file_name(role).to_string()
         });
         for size in sizes.split(',') {
             let Some((w, h)) = size
@@ -456,6 +463,15 @@ fn main() {
                 eprintln!("bad size {size:?}: use WxH");
                 std::process::exit(2);
             };
+            let spec = CellSpec {
+                role,
+                model: model.clone(),
+                w,
+                h,
+                frames,
+                threads,
+                provider,
+            };
             let mut base = None;
             for (method, label) in [
                 ("ort", "(a) onnxruntime session"),
@@ -463,7 +479,7 @@ fn main() {
                 ("gst", "(c) GStreamer element"),
                 ("python", "(d) Python ort+numpy"),
             ] {
-                match run_cell(method, role, &model, w, h, frames, threads, provider) {
+                match run_cell(method, &spec) {
                     Ok(c) => {
                         let rel =
                             base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));

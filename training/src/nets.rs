@@ -257,18 +257,6 @@ impl StegoNets {
         })
     }
 
-    /// Nets reading (detached copies of) the given weights: for inference, no autograd graph.
-    pub fn from_tensors(weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
-        let detached: HashMap<String, Tensor> =
-            weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
-        Self::new(VarBuilder::from_tensors(detached, DType::F32, device))
-    }
-
-    /// Inference copy of the weights in `varmap` (detached).
-    pub fn inference_from_varmap(varmap: &VarMap, device: &Device) -> Result<Self> {
-        Self::from_tensors(&varmap_tensors(varmap), device)
-    }
-
     /// The same nets with the hide net's output mode set.
     pub fn with_hide_output(mut self, output: HideOutput) -> Self {
         self.hide.output = output;
@@ -466,11 +454,15 @@ impl Nets {
             Arch::Fast => Nets::Fast(FastNets::new(vb)?),
         })
     }
+    /// Nets of `arch` reading (detached copies of) the given weights: for inference, no
+    /// autograd graph.
+    pub fn from_tensors(arch: Arch, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        let detached: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
+        Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
+    }
     /// Inference copy of the weights in `varmap` (detached).
     pub fn inference_from_varmap(arch: Arch, varmap: &VarMap, device: &Device) -> Result<Self> {
-        let detached: HashMap<String, Tensor> =
-            varmap_tensors(varmap).iter().map(|(k, v)| (k.clone(), v.detach())).collect();
-        Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
+        Self::from_tensors(arch, &varmap_tensors(varmap), device)
     }
     /// The same nets with the hide net's output mode set.
     pub fn with_hide_output(self, output: HideOutput) -> Self {

@@ -547,10 +547,8 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
 /// into `dir` (created if needed).
 pub fn export(weights: &HashMap<String, Tensor>, dir: &Path, info: &ExportInfo) -> Result<Exported> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = |role| {
-        let f = info.arch.variant().file_name(role);
-        if info.fp16 { f.replace(".onnx", "-fp16.onnx") } else { f.to_string() }
-    };
+    let variant = info.arch.variant();
+    let name = |role| if info.fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
     let hide = dir.join(name(Role::Hide));
     let reveal = dir.join(name(Role::Reveal));
     write_model(&hide_model(weights, info)?, &hide)?;

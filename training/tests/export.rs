@@ -60,10 +60,7 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: 
     let dir = tempfile::tempdir().unwrap();
     let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, fp16 };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
-    let name = |role| {
-        let f = arch.variant().file_name(role);
-        if fp16 { f.replace(".onnx", "-fp16.onnx") } else { f.to_string() }
-    };
+    let name = |role| if fp16 { arch.variant().fp16_file_name(role) } else { arch.variant().file_name(role).to_string() };
     assert_eq!(files.hide, dir.path().join(name(Role::Hide)));
     assert_eq!(files.reveal, dir.path().join(name(Role::Reveal)));
     // float16 weights keep ~3 significant digits; through 5-7 layers the outputs in [0, 1]

@@ -5,11 +5,18 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--variant paper|fast] [--precision fp32|fp16] [--execution-provider cpu|cuda]`
+//!  [--variant paper|fast] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]`
 //!
 //! `--precision fp16` runs the float16 exports (`hide-fp16.onnx`, …: `training export --fp16`).
 //!
 //! Each cell runs in its own process so that its peak RSS is its own.
+//!
+//! Each (role, size) is measured in `--rounds R` interleaved rounds (default 3): round r runs
+//! every method once, starting the rotation (a, b, c, d) at method r mod 4, so no method always
+//! runs first or after the same neighbour. A row shows the median fps over the rounds (ms/frame
+//! and GFLOP/s derived from it), the min–max fps, and the largest peak RSS; "vs (a)" is the
+//! median over rounds of fps(method) / fps(a) within each round, pairs measured moments apart
+//! on the same machine state. Rounds in which a method fails are left out of its row.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -287,12 +294,33 @@ fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String>
     Ok(secs * frames as f64 / (times.len() - 1) as f64)
 }
 
+/// One measurement of one method: frames per second and the process's peak RSS.
 struct Cell {
     fps: f64,
-    ms: f64,
-    gflops: f64,
     rss_mib: f64,
 }
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len().is_multiple_of(2) {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    })
+}
+
+/// The methods in table order: the name `run_cell` takes and the row label.
+const METHODS: [(&str, &str); 4] = [
+    ("ort", "(a) onnxruntime session"),
+    ("lib", "(b) stego library"),
+    ("gst", "(c) GStreamer element"),
+    ("python", "(d) Python ort+numpy"),
+];
 
 fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
     let CellSpec {
@@ -365,13 +393,11 @@ fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    let (n, secs, rss) = (v[0], v[1], v[2]);
-    let fps = n / secs;
-    let flop_per_frame = 2.0 * macs_per_pixel(model, role) * (w * h) as f64;
+    let &[n, secs, rss] = v.as_slice() else {
+        return Err(format!("{method}: bad result line {line:?}"));
+    };
     Ok(Cell {
-        fps,
-        ms: 1000.0 / fps,
-        gflops: fps * flop_per_frame / 1e9,
+        fps: n / secs,
         rss_mib: rss / 1024.0,
     })
 }
@@ -436,13 +462,27 @@ fn main() {
         eprintln!("bad --precision {precision:?}: use fp32 or fp16");
         std::process::exit(2);
     }
+    let rounds: usize = if args.iter().any(|a| a == "--rounds") {
+        let r = arg(&args, "--rounds").unwrap_or_default();
+        match r.parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("bad --rounds {r:?}: use a positive whole number");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        3
+    };
     println!(
-        "stego throughput: {frames} timed frames per cell after warm-up; provider: {provider}; threads: {}; models: {} ({variant}, {precision})",
+        "stego throughput: {frames} timed frames per cell after warm-up; {rounds} interleaved rounds per cell, figures are medians over the rounds (vs (a): median of per-round ratios); provider: {provider}; threads: {}; models: {} ({variant}, {precision})",
         threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
         model_dir.display()
     );
-    println!("| role | size | method | fps | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| role | size | method | fps | fps range | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     for role in roles.split(',').map(|r| {
         if r == "reveal" {
             Role::Reveal
@@ -472,27 +512,47 @@ fn main() {
                 threads,
                 provider,
             };
-            let mut base = None;
-            for (method, label) in [
-                ("ort", "(a) onnxruntime session"),
-                ("lib", "(b) stego library"),
-                ("gst", "(c) GStreamer element"),
-                ("python", "(d) Python ort+numpy"),
-            ] {
-                match run_cell(method, &spec) {
-                    Ok(c) => {
-                        let rel =
-                            base.map_or("1.00".to_string(), |b: f64| format!("{:.2}", c.fps / b));
-                        if base.is_none() {
-                            base = Some(c.fps);
-                        }
-                        println!(
-                            "| {role} | {w}x{h} | {label} | {:.2} | {:.1} | {:.1} | {:.0} | {rel} |",
-                            c.fps, c.ms, c.gflops, c.rss_mib
-                        );
-                    }
-                    Err(e) => println!("| {role} | {w}x{h} | {label} | error: {e} | | | | |"),
+            // results[m][r]: method m (index into METHODS) in round r.
+            let mut results: Vec<Vec<Result<Cell, String>>> =
+                METHODS.iter().map(|_| Vec::with_capacity(rounds)).collect();
+            for r in 0..rounds {
+                for k in 0..METHODS.len() {
+                    let m = (r + k) % METHODS.len();
+                    results[m].push(run_cell(METHODS[m].0, &spec));
                 }
+            }
+            let flop_per_frame = 2.0 * macs_per_pixel(&model, role) * (w * h) as f64;
+            for (m, (method, label)) in METHODS.iter().enumerate() {
+                let ok: Vec<&Cell> = results[m].iter().filter_map(|c| c.as_ref().ok()).collect();
+                for (r, c) in results[m].iter().enumerate() {
+                    if let (Err(e), false) = (c, ok.is_empty()) {
+                        eprintln!("{role} {w}x{h} {method}: round {r} left out: {e}");
+                    }
+                }
+                let Some(fps) = median(ok.iter().map(|c| c.fps).collect()) else {
+                    let e = results[m]
+                        .iter()
+                        .find_map(|c| c.as_ref().err())
+                        .cloned()
+                        .unwrap_or_default();
+                    println!("| {role} | {w}x{h} | {label} | error: {e} | | | | | |");
+                    continue;
+                };
+                let lo = ok.iter().map(|c| c.fps).fold(f64::INFINITY, f64::min);
+                let hi = ok.iter().map(|c| c.fps).fold(f64::NEG_INFINITY, f64::max);
+                let rss = ok.iter().map(|c| c.rss_mib).fold(0.0, f64::max);
+                // Paired ratios: this method and (a) in the same round.
+                let ratios = results[m]
+                    .iter()
+                    .zip(&results[0])
+                    .filter_map(|(c, a)| Some(c.as_ref().ok()?.fps / a.as_ref().ok()?.fps))
+                    .collect();
+                let rel = median(ratios).map_or("n/a".to_string(), |x| format!("{x:.2}"));
+                println!(
+                    "| {role} | {w}x{h} | {label} | {fps:.2} | {lo:.2}–{hi:.2} | {:.1} | {:.1} | {rss:.0} | {rel} |",
+                    1000.0 / fps,
+                    fps * flop_per_frame / 1e9
+                );
             }
         }
     }

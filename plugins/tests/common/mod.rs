@@ -262,7 +262,8 @@ pub fn slides(dir: &std::path::Path) -> String {
         // into a queue whose downstream has ended can block the source for good).
         let img = image::open(&src).expect("decode a slide").into_rgb8();
         let img = image::imageops::resize(&img, 320, 180, image::imageops::FilterType::Triangle);
-        img.save(dir.join(format!("{i}.png"))).expect("write a slide");
+        img.save(dir.join(format!("{i}.png")))
+            .expect("write a slide");
     }
     dir.join("%d.png").to_string_lossy().into_owned()
 }

@@ -29,10 +29,10 @@ cargo bench -p gst-plugin-stego --bench throughput --no-run --locked
 export ORT_DYLIB_PATH="$ROOT/.ort/gpu/libonnxruntime.so"
 export LD_LIBRARY_PATH="$ROOT/.ort/gpu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export STEGO_BENCH_PYTHON="$ROOT/.venv-gpu/bin/python"
-# Within 5 minutes: the paper nets (float32: hide and reveal; float16: hide) and the fast nets
+# Within 5 minutes (one round per cell): the paper nets (float32: hide and reveal; float16: hide) and the fast nets
 # (hide), at 720p and 1080p.
 bench() { cargo bench -p gst-plugin-stego --bench throughput --locked -- \
-  --execution-provider cuda --sizes 1280x720,1920x1080 --frames 30 "$@"; }
+  --execution-provider cuda --sizes 1280x720,1920x1080 --frames 30 --rounds 1 "$@"; }
 start=$(date +%s)
 timeout 300 bash -c "$(declare -f bench); bench --roles hide,reveal --variant paper --precision fp32 && \
   bench --roles hide --variant paper --precision fp16 && bench --roles hide --variant fast --precision fp32"

@@ -186,7 +186,10 @@ fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
 /// Times `frames` buffers through the element after one warm-up buffer: the clock runs from
 /// the first buffer reaching fakesink to the last. The frames are the same bytes as the other
 /// methods', pushed from appsrc (one thread per source, sharing the memory: no copies and no
-/// pattern drawing on the cores the element uses).
+/// pattern drawing on the cores the element uses). The appsrc queues are unbounded, so the
+/// pushing threads queue every frame at once and are done before the timed frames: like the
+/// ready tensors of (a) and the ready frames of (b), the frames wait in memory, and no source
+/// thread wakes up per frame on the cores onnxruntime's threads are using.
 fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String> {
     let CellSpec {
         role,
@@ -208,7 +211,7 @@ fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String>
         provider.as_str()
     );
     let src = |name: &str| {
-        format!("appsrc name={name} caps=\"{caps}\" format=time block=true max-buffers=2")
+        format!("appsrc name={name} caps=\"{caps}\" format=time block=false max-buffers=0 max-bytes=0 max-time=0")
     };
     let desc = match role {
         Role::Hide => format!(

@@ -441,11 +441,11 @@ impl Model {
     }
 
     fn ensure_buffers(&mut self, shape: [usize; 4]) -> Result<()> {
-        if shape[1] != contract::CHANNELS || shape.iter().any(|&d| d == 0) {
+        if shape[1] != contract::CHANNELS || shape.contains(&0) {
             return Err(Error::InvalidValue { what: "tensor shape", value: format!("{shape:?}"), expected: "[N ≥ 1, 3, H ≥ 1, W ≥ 1]".into() });
         }
         let m = self.size_multiple;
-        if shape[2] % m != 0 || shape[3] % m != 0 {
+        if !shape[2].is_multiple_of(m) || !shape[3].is_multiple_of(m) {
             return Err(Error::FrameSize { width: shape[3], height: shape[2], reason: format!("this model needs multiples of {m}") });
         }
         if self.buffers.as_ref().is_some_and(|b| b.shape == shape) {

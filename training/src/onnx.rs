@@ -307,12 +307,12 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// `x` as the network's working type: a `Cast` to float16 in an fp16 graph.
-    fn to_work(&mut self, x: &str) -> String {
+    fn cast_to_work(&mut self, x: &str) -> String {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT16 as i64)]) } else { x.to_string() }
     }
 
     /// `x` back to float32 (a `Cast` in an fp16 graph).
-    fn to_f32(&mut self, x: &str) -> String {
+    fn cast_to_f32(&mut self, x: &str) -> String {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT as i64)]) } else { x.to_string() }
     }
 
@@ -477,8 +477,8 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
 /// `hide.onnx` as a message: prep + hide nets.
 pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
-    let cover = g.to_work(contract::HIDE_COVER);
-    let secret = g.to_work(contract::HIDE_SECRET);
+    let cover = g.cast_to_work(contract::HIDE_COVER);
+    let secret = g.cast_to_work(contract::HIDE_SECRET);
     let z = match info.arch {
         nets::Arch::Paper => {
             let prepared = g.blocks(&secret, "prep", nets::PREP_BLOCKS)?;
@@ -495,7 +495,7 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
             g.depth_to_space(&z)
         }
     };
-    let mut logits = g.to_f32(&z);
+    let mut logits = g.cast_to_f32(&z);
     if info.hide_output == nets::HideOutput::Residual {
         // logit(ε + (1 − 2ε)·cover) + z, as nets::cover_logit.
         g.scalar("residual.scale", 1.0 - 2.0 * nets::RESIDUAL_EPS);
@@ -516,7 +516,7 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 /// `reveal.onnx` as a message: reveal net.
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
-    let container = g.to_work(contract::REVEAL_CONTAINER);
+    let container = g.cast_to_work(contract::REVEAL_CONTAINER);
     let z = match info.arch {
         nets::Arch::Paper => {
             let x = g.blocks(&container, "reveal", nets::REVEAL_BLOCKS)?;
@@ -529,7 +529,7 @@ pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Res
             g.depth_to_space(&z)
         }
     };
-    let logits = g.to_f32(&z);
+    let logits = g.cast_to_f32(&z);
     g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);
     let graph = g.finish("stego_reveal", Role::Reveal.inputs(), Role::Reveal.output());
     Ok(model(Role::Reveal, graph, info))

@@ -153,7 +153,7 @@ impl TrainConfig {
             bail!("--steps, --batch-size and --crop must be positive");
         }
         let m = self.arch.size_multiple() as u32;
-        if self.crop % m != 0 {
+        if !self.crop.is_multiple_of(m) {
             bail!("--crop {} is not a multiple of {m}, which the {} nets need", self.crop, self.arch.as_str());
         }
         if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {

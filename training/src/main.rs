@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use training::train::{self, RunOptions, TrainConfig};
 
@@ -28,6 +28,16 @@ enum Command {
     /// Export hide.onnx and reveal.onnx (hide-fast.onnx, reveal-fast.onnx for fast nets) from
     /// a checkpoint.
     Export(ExportArgs),
+    /// Redraw a run folder's loss.png from its metrics.csv and validation.csv (after joining
+    /// the CSV files of a run continued in another folder, say).
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The run folder (holding metrics.csv and validation.csv).
+    #[arg(long, value_name = "DIR", default_value = "runs/default")]
+    run: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -202,6 +212,15 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Export(e)) => {
             let x = train::export_checkpoint(&e.checkpoint, &e.out, e.fp16)?;
             println!("{}\n{}", x.hide.display(), x.reveal.display());
+            Ok(())
+        }
+        Some(Command::Plot(p)) => {
+            let metrics = p.run.join(train::METRICS_CSV);
+            if !metrics.is_file() {
+                bail!("{} does not exist: pass --run with a training run folder", metrics.display());
+            }
+            train::draw_loss_plot(&p.run)?;
+            println!("{}", p.run.join(train::LOSS_PLOT).display());
             Ok(())
         }
     }

@@ -88,6 +88,11 @@ fn train_checkpoint_resume_export() {
     for f in [train::LOSS_PLOT, train::VALIDATION_CSV, "samples/step_000002.png", "samples/step_000003.png"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // `training plot` redraws the loss plot from the CSV files alone.
+    std::fs::remove_file(out.join(train::LOSS_PLOT)).unwrap();
+    train::draw_loss_plot(&out).unwrap();
+    let plot = image::open(out.join(train::LOSS_PLOT)).unwrap();
+    assert_eq!((plot.width(), plot.height()), (900, 500));
     for dir in [&out, &models] {
         for f in [stego::contract::HIDE_FILE, stego::contract::REVEAL_FILE] {
             assert!(dir.join(f).is_file(), "{} missing", dir.join(f).display());

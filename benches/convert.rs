@@ -121,8 +121,10 @@ fn time_ms(budget_ms: f64, mut f: impl FnMut()) -> f64 {
 /// One thread against `threads` for frame → tensor and tensor → frame, RGB and RGBx, by size.
 fn scan(sizes: &[(usize, usize)], budget: f64, threads: usize) {
     println!(
-        "ms per call, 1 thread vs {threads}; the library converts on several threads from {} pixels",
-        bench_support::PARALLEL_MIN_PIXELS
+        "ms per call, 1 thread vs {threads}; the library converts on several threads from {} pixels \
+         on machines with {} or more cores",
+        bench_support::PARALLEL_MIN_PIXELS,
+        bench_support::PARALLEL_MIN_CORES
     );
     println!(
         "{:<6} {:>9} {:>8} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}",

@@ -203,22 +203,32 @@ static LUT: [f32; 256] = {
 // scoped threads. Results are bit-identical to the per-pixel definitions (`dequantize`,
 // `quantize`) whatever the path.
 
-/// Frames (or tensors) of at least this many pixels (1024x768) are converted on several threads.
-/// Starting and joining a thread costs about 0.1 ms (2-vCPU VM), and the conversion is bound by
-/// memory bandwidth (one thread: about 0.5 ns per pixel), so a second thread wins only from
-/// 0.5–0.8 Mpixels on; at 640x480 it loses (`cargo bench -p stego --bench convert -- --scan`).
+/// Frames (or tensors) of at least this many pixels (1024x768) are converted on several threads,
+/// on machines with at least [`PARALLEL_MIN_CORES`] cores. Starting and joining a thread costs
+/// about 0.1 ms, and the conversion is bound by memory bandwidth (one thread: about 0.5 ns per
+/// pixel), so a second thread can only win on large frames.
 const PARALLEL_MIN_PIXELS: usize = 1024 * 768;
+/// Fewer cores than this: always one thread. On the 2-vCPU VM a second thread lost at every
+/// size up to 1280x960 and tied at 1920x1080 (`cargo bench -p stego --bench convert -- --scan`),
+/// and inside the model loop it lost more, competing with onnxruntime's spinning workers:
+/// reveal 1280x720 took 0.80 + 0.75 ms (frame in, frame out) on one thread against
+/// 1.88 + 1.67 ms on two. With 4 or more cores there are cores to spare beside onnxruntime's.
+const PARALLEL_MIN_CORES: usize = 4;
 /// At most this many bands per conversion (memory bandwidth, not arithmetic, bounds it beyond).
 const MAX_THREADS: usize = 8;
 
-/// How many bands to convert `pixels` pixels in: 1 below [`PARALLEL_MIN_PIXELS`], else up to
-/// the available parallelism with bands of at least half the threshold.
+/// How many bands to convert `pixels` pixels in: 1 below [`PARALLEL_MIN_PIXELS`] or on fewer
+/// than [`PARALLEL_MIN_CORES`] cores, else up to the available parallelism with bands of at
+/// least half the threshold.
 fn threads_for(pixels: usize) -> usize {
     if pixels < PARALLEL_MIN_PIXELS {
         return 1;
     }
     static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let available = *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if available < PARALLEL_MIN_CORES {
+        return 1;
+    }
     available.min(MAX_THREADS).min(pixels / (PARALLEL_MIN_PIXELS / 2)).max(1)
 }
 
@@ -533,6 +543,8 @@ pub mod bench_support {
 
     /// Frames of at least this many pixels are split across threads.
     pub const PARALLEL_MIN_PIXELS: usize = super::PARALLEL_MIN_PIXELS;
+    /// Machines with fewer cores always convert on one thread.
+    pub const PARALLEL_MIN_CORES: usize = super::PARALLEL_MIN_CORES;
 
     /// `n` deterministic pseudo-random bytes (a 64-bit LCG's top byte): test and bench frames.
     pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -950,7 +962,8 @@ mod tests {
     #[test]
     fn fast_paths_equal_the_per_pixel_definition() {
         let big = (1031, PARALLEL_MIN_PIXELS.div_ceil(1031) + 1);
-        assert!(threads_for(big.0 * big.1) > 1 || std::thread::available_parallelism().map_or(1, |n| n.get()) == 1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(threads_for(big.0 * big.1) > 1, cores >= PARALLEL_MIN_CORES, "{cores} cores");
         assert_eq!(threads_for(640 * 480), 1);
         let cases: [(usize, usize, &[usize]); 6] =
             [(1, 1, &[1, 2]), (2, 3, &[1, 2, 3]), (7, 5, &[1, 2, 8]), (33, 17, &[1, 2, 3]), (160, 121, &[1, 2, 4]), (big.0, big.1, &[0])];

@@ -177,6 +177,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         max_images: a.max_images,
         hide_output: a.hide_output,
         arch: a.arch,
+        rewarm_at: Vec::new(),
     };
     let opts = RunOptions {
         resume: a.resume,

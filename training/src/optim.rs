@@ -107,17 +107,27 @@ impl AdamW {
 
 /// Learning rate schedule: linear warmup from 0 to `peak` over `warmup` steps, then cosine
 /// decay to `peak * final_fraction` at step `total`.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     pub peak: f64,
     pub warmup: u64,
     pub total: u64,
     pub final_fraction: f64,
+    /// Steps after which the rate ramps up again over `warmup` steps (lengthening resumes).
+    pub rewarm_at: Vec<u64>,
 }
 
 impl Schedule {
     /// Learning rate for (1-based) step `step`.
     pub fn lr(&self, step: u64) -> f64 {
+        let base = self.cosine(step);
+        match self.rewarm_at.iter().filter(|&&r| r < step).max() {
+            Some(&r) if self.warmup > 0 && step - r < self.warmup => base * (step - r) as f64 / self.warmup as f64,
+            _ => base,
+        }
+    }
+
+    fn cosine(&self, step: u64) -> f64 {
         if self.warmup > 0 && step <= self.warmup {
             return self.peak * step as f64 / self.warmup as f64;
         }
@@ -136,12 +146,23 @@ mod tests {
 
     #[test]
     fn schedule_shape() {
-        let s = Schedule { peak: 1e-3, warmup: 10, total: 110, final_fraction: 0.1 };
+        let s = Schedule { peak: 1e-3, warmup: 10, total: 110, final_fraction: 0.1, rewarm_at: vec![] };
         assert!((s.lr(5) - 5e-4).abs() < 1e-12);
         assert!((s.lr(10) - 1e-3).abs() < 1e-12);
         assert!((s.lr(60) - 5.5e-4).abs() < 1e-9);
         assert!((s.lr(110) - 1e-4).abs() < 1e-12);
         assert!((s.lr(500) - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rewarm_ramps_after_a_lengthening_resume() {
+        let plain = Schedule { peak: 1e-3, warmup: 10, total: 210, final_fraction: 0.1, rewarm_at: vec![] };
+        let s = Schedule { rewarm_at: vec![110], ..plain.clone() };
+        assert_eq!(s.lr(110), plain.lr(110));
+        assert!((s.lr(111) - plain.lr(111) * 0.1).abs() < 1e-15);
+        assert!((s.lr(115) - plain.lr(115) * 0.5).abs() < 1e-15);
+        assert_eq!(s.lr(120), plain.lr(120));
+        assert_eq!(s.lr(5), plain.lr(5));
     }
 
     #[test]

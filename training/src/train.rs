@@ -89,6 +89,12 @@ pub struct TrainConfig {
     /// Which nets (runs saved before this option read as `paper`).
     #[serde(default)]
     pub arch: nets::Arch,
+    /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
+    /// rate up there (from its final value to a mid-schedule one); after each such step the
+    /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
+    /// turn the jump into a loss spike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewarm_at: Vec<u64>,
 }
 
 impl Default for TrainConfig {
@@ -114,6 +120,7 @@ impl Default for TrainConfig {
             max_images: None,
             hide_output: nets::HideOutput::Residual,
             arch: nets::Arch::Paper,
+            rewarm_at: Vec::new(),
         }
     }
 }
@@ -121,7 +128,13 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The learning rate schedule of this run.
     pub fn schedule(&self) -> Schedule {
-        Schedule { peak: self.lr, warmup: self.warmup, total: self.steps, final_fraction: self.final_lr_fraction }
+        Schedule {
+            peak: self.lr,
+            warmup: self.warmup,
+            total: self.steps,
+            final_fraction: self.final_lr_fraction,
+            rewarm_at: self.rewarm_at.clone(),
+        }
     }
 
     fn optimizer_params(&self) -> AdamWParams {
@@ -432,8 +445,11 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         c.out = out.clone();
         if let Some(steps) = opts.resume_steps.filter(|&s| s != c.steps) {
             // The only setting a resume may change: the length of the run (the cosine
-            // schedule stretches to the new end).
+            // schedule stretches to the new end; lengthening re-warms from the resume step).
             eprintln!("resume: total steps {} → {steps}", c.steps);
+            if steps > c.steps && prior.step < steps {
+                c.rewarm_at.push(prior.step);
+            }
             c.steps = steps;
         }
         (c, Some(prior))

@@ -25,7 +25,7 @@ fn config(data: &Path, out: &Path, steps: u64) -> TrainConfig {
         steps,
         batch_size: 2,
         crop: 8,
-        warmup: 1,
+        warmup: 2,
         checkpoint_every: 1,
         val_every: 2,
         val_pairs: 2,
@@ -113,6 +113,18 @@ fn train_checkpoint_resume_export() {
     // Resuming a finished run does nothing more.
     let opts = RunOptions { resume: true, no_export: true, ..RunOptions::default() };
     assert_eq!(train::train(config(&data, &out, 3), &opts).unwrap().step, 3);
+
+    // Lengthening a finished run (3 → 5 steps) re-warms the rate from the resume step: the
+    // step is recorded, and step 4 runs at 1/warmup (= 1/2) of the stretched cosine's rate.
+    let opts = RunOptions { resume: true, resume_steps: Some(5), no_export: true, ..RunOptions::default() };
+    assert_eq!(train::train(config(&data, &out, 3), &opts).unwrap().step, 5);
+    let s = RunState::read(&out.join(train::STATE_FILE)).unwrap();
+    assert_eq!((s.config.steps, s.config.rewarm_at.as_slice()), (5, &[3u64][..]));
+    let csv = std::fs::read_to_string(out.join(train::METRICS_CSV)).unwrap();
+    let lr: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    let stretched = TrainConfig { rewarm_at: Vec::new(), ..s.config.clone() }.schedule();
+    assert_eq!(lr.len(), 5);
+    assert!((lr[3] - 0.5 * stretched.lr(4)).abs() < 1e-9 && lr[3] > lr[2], "{lr:?}");
 
     // Export subcommand path.
     let again = tmp.path().join("again");

@@ -80,12 +80,13 @@ impl Role {
 /// folder (`stego --variant`, the elements' `variant` property).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Variant {
-    /// Baluja's paper nets (`hide.onnx`, `reveal.onnx`): best quality, ~0.29 M
-    /// multiply-accumulates per pixel to hide.
+    /// Baluja's paper nets (`hide.onnx`, `reveal.onnx`): ~0.29 M multiply-accumulates per
+    /// pixel to hide.
     #[default]
     Paper,
     /// The real-time nets (`hide-fast.onnx`, `reveal-fast.onnx`): space-to-depth by 4 and
-    /// three convolutions at 1/4 resolution, ~50× cheaper to run.
+    /// three convolutions at 1/4 resolution, ~50× cheaper to run (and, trained longer, the
+    /// better of the shipped pairs).
     Fast,
 }
 
@@ -114,6 +115,18 @@ impl Variant {
             (Variant::Fast, Role::Hide) => FAST_HIDE_FILE,
             (Variant::Fast, Role::Reveal) => FAST_REVEAL_FILE,
         }
+    }
+    /// What to do when this variant's models are missing from the model folder `dir`: the
+    /// files it needs and the training command that writes them there. Front ends add their
+    /// own way to pick another variant.
+    pub fn missing_hint(self, dir: &std::path::Path) -> String {
+        format!(
+            "the {v} variant needs {} and {} in {d}; train them with `cargo run --release -p training -- --arch {v} --export-to {d}`",
+            self.file_name(Role::Hide),
+            self.file_name(Role::Reveal),
+            v = self.as_str(),
+            d = dir.display()
+        )
     }
     /// The file name of `role`'s float16 export of this variant (`hide-fp16.onnx`,
     /// `reveal-fast-fp16.onnx`, …; see [`meta::PRECISION`]).

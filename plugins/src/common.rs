@@ -164,18 +164,12 @@ impl ModelSettings {
         );
         if self.explicit_model_file.is_none() && self.variant == Variant::Fast && !file.exists() {
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
-            let fast = stego::Variant::Fast;
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
                 (
-                    "{name}: model file {} does not exist: the fast variant needs {} and {} in {}; \
-                     train them with `cargo run --release -p training -- --arch fast --export-to {}`, \
-                     or set variant=paper",
+                    "{name}: model file {} does not exist: {}, or set variant=paper",
                     file.display(),
-                    fast.file_name(stego::contract::Role::Hide),
-                    fast.file_name(stego::contract::Role::Reveal),
-                    dir.display(),
-                    dir.display()
+                    stego::Variant::Fast.missing_hint(dir)
                 ),
                 ["or set the model-file property to an existing model"]
             ));

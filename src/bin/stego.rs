@@ -144,13 +144,7 @@ impl Common {
         let dir = self.model_dir.clone().unwrap_or_else(stego::default_model_dir);
         let path = dir.join(self.variant.file_name(role));
         if self.variant == Variant::Fast && !path.exists() {
-            bail!(
-                "model file {} does not exist: the fast variant needs {} and {} in the model folder; train them with `cargo run --release -p training -- --arch fast --export-to {}`, or use --variant paper",
-                path.display(),
-                Variant::Fast.file_name(Role::Hide),
-                Variant::Fast.file_name(Role::Reveal),
-                dir.display()
-            );
+            bail!("model file {} does not exist: {}, or use --variant paper", path.display(), Variant::Fast.missing_hint(&dir));
         }
         Ok(path)
     }

@@ -11,10 +11,10 @@ pub fn default_model_dir() -> PathBuf {
     crate::runtime::project_root().join("models")
 }
 
-/// The default model file of a role (`models/hide.onnx` or `models/reveal.onnx`): the
-/// [`Variant::Paper`] models.
+/// The default model file of a role (`models/hide-fast.onnx` or `models/reveal-fast.onnx`):
+/// the default [`Variant`]'s models.
 pub fn default_model_file(role: Role) -> PathBuf {
-    default_model_file_for(role, Variant::Paper)
+    default_model_file_for(role, Variant::default())
 }
 
 /// The default model file of a role and variant in the shipped models folder

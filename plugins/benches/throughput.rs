@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--variant paper|fast] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]`
+//!  [--variant fast|paper (default fast)] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]`
 //!
 //! `--precision fp16` runs the float16 exports (`hide-fp16.onnx`, …: `training export --fp16`).
 //!
@@ -452,7 +452,7 @@ fn main() {
     let model_dir = arg(&args, "--model-dir")
         .map(PathBuf::from)
         .unwrap_or_else(stego::default_model_dir);
-    let variant_name = arg(&args, "--variant").unwrap_or_else(|| "paper".into());
+    let variant_name = arg(&args, "--variant").unwrap_or_else(|| contract::Variant::default().as_str().into());
     let Some(variant) = contract::Variant::from_name(&variant_name) else {
         eprintln!(
             "bad --variant {variant_name:?}: use one of {}",

@@ -9,7 +9,7 @@
 // output (what the codec changed).
 //
 //   cargo run --release -p gst-plugin-stego --example codec_psnr -- [--size 320x180]
-//       [--frames 25] [--slide-fps 2] [--out DIR] [--variant paper|fast]
+//       [--frames 25] [--slide-fps 2] [--out DIR] [--variant fast|paper (default fast)]
 //
 // Models: the shipped models/ (or STEGO_TEST_MODEL_DIR). Needs gstreamer1.0-libav (FFV1,
 // H.264 decoding) and gstreamer1.0-plugins-ugly (x264enc).
@@ -66,7 +66,7 @@ fn main() {
     let mut frames = 25usize;
     let mut slide_fps = 2u32;
     let mut out = std::env::temp_dir().join("stego-codec-psnr");
-    let mut variant = stego::Variant::Paper;
+    let mut variant = stego::Variant::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{a} needs a value"));

@@ -48,14 +48,14 @@ impl From<ExecutionProvider> for stego::runtime::ExecutionProvider {
 #[enum_type(name = "GstStegoVariant")]
 #[non_exhaustive]
 pub enum Variant {
-    #[default]
     #[enum_value(
-        name = "Paper: Baluja's nets (hide.onnx, reveal.onnx), the best quality",
+        name = "Paper: Baluja's nets (hide.onnx, reveal.onnx), ~50x slower",
         nick = "paper"
     )]
     Paper = 0,
+    #[default]
     #[enum_value(
-        name = "Fast: the real-time nets (hide-fast.onnx, reveal-fast.onnx), ~50x cheaper",
+        name = "Fast: the real-time nets (hide-fast.onnx, reveal-fast.onnx), the better shipped pair",
         nick = "fast"
     )]
     Fast = 1,
@@ -88,7 +88,7 @@ pub enum SecretEos {
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
 pub const DEFAULT_DEVICE: i32 = 0;
 pub const DEFAULT_THREADS: u32 = 0;
-pub const DEFAULT_VARIANT: Variant = Variant::Paper;
+pub const DEFAULT_VARIANT: Variant = Variant::Fast;
 
 /// The shipped model of `role` and `variant` (`models/hide.onnx`, `models/reveal-fast.onnx`,
 /// …), as the library finds it.

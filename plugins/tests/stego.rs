@@ -1059,33 +1059,34 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
         assert_eq!(nicks, ["paper", "fast"]);
         assert_eq!(
             e.property::<gststego::Variant>("variant"),
-            gststego::Variant::Paper
+            gststego::Variant::Fast
         );
         assert_eq!(
             model_file(&e),
             stego::default_model_file(role),
-            "{factory}: the default model file is the paper model"
+            "{factory}: the default model file is the default variant's"
+        );
+        assert_eq!(
+            model_file(&e),
+            stego::default_model_dir().join(fast_file),
+            "{factory}: the default variant is fast"
         );
 
-        // variant=fast: model-file follows (and says so) while it is not set explicitly.
+        // variant=paper: model-file follows (and says so) while it is not set explicitly.
         let notified = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let n = notified.clone();
         e.connect_notify(Some("model-file"), move |_, _| {
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         });
-        e.set_property_from_str("variant", "fast");
+        e.set_property_from_str("variant", "paper");
         assert_eq!(
             e.property::<gststego::Variant>("variant"),
-            gststego::Variant::Fast
+            gststego::Variant::Paper
         );
         assert_eq!(
             model_file(&e),
-            stego::default_model_dir().join(fast_file),
-            "{factory}: variant=fast selects the fast model"
-        );
-        assert_eq!(
-            model_file(&e),
-            stego::default_model_file_for(role, stego::Variant::Fast)
+            stego::default_model_file_for(role, stego::Variant::Paper),
+            "{factory}: variant=paper selects the paper model"
         );
         assert!(notified.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 

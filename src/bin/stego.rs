@@ -82,17 +82,17 @@ enum Command {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Folder holding the models: hide.onnx and reveal.onnx, or hide-fast.onnx and
-    /// reveal-fast.onnx with --variant fast [default: the shipped models/]
+    /// Folder holding the models: hide-fast.onnx and reveal-fast.onnx, or hide.onnx and
+    /// reveal.onnx with --variant paper [default: the shipped models/]
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
-    /// Which models to take from --model-dir: paper (Baluja's nets: hide.onnx, reveal.onnx) or
-    /// fast (the real-time nets: hide-fast.onnx, reveal-fast.onnx); --hide-model and
-    /// --reveal-model override it.
+    /// Which models to take from --model-dir: fast (the real-time nets, the better shipped
+    /// pair: hide-fast.onnx, reveal-fast.onnx) or paper (Baluja's nets, ~50x slower:
+    /// hide.onnx, reveal.onnx); --hide-model and --reveal-model override it.
     #[arg(
         long,
         global = true,
-        default_value = "paper",
+        default_value = "fast",
         ignore_case = true,
         value_parser = variant_parser()
     )]

@@ -11,9 +11,9 @@
  * other formats). The container must reach it losslessly (raw video, or a lossless codec):
  * the hidden signal lives in small pixel differences that lossy compression removes.
  *
- * The reveal model is the `variant`'s file in the project's `models/` folder: `paper` (the
- * default, Baluja's nets, `reveal.onnx`) or `fast` (the real-time nets, ~50× cheaper,
- * `reveal-fast.onnx`); it must match the model that hid the secret. Setting `model-file` loads
+ * The reveal model is the `variant`'s file in the project's `models/` folder: `fast` (the
+ * default: the real-time nets, `reveal-fast.onnx`) or `paper` (Baluja's nets, `reveal.onnx`,
+ * ~50× slower); it must match the model that hid the secret. Setting `model-file` loads
  * that file instead, whatever the variant; reading `model-file` gives the file that will be
  * loaded. Both can be changed in the NULL and READY states.
  *
@@ -25,10 +25,10 @@
  *     videotestsrc ! video/x-raw,format=RGB,width=320,height=240 ! h.cover \
  *     videotestsrc pattern=ball ! video/x-raw,format=RGB,width=320,height=240 ! h.secret
  * ```
- * Revealing a recording made with the fast models (`stegohide variant=fast`):
+ * Revealing an FFV1 recording made with the paper models (`stegohide variant=paper`):
  * ```shell
  * gst-launch-1.0 filesrc location=hidden.mkv ! matroskademux ! avdec_ffv1 ! videoconvert ! \
- *     stegoreveal variant=fast ! videoconvert ! autovideosink
+ *     stegoreveal variant=paper ! videoconvert ! autovideosink
  * ```
  */
 use gst::glib;

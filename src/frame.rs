@@ -224,12 +224,17 @@ fn threads_for(pixels: usize) -> usize {
     if pixels < PARALLEL_MIN_PIXELS {
         return 1;
     }
-    static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let available = *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let available = available_cores();
     if available < PARALLEL_MIN_CORES {
         return 1;
     }
     available.min(MAX_THREADS).min(pixels / (PARALLEL_MIN_PIXELS / 2)).max(1)
+}
+
+/// The cores this process may use (read once).
+fn available_cores() -> usize {
+    static AVAILABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// [`quantize`], written so that it vectorises: the comparisons send NaN to 0 (as `clamp` and
@@ -962,7 +967,7 @@ mod tests {
     #[test]
     fn fast_paths_equal_the_per_pixel_definition() {
         let big = (1031, PARALLEL_MIN_PIXELS.div_ceil(1031) + 1);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = available_cores();
         assert_eq!(threads_for(big.0 * big.1) > 1, cores >= PARALLEL_MIN_CORES, "{cores} cores");
         assert_eq!(threads_for(640 * 480), 1);
         let cases: [(usize, usize, &[usize]); 6] =

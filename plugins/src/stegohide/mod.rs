@@ -24,9 +24,9 @@
  *
  * The hiding model is the `variant`'s file in the project's `models/` folder: `fast` (the
  * default: the real-time nets, `hide-fast.onnx`, the better shipped pair) or `paper`
- * (Baluja's nets, `hide.onnx`, ~50× slower). Setting `model-file` loads that file instead, whatever the variant;
- * reading `model-file` gives the file that will be loaded. Both can be changed in the NULL and
- * READY states. Use the same variant (or matching model files) in `stegoreveal`.
+ * (Baluja's nets, `hide.onnx`, ~50× slower). Setting `model-file` loads that file instead,
+ * whatever the variant; reading `model-file` gives the file that will be loaded. Both can be
+ * changed in the NULL and READY states. Use the same variant (or matching model files) in `stegoreveal`.
  *
  * ## Example launch line
  * ```shell

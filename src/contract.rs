@@ -116,6 +116,13 @@ impl Variant {
             (Variant::Fast, Role::Reveal) => FAST_REVEAL_FILE,
         }
     }
+    /// The other variant (what a front end offers when this one's models are missing).
+    pub fn other(self) -> Variant {
+        match self {
+            Variant::Paper => Variant::Fast,
+            Variant::Fast => Variant::Paper,
+        }
+    }
     /// What to do when this variant's models are missing from the model folder `dir`: the
     /// files it needs and the training command that writes them there. Front ends add their
     /// own way to pick another variant.

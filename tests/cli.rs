@@ -84,7 +84,7 @@ fn variant_fast_takes_the_fast_files_from_the_model_dir() {
     // The paper variant looks for hide.onnx, which this folder lacks.
     let out = dir.path().join("paper.png");
     let o = stego(&["hide", "--variant", "paper", "--model-dir", md, "--cover", s(&cover), "--secret", s(&secret), "-o", s(&out)], &[]);
-    assert_fails_with(&o, &["hide.onnx", "does not exist"]);
+    assert_fails_with(&o, &["hide.onnx", "does not exist", "--arch paper", "--variant fast"]);
     assert_absent(&out);
 }
 

@@ -162,14 +162,16 @@ impl ModelSettings {
             file.display(),
             self.variant
         );
-        if self.explicit_model_file.is_none() && self.variant == Variant::Fast && !file.exists() {
+        if self.explicit_model_file.is_none() && !file.exists() {
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
+            let v = stego::Variant::from(self.variant);
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
                 (
-                    "{name}: model file {} does not exist: {}, or set variant=paper",
+                    "{name}: model file {} does not exist: {}, or set variant={}",
                     file.display(),
-                    stego::Variant::Fast.missing_hint(dir)
+                    v.missing_hint(dir),
+                    v.other()
                 ),
                 ["or set the model-file property to an existing model"]
             ));

@@ -132,7 +132,7 @@ impl Common {
         RuntimeOptions { library: self.onnxruntime.clone(), execution_provider: self.execution_provider, device_id: self.device, threads: self.threads }
     }
     /// The model file of `role`: --hide-model/--reveal-model, else the --variant's file in
-    /// --model-dir. A missing fast model is an error here that says how to get one.
+    /// --model-dir. A missing model of the variant is an error here that says how to get one.
     fn model_path(&self, role: Role) -> Result<PathBuf> {
         let explicit = match role {
             Role::Hide => &self.hide_model,
@@ -143,8 +143,9 @@ impl Common {
         }
         let dir = self.model_dir.clone().unwrap_or_else(stego::default_model_dir);
         let path = dir.join(self.variant.file_name(role));
-        if self.variant == Variant::Fast && !path.exists() {
-            bail!("model file {} does not exist: {}, or use --variant paper", path.display(), Variant::Fast.missing_hint(&dir));
+        if !path.exists() {
+            let v = self.variant;
+            bail!("model file {} does not exist: {}, or use --variant {}", path.display(), v.missing_hint(&dir), v.other());
         }
         Ok(path)
     }

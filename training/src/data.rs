@@ -8,10 +8,13 @@
 //!   held-out fraction (`--val-fraction`) validates, chosen by a shuffle seeded by `--seed`.
 //!
 //! Each image is decoded once and kept in memory with its longest side capped
-//! (`--max-side`, default 512). A training crop takes a square region of random side between
-//! the crop size and the image's shorter side (log-uniform: large photos are randomly
-//! downscaled, so crops hold content rather than a patch of sky), resizes it to the crop size
-//! and flips it horizontally half of the time. Cover and secret are drawn independently.
+//! (`--max-side`, default 512; 0 keeps photos at full size), together with its halvings (a
+//! [`Pyramid`]). A training crop takes a square region of random side between the crop size
+//! and the image's shorter side (log-uniform: large photos are randomly downscaled, so crops
+//! hold content rather than a patch of sky, and also appear at their own scale, as a
+//! full-size frame shows them), resizes it to the crop size and flips it horizontally half
+//! of the time. The region is read from the pyramid level nearest above the crop size, so a
+//! crop costs the same whatever the photo's size. Cover and secret are drawn independently.
 
 use std::path::{Path, PathBuf};
 
@@ -41,10 +44,63 @@ impl Default for DataOptions {
     }
 }
 
+/// An image and its successive halvings (each level half the previous one's size, filtered
+/// with a triangle kernel), down to a shorter side of [`Pyramid::MIN_SIDE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pyramid {
+    levels: Vec<RgbImage>,
+}
+
+impl Pyramid {
+    /// No level's shorter side is below this (unless the image's own is).
+    pub const MIN_SIDE: u32 = 32;
+
+    pub fn new(image: RgbImage) -> Self {
+        let mut levels = vec![image];
+        loop {
+            let (w, h) = levels.last().expect("level 0").dimensions();
+            if w.min(h) / 2 < Self::MIN_SIDE {
+                break;
+            }
+            let half = image::imageops::resize(levels.last().expect("level 0"), w / 2, h / 2, FilterType::Triangle);
+            levels.push(half);
+        }
+        Self { levels }
+    }
+
+    /// The image at its own size (level 0).
+    pub fn image(&self) -> &RgbImage {
+        &self.levels[0]
+    }
+
+    /// Number of levels, the image itself included.
+    pub fn depth(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// The square region of side `side` at (`x`, `y`) of the level-0 image, resized to
+    /// `size`×`size`, read from the smallest level that still holds at least `size` pixels
+    /// across the region.
+    pub fn region(&self, x: u32, y: u32, side: u32, size: u32) -> RgbImage {
+        let mut k = 0;
+        while k + 1 < self.levels.len() && side >> (k + 1) >= size {
+            k += 1;
+        }
+        let level = &self.levels[k];
+        let (lw, lh) = level.dimensions();
+        let f = (1u32 << k) as f64;
+        let s = ((side as f64 / f).round() as u32).clamp(size.min(lw.min(lh)), lw.min(lh));
+        let lx = ((x as f64 / f).round() as u32).min(lw - s);
+        let ly = ((y as f64 / f).round() as u32).min(lh - s);
+        let region = image::imageops::crop_imm(level, lx, ly, s, s).to_image();
+        if s == size { region } else { image::imageops::resize(&region, size, size, FilterType::Triangle) }
+    }
+}
+
 /// Images in memory, split into training and validation.
 pub struct Dataset {
-    pub train: Vec<RgbImage>,
-    pub val: Vec<RgbImage>,
+    pub train: Vec<Pyramid>,
+    pub val: Vec<Pyramid>,
     /// One line per folder: what was read (for logs and the ONNX metadata).
     pub description: String,
 }
@@ -126,11 +182,11 @@ pub fn cap_size(img: RgbImage, max_side: u32) -> RgbImage {
     image::imageops::resize(&img, nw, nh, FilterType::Triangle)
 }
 
-fn decode_all(paths: &[PathBuf], max_side: u32) -> (Vec<RgbImage>, usize) {
-    let results: Vec<Option<RgbImage>> = paths
+fn decode_all(paths: &[PathBuf], max_side: u32) -> (Vec<Pyramid>, usize) {
+    let results: Vec<Option<Pyramid>> = paths
         .par_iter()
         .map(|p| match load_image(p, max_side) {
-            Ok(i) => Some(i),
+            Ok(i) => Some(Pyramid::new(i)),
             Err(e) => {
                 eprintln!("warning: skipping {}: {e:#}", p.display());
                 None
@@ -192,19 +248,19 @@ impl Dataset {
 
 /// A random training crop of `img`: square region of log-uniform random side in
 /// [size, shorter side], resized to `size`×`size`, flipped horizontally half of the time.
-pub fn random_crop(img: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbImage {
-    let (w, h) = img.dimensions();
+pub fn random_crop(img: &Pyramid, size: u32, rng: &mut impl Rng) -> RgbImage {
+    let (w, h) = img.image().dimensions();
     let short = w.min(h);
     if short < size {
         // Too small: scale up so the shorter side is `size`, then crop.
         let s = size as f64 / short as f64;
         let up = image::imageops::resize(
-            img,
+            img.image(),
             ((w as f64 * s).ceil() as u32).max(size),
             ((h as f64 * s).ceil() as u32).max(size),
             FilterType::Triangle,
         );
-        return random_crop(&up, size, rng);
+        return random_crop(&Pyramid { levels: vec![up] }, size, rng);
     }
     let side = if short > size {
         let (lo, hi) = ((size as f64).ln(), (short as f64).ln());
@@ -214,8 +270,7 @@ pub fn random_crop(img: &RgbImage, size: u32, rng: &mut impl Rng) -> RgbImage {
     };
     let x = rng.random_range(0..=w - side);
     let y = rng.random_range(0..=h - side);
-    let region = image::imageops::crop_imm(img, x, y, side, side).to_image();
-    let mut out = if side == size { region } else { image::imageops::resize(&region, size, size, FilterType::Triangle) };
+    let mut out = img.region(x, y, side, size);
     if rng.random_bool(0.5) {
         image::imageops::flip_horizontal_in_place(&mut out);
     }
@@ -268,7 +323,7 @@ pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
 }
 
 /// One training batch: covers and secrets drawn independently from `images`.
-pub fn sample_batch(images: &[RgbImage], batch: usize, size: u32, rng: &mut impl Rng) -> (Vec<RgbImage>, Vec<RgbImage>) {
+pub fn sample_batch(images: &[Pyramid], batch: usize, size: u32, rng: &mut impl Rng) -> (Vec<RgbImage>, Vec<RgbImage>) {
     let pick = |rng: &mut _| {
         let i = Rng::random_range(rng, 0..images.len());
         random_crop(&images[i], size, rng)
@@ -281,7 +336,7 @@ pub fn sample_batch(images: &[RgbImage], batch: usize, size: u32, rng: &mut impl
 /// The fixed validation pairs: `n` (cover, secret) crops from the validation images, drawn
 /// from `seed` alone, so every validation of a run (and of a resumed run) sees the same ones.
 /// Cover and secret come from different images when there are at least two.
-pub fn validation_pairs(val: &[RgbImage], n: usize, size: u32, seed: u64) -> (Vec<RgbImage>, Vec<RgbImage>) {
+pub fn validation_pairs(val: &[Pyramid], n: usize, size: u32, seed: u64) -> (Vec<RgbImage>, Vec<RgbImage>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A11_DA7E);
     let mut covers = Vec::with_capacity(n);
     let mut secrets = Vec::with_capacity(n);
@@ -303,8 +358,32 @@ mod tests {
         let img = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut rng = step_rng(1, 2);
         for size in [8, 64, 256] {
-            let c = random_crop(&img, size, &mut rng);
+            let c = random_crop(&Pyramid::new(img.clone()), size, &mut rng);
             assert_eq!(c.dimensions(), (size, size));
+        }
+    }
+
+    #[test]
+    fn pyramid_regions_match_a_direct_resize() {
+        // A smooth photo-like image: a region read from a halved level must look like the
+        // same region resized from the full image.
+        let img = RgbImage::from_fn(1000, 700, |x, y| {
+            let (fx, fy) = (x as f32 / 1000.0, y as f32 / 700.0);
+            image::Rgb([
+                (255.0 * fx) as u8,
+                (127.5 + 127.0 * (fx * 9.0 + fy * 4.0).sin()) as u8,
+                (255.0 * fy * fy) as u8,
+            ])
+        });
+        let p = Pyramid::new(img.clone());
+        assert_eq!(p.depth(), 5, "1000x700 → 500x350 → 250x175 → 125x87 → 62x43");
+        assert_eq!(p.levels[4].dimensions(), (62, 43));
+        for (x, y, side) in [(0, 0, 64), (100, 50, 300), (333, 11, 650), (0, 0, 700), (17, 99, 129)] {
+            let a = p.region(x, y, side, 64);
+            let b = image::imageops::resize(&image::imageops::crop_imm(&img, x, y, side, side).to_image(), 64, 64, FilterType::Triangle);
+            assert_eq!(a.dimensions(), (64, 64));
+            let mad = a.as_raw().iter().zip(b.as_raw()).map(|(&u, &v)| (u as f64 - v as f64).abs()).sum::<f64>() / a.as_raw().len() as f64;
+            assert!(mad < 2.0, "region ({x}, {y}, {side}): mean difference {mad:.2} levels");
         }
     }
 
@@ -351,7 +430,7 @@ mod tests {
         let b = Dataset::load(&[tmp.path().to_path_buf()], &opts).unwrap();
         assert_eq!((a.train.len(), a.val.len()), (8, 2));
         assert_eq!(a.val, b.val);
-        assert!(a.train.iter().all(|i| i.width().max(i.height()) <= 50));
+        assert!(a.train.iter().all(|i| i.image().width().max(i.image().height()) <= 50));
     }
 
     #[test]

@@ -120,6 +120,11 @@ struct TrainArgs {
     /// Stop after N steps in this session (continue later with --resume).
     #[arg(long, value_name = "N")]
     session_steps: Option<u64>,
+    /// Start a new run from the weights of the run in DIR (same --arch and --hide-output)
+    /// instead of random ones: a fine-tune with this run's own settings (e.g. --beta,
+    /// --noise-std, --max-side), learning-rate schedule and fresh AdamW moments.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     /// Also write hide.onnx and reveal.onnx to this folder at the end (e.g. models/).
     #[arg(long, value_name = "DIR")]
     export_to: Option<PathBuf>,
@@ -178,6 +183,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         hide_output: a.hide_output,
         arch: a.arch,
         rewarm_at: Vec::new(),
+        init_from: None,
     };
     let opts = RunOptions {
         resume: a.resume,
@@ -186,6 +192,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         no_export: a.no_export,
         max_session_steps: a.session_steps,
         resume_steps: a.steps,
+        init_from: a.init_from,
     };
     let outcome = train::train(config, &opts)?;
     if a.quiet {

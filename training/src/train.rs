@@ -95,6 +95,21 @@ pub struct TrainConfig {
     /// turn the jump into a loss spike.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rewarm_at: Vec<u64>,
+    /// The run whose weights this one started from (`--init-from`); `None` for nets drawn
+    /// from `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+}
+
+/// Where a run's starting weights came from: another run's checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    /// That run's folder.
+    pub dir: PathBuf,
+    /// Its completed steps when the weights were taken.
+    pub step: u64,
+    /// Its training wall time, in seconds (this run's `train_seconds` add to it).
+    pub train_seconds: f64,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +133,7 @@ impl Default for TrainConfig {
             val_fraction: 0.15,
             max_side: 512,
             max_images: None,
+            init_from: None,
             hide_output: nets::HideOutput::Residual,
             arch: nets::Arch::Paper,
             rewarm_at: Vec::new(),
@@ -158,7 +174,11 @@ impl TrainConfig {
             self.seed,
             self.hide_output.as_str(),
             self.arch.as_str()
-        )
+        ) + &self
+            .init_from
+            .as_ref()
+            .map(|i| format!("; init_from={} at step {} ({:.0} s)", i.dir.display(), i.step, i.train_seconds))
+            .unwrap_or_default()
     }
 
     fn check(&self) -> Result<()> {
@@ -254,6 +274,10 @@ pub struct RunOptions {
     /// With `resume`: change the run's total steps (otherwise the saved value holds; every
     /// other setting always comes from the saved run).
     pub resume_steps: Option<u64>,
+    /// A new run (not `resume`) starts from the weights of the run in this folder (its
+    /// `checkpoint.safetensors`, which must hold the same nets) instead of random ones: a
+    /// fine-tune with its own settings, schedule and fresh AdamW moments.
+    pub init_from: Option<PathBuf>,
 }
 
 fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
@@ -462,6 +486,31 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         }
         (config, None)
     };
+    let mut config = config;
+    let mut init_weights = None;
+    if let Some(dir) = &opts.init_from {
+        if prior.is_some() {
+            bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
+        }
+        let parent = RunState::read(&dir.join(STATE_FILE))
+            .with_context(|| format!("--init-from {} needs a training run folder (state.json, checkpoint.safetensors)", dir.display()))?;
+        let p = &parent.config;
+        if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
+            bail!(
+                "--init-from {} holds {} nets with hide output {}, this run asks for {} / {}: pass --arch {} --hide-output {}",
+                dir.display(),
+                p.arch.as_str(),
+                p.hide_output.as_str(),
+                config.arch.as_str(),
+                config.hide_output.as_str(),
+                p.arch.as_str(),
+                p.hide_output.as_str()
+            );
+        }
+        config.init_from = Some(InitFrom { dir: dir.clone(), step: parent.step, train_seconds: parent.train_seconds });
+        init_weights = Some(dir.join(CHECKPOINT_FILE));
+    }
+    let config = config;
     config.check()?;
     std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
 
@@ -480,6 +529,8 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         last_validation = prior.last_validation;
         truncate_csv(&out.join(METRICS_CSV), start)?;
         truncate_csv(&out.join(VALIDATION_CSV), start)?;
+    } else if let Some(path) = &init_weights {
+        load_weights(&varmap, path, &device)?;
     }
 
     // Data.
@@ -592,7 +643,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         state.optimizer_t = opt.t;
 
         let last = step == end;
-        if step % config.val_every.max(1) == 0 || last {
+        if step.is_multiple_of(config.val_every.max(1)) || last {
             let infer = Nets::inference_from_varmap(config.arch, &varmap, &device)?.with_hide_output(config.hide_output);
             let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
             append_csv(
@@ -613,7 +664,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             ));
             state.last_validation = Some(v);
         }
-        if step % config.checkpoint_every.max(1) == 0 || last {
+        if step.is_multiple_of(config.checkpoint_every.max(1)) || last {
             state.train_seconds = train_seconds + session_start.elapsed().as_secs_f64();
             save_checkpoint(&out, &varmap, &opt, &state)?;
         }

@@ -131,3 +131,48 @@ fn train_checkpoint_resume_export() {
     let x = train::export_checkpoint(&out, &again, false).unwrap();
     assert!(x.hide.is_file() && x.reveal.is_file());
 }
+
+#[test]
+fn init_from_starts_a_new_run_from_another_runs_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let no_export = RunOptions { no_export: true, ..RunOptions::default() };
+    let weights = |dir: &Path| candle_core::safetensors::load(dir.join(train::CHECKPOINT_FILE), &Device::Cpu).unwrap();
+    let max_diff = |a: &std::collections::HashMap<String, candle_core::Tensor>, b: &std::collections::HashMap<String, candle_core::Tensor>| {
+        a.iter()
+            .map(|(n, t)| (t - &b[n]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap())
+            .fold(0f32, f32::max)
+    };
+
+    let parent = tmp.path().join("parent");
+    train::train(config(&data, &parent, 2), &no_export).unwrap();
+
+    // A fine-tune with a vanishing rate keeps the parent's weights (a fresh run with the same
+    // seed does not: it starts from the parent's initial weights, 2 steps back).
+    let child = tmp.path().join("child");
+    let c = TrainConfig { lr: 1e-12, beta: 2.0, ..config(&data, &child, 1) };
+    let opts = RunOptions { init_from: Some(parent.clone()), ..no_export.clone() };
+    assert_eq!(train::train(c.clone(), &opts).unwrap().step, 1);
+    assert!(max_diff(&weights(&parent), &weights(&child)) < 1e-6);
+    let fresh = tmp.path().join("fresh");
+    train::train(TrainConfig { out: fresh.clone(), ..c.clone() }, &no_export).unwrap();
+    assert!(max_diff(&weights(&parent), &weights(&fresh)) > 1e-5);
+
+    // The child records where it started; its own settings hold.
+    let s = RunState::read(&child.join(train::STATE_FILE)).unwrap();
+    let init = s.config.init_from.as_ref().expect("init_from recorded");
+    assert_eq!((init.dir.as_path(), init.step), (parent.as_path(), 2));
+    assert_eq!((s.step, s.optimizer_t, s.config.beta), (1, 1, 2.0));
+    assert!(s.config.summary(1).contains("init_from="));
+
+    // Other nets, or a resume, are refused with a message that says what to do.
+    let other = TrainConfig { arch: training::nets::Arch::Fast, ..config(&data, &tmp.path().join("other"), 1) };
+    let e = format!("{:#}", train::train(other, &opts).unwrap_err());
+    assert!(e.contains("holds paper nets") && e.contains("--arch paper"), "{e}");
+    let resumed = RunOptions { resume: true, ..opts.clone() };
+    let e = format!("{:#}", train::train(config(&data, &child, 1), &resumed).unwrap_err());
+    assert!(e.contains("--init-from starts a new run"), "{e}");
+    let e = format!("{:#}", train::train(config(&data, &tmp.path().join("x"), 1), &RunOptions { init_from: Some(tmp.path().join("nope")), ..no_export }).unwrap_err());
+    assert!(e.contains("needs a training run folder"), "{e}");
+}

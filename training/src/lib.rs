@@ -14,6 +14,7 @@
 //! cargo run --release -p training                    # train with the defaults on data/images
 //! cargo run --release -p training -- --steps 20000 --data /path/tiny-imagenet-200 --export-to models
 //! cargo run --release -p training -- --resume        # continue runs/default where it stopped
+//! cargo run --release -p training -- --init-from runs/default --out runs/ft --max-side 0 --lr 1e-4   # fine-tune
 //! cargo run --release -p training -- export --checkpoint runs/default --out models
 //! cargo run --release -p training -- --help          # every option
 //! ```
@@ -43,6 +44,11 @@
 //! runtime gives the reveal net; then Gaussian noise (`--noise-std`, default 0.01 ≈ 2.5
 //! levels of 255) is added before the reveal net so it tolerates small perturbations.
 //! The cover loss is taken on the rounded container (what is actually sent).
+//!
+//! **Scales.** Photos are kept at up to `--max-side` pixels (0: their own size) with their
+//! halvings ([`data::Pyramid`]); crops of log-uniform random side are read from the nearest
+//! level, so a crop costs the same for a 12-megapixel photo as for a 512-pixel one, and the
+//! nets see content both at the photo's own scale (what a full-size frame holds) and shrunk.
 //!
 //! **Determinism.** Weights are drawn from `--seed`; the batch, crops, flips and noise of
 //! step `t` are drawn from a generator seeded by `(seed, t)`, so a resumed run draws the same

@@ -110,6 +110,17 @@ pub struct InitFrom {
     pub step: u64,
     /// Its training wall time, in seconds (this run's `train_seconds` add to it).
     pub train_seconds: f64,
+    /// Where that run's own weights came from, if it was itself a fine-tune: the whole
+    /// lineage back to random weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Box<InitFrom>>,
+}
+
+impl InitFrom {
+    /// Training wall time of the whole lineage, in seconds.
+    pub fn total_seconds(&self) -> f64 {
+        self.train_seconds + self.from.as_ref().map_or(0.0, |f| f.total_seconds())
+    }
 }
 
 impl Default for TrainConfig {
@@ -177,7 +188,15 @@ impl TrainConfig {
         ) + &self
             .init_from
             .as_ref()
-            .map(|i| format!("; init_from={} at step {} ({:.0} s)", i.dir.display(), i.step, i.train_seconds))
+            .map(|i| {
+                let mut chain = format!("; init_from={} at step {} ({:.0} s)", i.dir.display(), i.step, i.train_seconds);
+                let mut up = i.from.as_deref();
+                while let Some(f) = up {
+                    chain += &format!(" <- {} at step {} ({:.0} s)", f.dir.display(), f.step, f.train_seconds);
+                    up = f.from.as_deref();
+                }
+                chain
+            })
             .unwrap_or_default()
     }
 
@@ -507,7 +526,12 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
                 p.hide_output.as_str()
             );
         }
-        config.init_from = Some(InitFrom { dir: dir.clone(), step: parent.step, train_seconds: parent.train_seconds });
+        config.init_from = Some(InitFrom {
+            dir: dir.clone(),
+            step: parent.step,
+            train_seconds: parent.train_seconds,
+            from: p.init_from.clone().map(Box::new),
+        });
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
     let config = config;

@@ -165,6 +165,17 @@ fn init_from_starts_a_new_run_from_another_runs_weights() {
     assert_eq!((init.dir.as_path(), init.step), (parent.as_path(), 2));
     assert_eq!((s.step, s.optimizer_t, s.config.beta), (1, 1, 2.0));
     assert!(s.config.summary(1).contains("init_from="));
+    assert!(init.from.is_none(), "the parent started from random weights");
+
+    // A fine-tune of the fine-tune keeps the whole lineage.
+    let grandchild = tmp.path().join("grandchild");
+    let opts2 = RunOptions { init_from: Some(child.clone()), ..no_export.clone() };
+    train::train(TrainConfig { out: grandchild.clone(), ..c.clone() }, &opts2).unwrap();
+    let g = RunState::read(&grandchild.join(train::STATE_FILE)).unwrap();
+    let gi = g.config.init_from.as_ref().unwrap();
+    assert_eq!((gi.dir.as_path(), gi.from.as_ref().unwrap().dir.as_path()), (child.as_path(), parent.as_path()));
+    assert!((gi.total_seconds() - s.train_seconds - init.train_seconds).abs() < 1e-9);
+    assert_eq!(g.config.summary(1).matches(" at step ").count(), 2);
 
     // Other nets, or a resume, are refused with a message that says what to do.
     let other = TrainConfig { arch: training::nets::Arch::Fast, ..config(&data, &tmp.path().join("other"), 1) };

@@ -322,11 +322,34 @@ pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
     rng
 }
 
-/// One training batch: covers and secrets drawn independently from `images`.
-pub fn sample_batch(images: &[Pyramid], batch: usize, size: u32, rng: &mut impl Rng) -> (Vec<RgbImage>, Vec<RgbImage>) {
+/// Multiplies every value of `img` by `gain`, rounding and clipping to 0..=255: a brighter
+/// exposure blows out highlights to 255 (what an overexposed frame holds), a darker one
+/// compresses the range.
+pub fn apply_gain(img: &mut RgbImage, gain: f32) {
+    for v in img.iter_mut() {
+        *v = (*v as f32 * gain).round().min(255.0) as u8;
+    }
+}
+
+/// One training batch: covers and secrets drawn independently from `images`. With
+/// `exposure` > 0 each crop's brightness is scaled by a gain drawn log-uniformly from
+/// [1/(1+exposure), 1+exposure] (see [`apply_gain`]), so the nets also learn covers with
+/// clipped highlights, where the container cannot rise above the cover.
+pub fn sample_batch(
+    images: &[Pyramid],
+    batch: usize,
+    size: u32,
+    exposure: f64,
+    rng: &mut impl Rng,
+) -> (Vec<RgbImage>, Vec<RgbImage>) {
     let pick = |rng: &mut _| {
         let i = Rng::random_range(rng, 0..images.len());
-        random_crop(&images[i], size, rng)
+        let mut crop = random_crop(&images[i], size, rng);
+        if exposure > 0.0 {
+            let a = (1.0 + exposure).ln();
+            apply_gain(&mut crop, Rng::random_range(rng, -a..=a).exp() as f32);
+        }
+        crop
     };
     let covers = (0..batch).map(|_| pick(rng)).collect();
     let secrets = (0..batch).map(|_| pick(rng)).collect();
@@ -385,6 +408,22 @@ mod tests {
             let mad = a.as_raw().iter().zip(b.as_raw()).map(|(&u, &v)| (u as f64 - v as f64).abs()).sum::<f64>() / a.as_raw().len() as f64;
             assert!(mad < 2.0, "region ({x}, {y}, {side}): mean difference {mad:.2} levels");
         }
+    }
+
+    #[test]
+    fn exposure_scales_and_clips() {
+        let mut img = RgbImage::from_fn(4, 1, |x, _| image::Rgb([x as u8 * 80, 100, 255]));
+        apply_gain(&mut img, 1.5);
+        assert_eq!(img.as_raw(), &[0, 150, 255, 120, 150, 255, 240, 150, 255, 255, 150, 255]);
+        // In a batch: gains stay inside [1/(1+e), 1+e], some crops are brighter and some darker.
+        let flat = Pyramid::new(RgbImage::from_pixel(80, 80, image::Rgb([100, 100, 100])));
+        let mut rng = step_rng(5, 1);
+        let (c, s) = sample_batch(std::slice::from_ref(&flat), 64, 16, 0.5, &mut rng);
+        let means: Vec<f64> = c.iter().chain(&s).map(|i| i.as_raw().iter().map(|&v| v as f64).sum::<f64>() / i.as_raw().len() as f64).collect();
+        assert!(means.iter().all(|&m| (100.0 / 1.5 - 0.5..=150.5).contains(&m)), "{means:?}");
+        assert!(means.iter().any(|&m| m > 120.0) && means.iter().any(|&m| m < 80.0));
+        let (c0, _) = sample_batch(std::slice::from_ref(&flat), 4, 16, 0.0, &mut rng);
+        assert!(c0.iter().all(|i| i.as_raw().iter().all(|&v| v == 100)), "no exposure: unchanged");
     }
 
     #[test]

@@ -81,6 +81,11 @@ struct TrainArgs {
     /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
     #[arg(long, default_value_t = 0.01)]
     noise_std: f64,
+    /// Exposure augmentation: scale each crop's brightness by a random gain in
+    /// [1/(1+X), 1+X] (log-uniform), clipping at 255, so the nets also learn covers with
+    /// blown-out highlights. 0 turns it off.
+    #[arg(long, value_name = "X", default_value_t = 0.0)]
+    exposure: f64,
     /// Seed of the initial weights, the validation split, the batches and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -173,6 +178,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         weight_decay: a.weight_decay,
         beta: a.beta,
         noise_std: a.noise_std,
+        exposure: a.exposure,
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
         val_every: a.val_every,

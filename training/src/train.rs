@@ -69,6 +69,11 @@ pub struct TrainConfig {
     pub beta: f64,
     /// Standard deviation of the Gaussian noise added to the container before the reveal net.
     pub noise_std: f64,
+    /// Exposure augmentation: each crop's brightness is scaled by a gain in
+    /// [1/(1+exposure), 1+exposure], clipping highlights (0: off; runs saved before this
+    /// option read as 0).
+    #[serde(default)]
+    pub exposure: f64,
     /// Seed of the weights, the data split, the batches and the noise.
     pub seed: u64,
     /// Save a checkpoint every this many steps (and at the end).
@@ -137,6 +142,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             beta: 0.75,
             noise_std: 0.01,
+            exposure: 0.0,
             seed: 0,
             checkpoint_every: 250,
             val_every: 250,
@@ -172,7 +178,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; exposure={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -182,6 +188,8 @@ impl TrainConfig {
             self.weight_decay,
             self.beta,
             self.noise_std,
+            self.exposure,
+            self.max_side,
             self.seed,
             self.hide_output.as_str(),
             self.arch.as_str()
@@ -210,6 +218,9 @@ impl TrainConfig {
         }
         if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {
             bail!("--beta and --noise-std must be ≥ 0 and --lr > 0");
+        }
+        if !(0.0..=4.0).contains(&self.exposure) {
+            bail!("--exposure {} is outside [0, 4]: it is the largest relative change of brightness (0.5: gains 0.67–1.5)", self.exposure);
         }
         if self.val_pairs == 0 {
             bail!("--val-pairs must be at least 1");
@@ -617,7 +628,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     for step in (start + 1)..=end {
         let step_t = Instant::now();
         let mut rng = data::step_rng(config.seed, step);
-        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, &mut rng);
+        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, config.exposure, &mut rng);
         let cover = data::to_tensor(&covers, &device)?;
         let secret = data::to_tensor(&secrets, &device)?;
         let noise_t = if config.noise_std > 0.0 {

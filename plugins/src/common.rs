@@ -43,7 +43,7 @@ impl From<ExecutionProvider> for stego::runtime::ExecutionProvider {
 }
 
 /// Which model pair the elements load when `model-file` is not set (property `variant`).
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstStegoVariant")]
 #[non_exhaustive]
@@ -53,7 +53,6 @@ pub enum Variant {
         nick = "paper"
     )]
     Paper = 0,
-    #[default]
     #[enum_value(
         name = "Fast: the real-time nets (hide-fast.onnx, reveal-fast.onnx), the better shipped pair",
         nick = "fast"
@@ -67,6 +66,22 @@ impl From<Variant> for stego::Variant {
             Variant::Paper => stego::Variant::Paper,
             Variant::Fast => stego::Variant::Fast,
         }
+    }
+}
+
+impl From<stego::Variant> for Variant {
+    fn from(v: stego::Variant) -> Self {
+        match v {
+            stego::Variant::Paper => Variant::Paper,
+            stego::Variant::Fast => Variant::Fast,
+        }
+    }
+}
+
+/// The library's default variant: the CLI and the elements default to the same pair.
+impl Default for Variant {
+    fn default() -> Self {
+        stego::Variant::default().into()
     }
 }
 
@@ -88,7 +103,6 @@ pub enum SecretEos {
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
 pub const DEFAULT_DEVICE: i32 = 0;
 pub const DEFAULT_THREADS: u32 = 0;
-pub const DEFAULT_VARIANT: Variant = Variant::Fast;
 
 /// The shipped model of `role` and `variant` (`models/hide.onnx`, `models/reveal-fast.onnx`,
 /// …), as the library finds it.
@@ -114,7 +128,7 @@ impl ModelSettings {
         ModelSettings {
             role,
             explicit_model_file: None,
-            variant: DEFAULT_VARIANT,
+            variant: Variant::default(),
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device: DEFAULT_DEVICE,
             threads: DEFAULT_THREADS,
@@ -194,7 +208,7 @@ impl ModelSettings {
     /// The property specs of `model-file`, `variant`, `execution-provider`, `device` and
     /// `threads`.
     pub fn properties(role: stego::contract::Role) -> Vec<glib::ParamSpec> {
-        let default_file = default_model_file(role, DEFAULT_VARIANT);
+        let default_file = default_model_file(role, Variant::default());
         let dir = stego::default_model_dir();
         vec![
             glib::ParamSpecString::builder("model-file")
@@ -207,7 +221,7 @@ impl ModelSettings {
                 .default_value(Some(default_file.to_string_lossy().as_ref()))
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecEnum::builder_with_default("variant", DEFAULT_VARIANT)
+            glib::ParamSpecEnum::builder_with_default("variant", Variant::default())
                 .nick("Variant")
                 .blurb(&format!(
                     "Which {role} model of the models folder to load when model-file is not set: paper ({}) \
@@ -252,7 +266,7 @@ impl ModelSettings {
                 let file: Option<String> = value.get().unwrap_or(None);
                 self.explicit_model_file = file.filter(|f| !f.is_empty()).map(PathBuf::from);
             }
-            "variant" => self.variant = value.get().unwrap_or(DEFAULT_VARIANT),
+            "variant" => self.variant = value.get().unwrap_or_default(),
             "execution-provider" => {
                 self.execution_provider = value.get().unwrap_or(DEFAULT_EXECUTION_PROVIDER);
             }

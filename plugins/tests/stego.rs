@@ -1049,7 +1049,7 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
         let e = gst::ElementFactory::make(factory).build().unwrap();
         let model_file = |e: &gst::Element| PathBuf::from(e.property::<String>("model-file"));
 
-        // The property: a GstStegoVariant with nicks paper and fast, default paper,
+        // The property: a GstStegoVariant with nicks paper and fast, default fast (the library's default),
         // changeable in NULL and READY like model-file.
         let pspec = e.find_property("variant").expect("a variant property");
         assert_eq!(pspec.value_type().name(), "GstStegoVariant");

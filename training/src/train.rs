@@ -122,9 +122,13 @@ pub struct InitFrom {
 }
 
 impl InitFrom {
+    /// This run and the runs it came from, nearest first.
+    pub fn lineage(&self) -> impl Iterator<Item = &InitFrom> {
+        std::iter::successors(Some(self), |i| i.from.as_deref())
+    }
     /// Training wall time of the whole lineage, in seconds.
     pub fn total_seconds(&self) -> f64 {
-        self.train_seconds + self.from.as_ref().map_or(0.0, |f| f.total_seconds())
+        self.lineage().map(|i| i.train_seconds).sum()
     }
 }
 
@@ -197,13 +201,11 @@ impl TrainConfig {
             .init_from
             .as_ref()
             .map(|i| {
-                let mut chain = format!("; init_from={} at step {} ({:.0} s)", i.dir.display(), i.step, i.train_seconds);
-                let mut up = i.from.as_deref();
-                while let Some(f) = up {
-                    chain += &format!(" <- {} at step {} ({:.0} s)", f.dir.display(), f.step, f.train_seconds);
-                    up = f.from.as_deref();
-                }
-                chain
+                let chain: Vec<String> = i
+                    .lineage()
+                    .map(|f| format!("{} at step {} ({:.0} s)", f.dir.display(), f.step, f.train_seconds))
+                    .collect();
+                format!("; init_from={}", chain.join(" <- "))
             })
             .unwrap_or_default()
     }
@@ -493,7 +495,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     let device = crate::default_device();
     let out = config.out.clone();
     let state_path = out.join(STATE_FILE);
-    let (config, prior) = if opts.resume {
+    let (mut config, prior) = if opts.resume {
         let prior = RunState::read(&state_path).context("--resume needs a previous run in the output folder")?;
         let mut c = prior.config.clone();
         c.out = out.clone();
@@ -516,7 +518,6 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         }
         (config, None)
     };
-    let mut config = config;
     let mut init_weights = None;
     if let Some(dir) = &opts.init_from {
         if prior.is_some() {
@@ -545,7 +546,6 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         });
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
-    let config = config;
     config.check()?;
     std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
 

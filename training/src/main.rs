@@ -110,14 +110,14 @@ struct TrainArgs {
 
     /// How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a
     /// residual over the cover that trains much faster; `sigmoid` = sigmoid(z), the paper's
-    /// plain output.
-    #[arg(long, value_enum, default_value_t = training::nets::HideOutput::Residual)]
-    hide_output: training::nets::HideOutput,
+    /// plain output. [default: residual, or the --init-from run's]
+    #[arg(long, value_enum)]
+    hide_output: Option<training::nets::HideOutput>,
     /// Which nets to train: `paper` = Baluja's nets (hide.onnx, reveal.onnx); `fast` = the
     /// real-time nets on 4×4 cells, ~50× cheaper (hide-fast.onnx, reveal-fast.onnx; --crop
-    /// must be a multiple of 4).
-    #[arg(long, value_enum, default_value_t = training::nets::Arch::Paper)]
-    arch: training::nets::Arch,
+    /// must be a multiple of 4). [default: paper, or the --init-from run's]
+    #[arg(long, value_enum)]
+    arch: Option<training::nets::Arch>,
     /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
     /// moments and schedule; the saved settings win over the options given, except --steps.
     #[arg(long)]
@@ -125,8 +125,8 @@ struct TrainArgs {
     /// Stop after N steps in this session (continue later with --resume).
     #[arg(long, value_name = "N")]
     session_steps: Option<u64>,
-    /// Start a new run from the weights of the run in DIR (same --arch and --hide-output)
-    /// instead of random ones: a fine-tune with this run's own settings (e.g. --beta,
+    /// Start a new run from the weights of the run in DIR (its --arch and --hide-output, which
+    /// this run takes unless given) instead of random ones: a fine-tune with this run's own settings (e.g. --beta,
     /// --noise-std, --max-side), learning-rate schedule and fresh AdamW moments.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     init_from: Option<PathBuf>,
@@ -166,6 +166,14 @@ fn run_train(a: TrainArgs) -> Result<()> {
             data = vec![root];
         }
     }
+    // A fine-tune takes its nets from the run it starts from unless told otherwise.
+    let (arch, hide_output) = match (&a.init_from, a.arch, a.hide_output) {
+        (Some(dir), arch, hide_output) if arch.is_none() || hide_output.is_none() => {
+            let (run_arch, run_output) = train::run_nets(dir)?;
+            (arch.unwrap_or(run_arch), hide_output.unwrap_or(run_output))
+        }
+        (_, arch, hide_output) => (arch.unwrap_or(defaults.arch), hide_output.unwrap_or(defaults.hide_output)),
+    };
     let config = TrainConfig {
         data,
         out: a.out,
@@ -186,8 +194,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         val_fraction: a.val_fraction,
         max_side: a.max_side,
         max_images: a.max_images,
-        hide_output: a.hide_output,
-        arch: a.arch,
+        hide_output,
+        arch,
         rewarm_at: Vec::new(),
         init_from: None,
     };

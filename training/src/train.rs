@@ -259,6 +259,17 @@ impl Validation {
     }
 }
 
+/// The nets (architecture, hide output) of the training run in `dir`, for `--init-from`.
+pub fn run_nets(dir: &Path) -> Result<(nets::Arch, nets::HideOutput)> {
+    let c = read_init_from(dir)?.config;
+    Ok((c.arch, c.hide_output))
+}
+
+fn read_init_from(dir: &Path) -> Result<RunState> {
+    RunState::read(&dir.join(STATE_FILE))
+        .with_context(|| format!("--init-from {} needs a training run folder (state.json, checkpoint.safetensors)", dir.display()))
+}
+
 /// `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {
@@ -523,8 +534,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         if prior.is_some() {
             bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
         }
-        let parent = RunState::read(&dir.join(STATE_FILE))
-            .with_context(|| format!("--init-from {} needs a training run folder (state.json, checkpoint.safetensors)", dir.display()))?;
+        let parent = read_init_from(dir)?;
         let p = &parent.config;
         if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
             bail!(

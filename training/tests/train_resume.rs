@@ -187,3 +187,31 @@ fn init_from_starts_a_new_run_from_another_runs_weights() {
     let e = format!("{:#}", train::train(config(&data, &tmp.path().join("x"), 1), &RunOptions { init_from: Some(tmp.path().join("nope")), ..no_export }).unwrap_err());
     assert!(e.contains("needs a training run folder"), "{e}");
 }
+
+/// The command line: a fine-tune takes the nets of the run it starts from unless told otherwise.
+#[test]
+fn cli_init_from_takes_the_runs_nets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let train = |out: &Path, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_training"));
+        cmd.arg("train").arg("--data").arg(&data).arg("--out").arg(out);
+        cmd.args(["--steps", "1", "--batch-size", "2", "--crop", "8", "--val-pairs", "2", "--no-export", "-q"]);
+        cmd.args(extra).output().unwrap()
+    };
+    let parent = tmp.path().join("parent");
+    let o = train(&parent, &["--arch", "fast", "--hide-output", "sigmoid"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let child = tmp.path().join("child");
+    let o = train(&child, &["--init-from", parent.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = RunState::read(&child.join(train::STATE_FILE)).unwrap().config;
+    assert_eq!((c.arch, c.hide_output), (training::nets::Arch::Fast, training::nets::HideOutput::Sigmoid));
+
+    // Naming other nets is still refused, with the options to pass.
+    let o = train(&tmp.path().join("other"), &["--init-from", parent.to_str().unwrap(), "--arch", "paper"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("--arch fast --hide-output sigmoid"), "{e}");
+}

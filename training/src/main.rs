@@ -77,6 +77,12 @@ struct TrainArgs {
     /// close to the cover).
     #[arg(long, default_value_t = 0.75)]
     beta: f64,
+    /// How the loss measures the errors: `l2` = squared, the paper's ‖C−C'‖² + β‖S−S'‖²; `l1` =
+    /// absolute, |C−C'| + β|S−S'|, the quantity APD reports (under L1 every pixel's error pulls
+    /// with the same strength, so the secret needs a larger --beta than under L2 to keep the
+    /// same balance).
+    #[arg(long, value_enum, default_value_t = training::train::Distance::L2)]
+    distance: training::train::Distance,
     /// Standard deviation of the Gaussian noise added to the (8-bit rounded) container before
     /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
     #[arg(long, default_value_t = 0.01)]
@@ -185,6 +191,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         final_lr_fraction: a.final_lr_fraction,
         weight_decay: a.weight_decay,
         beta: a.beta,
+        distance: a.distance,
         noise_std: a.noise_std,
         exposure: a.exposure,
         seed: a.seed,

@@ -67,6 +67,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Weight of the secret loss.
     pub beta: f64,
+    /// How the loss measures each error: squared (the paper's) or absolute (runs saved before
+    /// this option read as `l2`).
+    #[serde(default)]
+    pub distance: Distance,
     /// Standard deviation of the Gaussian noise added to the container before the reveal net.
     pub noise_std: f64,
     /// Exposure augmentation: each crop's brightness is scaled by a gain in
@@ -104,6 +108,36 @@ pub struct TrainConfig {
     /// from `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<InitFrom>,
+}
+
+/// The per-pixel distance in the loss `d(C, C') + β·d(S, S')`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Distance {
+    /// Mean squared error, the paper's loss ‖C−C'‖² + β‖S−S'‖².
+    #[default]
+    L2,
+    /// Mean absolute error: the quantity APD reports, so it optimises that metric directly and
+    /// weighs small errors more than L2 does (which mostly chases the rare large ones).
+    L1,
+}
+
+impl Distance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distance::L2 => "l2",
+            Distance::L1 => "l1",
+        }
+    }
+
+    /// The mean distance between `a` and `b`.
+    fn mean(self, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        let d = (a - b)?;
+        match self {
+            Distance::L2 => d.sqr()?.mean_all(),
+            Distance::L1 => d.abs()?.mean_all(),
+        }
+    }
 }
 
 /// Where a run's starting weights came from: another run's checkpoint.
@@ -147,6 +181,7 @@ impl Default for TrainConfig {
             beta: 0.75,
             noise_std: 0.01,
             exposure: 0.0,
+            distance: Distance::L2,
             seed: 0,
             checkpoint_every: 250,
             val_every: 250,
@@ -182,7 +217,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; noise_std={}; exposure={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -191,6 +226,7 @@ impl TrainConfig {
             self.final_lr_fraction,
             self.weight_decay,
             self.beta,
+            self.distance.as_str(),
             self.noise_std,
             self.exposure,
             self.max_side,
@@ -394,6 +430,7 @@ pub fn training_loss(
     cover: &Tensor,
     secret: &Tensor,
     beta: f64,
+    distance: Distance,
     noise: Option<&Tensor>,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let container = nets.hide(cover, secret)?;
@@ -405,9 +442,12 @@ pub fn training_loss(
         None => container.clone(),
     };
     let revealed = nets.reveal(&reveal_in)?;
-    let cover_mse = (&container - cover)?.sqr()?.mean_all()?;
-    let secret_mse = (&revealed - secret)?.sqr()?.mean_all()?;
-    let loss = (&cover_mse + (&secret_mse * beta)?)?;
+    let cover_mse = Distance::L2.mean(&container, cover)?;
+    let secret_mse = Distance::L2.mean(&revealed, secret)?;
+    let loss = match distance {
+        Distance::L2 => (&cover_mse + (&secret_mse * beta)?)?,
+        Distance::L1 => (distance.mean(&container, cover)? + (distance.mean(&revealed, secret)? * beta)?)?,
+    };
     Ok((loss, cover_mse, secret_mse))
 }
 
@@ -647,7 +687,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         } else {
             None
         };
-        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, noise_t.as_ref())?;
+        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref())?;
         let grads = loss.backward()?;
         let lr = schedule.lr(step);
         opt.step(&grads, lr)?;

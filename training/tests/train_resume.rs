@@ -215,3 +215,42 @@ fn cli_init_from_takes_the_runs_nets() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("--arch fast --hide-output sigmoid"), "{e}");
 }
+
+/// `--distance`: the L2 loss is the paper's ‖C−C'‖² + β‖S−S'‖², the L1 loss the mean absolute
+/// errors of the same forward pass (the container rounded to 8 bits); both report the MSEs.
+#[test]
+fn loss_distances() {
+    use training::train::Distance;
+    let dev = Device::Cpu;
+    let (_, nets) = training::nets::init_arch(training::nets::Arch::Fast, &dev, 3).unwrap();
+    let nets = nets.with_hide_output(training::nets::HideOutput::Residual);
+    let cover = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();
+    let secret = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();
+    let scalar = |t: &candle_core::Tensor| t.to_scalar::<f32>().unwrap();
+
+    let container = (((nets.hide(&cover, &secret).unwrap() * 255.0).unwrap().round().unwrap()) / 255.0).unwrap();
+    let revealed = nets.reveal(&container).unwrap();
+    let mean = |a: &candle_core::Tensor, b: &candle_core::Tensor, sq: bool| {
+        let d = (a - b).unwrap();
+        scalar(&if sq { d.sqr() } else { d.abs() }.unwrap().mean_all().unwrap())
+    };
+    let (c2, s2) = (mean(&container, &cover, true), mean(&revealed, &secret, true));
+    let (c1, s1) = (mean(&container, &cover, false), mean(&revealed, &secret, false));
+
+    let (l2, cm, sm) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L2, None).unwrap();
+    let (l1, cm1, sm1) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L1, None).unwrap();
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * b.abs().max(1e-3);
+    assert!(close(scalar(&l2), c2 + 2.0 * s2), "{} vs {}", scalar(&l2), c2 + 2.0 * s2);
+    assert!(close(scalar(&l1), c1 + 2.0 * s1), "{} vs {}", scalar(&l1), c1 + 2.0 * s1);
+    for (m, want) in [(&cm, c2), (&sm, s2), (&cm1, c2), (&sm1, s2)] {
+        assert!(close(scalar(m), want));
+    }
+    assert!(c1 > c2 && s1 > s2, "errors below 1: absolute > squared");
+
+    // Runs saved before the option read as L2; the summary names the distance.
+    let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+    v.as_object_mut().unwrap().remove("distance");
+    let old: TrainConfig = serde_json::from_value(v).unwrap();
+    assert_eq!(old.distance, Distance::L2);
+    assert!(TrainConfig { distance: Distance::L1, ..old }.summary(1).contains("distance=l1"));
+}

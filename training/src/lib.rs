@@ -37,7 +37,10 @@
 //!
 //! **Loss.** `mean((C − C')²) + β · mean((S − S')²)` (per-pixel means). β defaults to 0.75,
 //! the value of the paper's reference Keras implementation: the secret error counts a little
-//! less than the cover error, so the container stays close to the cover.
+//! less than the cover error, so the container stays close to the cover. `--distance l1`
+//! trains `mean(|C − C'|) + β · mean(|S − S'|)` instead: the quantity APD reports. Under L2 a
+//! pixel's pull grows with its error, under L1 every pixel pulls alike, so the same balance
+//! between cover and secret needs a larger β (about the ratio of secret to cover error).
 //!
 //! **8-bit container.** In the training path the container is rounded to 8 bits with a
 //! straight-through gradient, `c + (round(255·c)/255 − c).detach()`, since that is what the

@@ -130,9 +130,8 @@ impl Distance {
         }
     }
 
-    /// The mean distance between `a` and `b`.
-    fn mean(self, a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-        let d = (a - b)?;
+    /// The mean distance of the differences `d` from zero.
+    fn mean(self, d: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Distance::L2 => d.sqr()?.mean_all(),
             Distance::L1 => d.abs()?.mean_all(),
@@ -442,11 +441,12 @@ pub fn training_loss(
         None => container.clone(),
     };
     let revealed = nets.reveal(&reveal_in)?;
-    let cover_mse = Distance::L2.mean(&container, cover)?;
-    let secret_mse = Distance::L2.mean(&revealed, secret)?;
+    let (cover_diff, secret_diff) = ((&container - cover)?, (&revealed - secret)?);
+    let cover_mse = Distance::L2.mean(&cover_diff)?;
+    let secret_mse = Distance::L2.mean(&secret_diff)?;
     let loss = match distance {
         Distance::L2 => (&cover_mse + (&secret_mse * beta)?)?,
-        Distance::L1 => (distance.mean(&container, cover)? + (distance.mean(&revealed, secret)? * beta)?)?,
+        Distance::L1 => (distance.mean(&cover_diff)? + (distance.mean(&secret_diff)? * beta)?)?,
     };
     Ok((loss, cover_mse, secret_mse))
 }

@@ -7,6 +7,7 @@ Prints one line: RESULT <frames> <seconds> <peak_rss_kib>
 """
 import argparse
 import resource
+import sys
 import time
 
 import numpy as np
@@ -30,8 +31,15 @@ def main():
         so.intra_op_num_threads = a.threads
     providers = ["CPUExecutionProvider"]
     if a.provider != "cpu":
+        # onnxruntime-gpu finds the CUDA / cuDNN wheels (nvidia-*) only when asked to preload them.
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()
         providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"})] + providers
     sess = ort.InferenceSession(a.model, so, providers=providers)
+    # onnxruntime falls back to the CPU with only a warning: a cuda row must not time the CPU.
+    if a.provider == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        sys.exit(f"bench_python: CUDA is not usable by onnxruntime {ort.__version__} "
+                 f"(providers in use: {sess.get_providers()}); see the warning above")
     rng = np.random.default_rng(0)
     cover = rng.integers(0, 256, (a.height, a.width, 3), dtype=np.uint8)
     secret = rng.integers(0, 256, (a.height, a.width, 3), dtype=np.uint8)

@@ -58,7 +58,17 @@ want_gpu=${STEGO_GPU:-auto}
 if [ "$want_gpu" = auto ]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then want_gpu=1; else want_gpu=0; fi
 fi
-if [ "$want_gpu" = 1 ] && [ ! -f .ort/gpu/.ok-$ORT_VERSION ]; then
+# Every CUDA/cuDNN library the provider needs must resolve in .ort/gpu, except the driver's
+# libcuda.so.1. Prints what is missing (nothing when .ort/gpu is absent).
+gpu_libs_missing() {
+  [ -d .ort/gpu ] || return 0
+  ( cd .ort/gpu
+    [ -e libonnxruntime_providers_cuda.so ] || echo libonnxruntime_providers_cuda.so
+    for f in libonnxruntime_providers_cuda.so libcudnn*.so.9; do
+      [ -e "$f" ] && LD_LIBRARY_PATH=. ldd "$f" 2>/dev/null
+    done | sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | grep -v -x 'libcuda.so.1' | sort -u ) || true
+}
+if [ "$want_gpu" = 1 ] && { [ ! -f .ort/gpu/.ok-$ORT_VERSION ] || [ -n "$(gpu_libs_missing)" ]; }; then
   log "installing onnxruntime-gpu $ORT_VERSION with CUDA 13 / cuDNN 9 runtime wheels into .ort/gpu"
   mkdir -p .ort/gpu
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -68,9 +78,16 @@ if [ "$want_gpu" = 1 ] && [ ! -f .ort/gpu/.ok-$ORT_VERSION ]; then
   # The CUDA runtime wheels the GPU wheel names (nvidia-*-cu13 / nvidia-cuda-runtime ~=13).
   reqs=$(unzip -p "$tmp"/onnxruntime_gpu-*.whl '*.dist-info/METADATA' | sed -n 's/^Requires-Dist: \(nvidia-[^;]*\).*/\1/p' | tr -d ' ')
   log "CUDA runtime wheels: $(echo $reqs)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --target .ort/gpu/site $reqs
+  # With their own dependencies: cuDNN needs cuBLAS (libcublasLt.so.13), cuFFT nvJitLink.
+  rm -rf .ort/gpu/site
+  .venv/bin/python -m pip install -q --disable-pip-version-check --target .ort/gpu/site $reqs
   # Put every CUDA/cuDNN shared library beside the provider so the loader finds them.
   find .ort/gpu/site -name 'lib*.so*' -exec ln -sf "$ROOT/{}" .ort/gpu/ \;
+  missing=$(gpu_libs_missing)
+  if [ -n "$missing" ]; then
+    log "the CUDA provider in .ort/gpu still lacks: $(echo $missing); delete .ort/gpu and run again"
+    exit 1
+  fi
   touch .ort/gpu/.ok-$ORT_VERSION
 fi
 

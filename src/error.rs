@@ -27,8 +27,9 @@ pub enum Error {
     ModelContract { path: PathBuf, role: crate::contract::Role, reason: String },
 
     /// The requested execution provider cannot be used.
-    #[error("execution provider {provider} is not usable: {reason}; use --execution-provider cpu (or auto to fall back), or on an NVIDIA GPU run `STEGO_GPU=1 scripts/setup.sh` to install onnxruntime-gpu and set ORT_DYLIB_PATH=.ort/gpu/libonnxruntime.so")]
-    ExecutionProvider { provider: String, reason: String },
+    /// `advice` says what the reason points to and what to do (see `runtime::cuda_advice`).
+    #[error("execution provider {provider} is not usable: {reason}; {advice}; or use execution provider cpu (or auto to fall back to the CPU)")]
+    ExecutionProvider { provider: String, reason: String, advice: String },
 
     /// An option value is not valid.
     #[error("invalid {what} {value:?}: {expected}")]

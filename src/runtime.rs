@@ -272,6 +272,35 @@ fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
     base_builder(env, options)?.with_execution_providers([cuda]).map_err(|e| e.to_string())
 }
 
+fn cuda_error(device_id: i32, reason: String) -> Error {
+    let advice = cuda_advice(&reason, loaded_library().as_deref());
+    Error::ExecutionProvider { provider: format!("cuda (device {device_id})"), reason: reason.trim_end().to_string(), advice }
+}
+
+/// What a CUDA provider failure means and what to do, from onnxruntime's `reason` and the
+/// loaded onnxruntime `library`.
+pub fn cuda_advice(reason: &str, library: Option<&Path>) -> String {
+    let gpu_build = library.and_then(Path::parent).is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").is_file());
+    let lib = library.map(|p| format!(" {}", p.display())).unwrap_or_default();
+    if reason.contains("libcuda.so") {
+        "no NVIDIA driver was found (libcuda.so.1 is missing): this machine has no NVIDIA GPU or its driver is not \
+         installed; install the NVIDIA driver for CUDA 13 (`nvidia-smi -L` lists the GPUs)"
+            .into()
+    } else if !gpu_build || reason.contains("not enabled in this build") {
+        format!(
+            "the loaded onnxruntime{lib} is a CPU-only build: on a machine with an NVIDIA GPU run `STEGO_GPU=1 \
+             scripts/setup.sh`, which installs onnxruntime-gpu into .ort/gpu (loaded for cuda and auto unless \
+             ORT_DYLIB_PATH names another library)"
+        )
+    } else if reason.contains("cannot open shared object file") {
+        "a CUDA or cuDNN library of the GPU install is missing: run `STEGO_GPU=1 scripts/setup.sh` again (it checks \
+         .ort/gpu and reinstalls what is missing)"
+            .into()
+    } else {
+        "check that the device index is one `nvidia-smi -L` lists and that the driver supports CUDA 13".into()
+    }
+}
+
 impl Model {
     /// Loads `path` as a model of `role` and checks it against the contract.
     pub fn load(path: &Path, role: Role, options: &RuntimeOptions) -> Result<Model> {
@@ -291,18 +320,22 @@ impl Model {
         let (mut builder, provider, note) = match options.execution_provider {
             ExecutionProvider::Cpu => (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, None),
             ExecutionProvider::Cuda => {
-                let b = cuda_builder(&env, options).map_err(|reason| Error::ExecutionProvider { provider: format!("cuda (device {})", options.device_id), reason })?;
+                let b = cuda_builder(&env, options).map_err(|reason| cuda_error(options.device_id, reason))?;
                 (b, ExecutionProvider::Cuda, None)
             }
             ExecutionProvider::Auto => match cuda_builder(&env, options) {
                 Ok(b) => (b, ExecutionProvider::Cuda, None),
-                Err(reason) => (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, Some(format!("CUDA is not usable ({reason}); running on the CPU"))),
+                Err(reason) => {
+                    let advice = cuda_advice(&reason, loaded_library().as_deref());
+                    let note = format!("CUDA is not usable ({}: {advice}); running on the CPU", reason.trim_end());
+                    (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, Some(note))
+                }
             },
         };
         let session = builder.commit_from_memory(&bytes).map_err(|e| {
             let reason = e.to_string();
             if provider == ExecutionProvider::Cuda && reason.to_ascii_lowercase().contains("cuda") {
-                Error::ExecutionProvider { provider: format!("cuda (device {})", options.device_id), reason }
+                cuda_error(options.device_id, reason)
             } else {
                 Error::ModelLoad { path: path.into(), reason }
             }
@@ -525,6 +558,25 @@ mod tests {
         assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
         let e = "tpu".parse::<ExecutionProvider>().unwrap_err().to_string();
         assert!(e.contains("\"tpu\"") && e.contains("cpu, cuda, auto"), "{e}");
+    }
+
+    #[test]
+    fn cuda_advice_names_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let gpu = dir.path().join("gpu");
+        std::fs::create_dir(&gpu).unwrap();
+        std::fs::write(gpu.join("libonnxruntime_providers_cuda.so"), b"").unwrap();
+        let gpu_lib = gpu.join("libonnxruntime.so");
+        let cpu_lib = dir.path().join("libonnxruntime.so");
+        let open_failed = |lib: &str| format!("Failed to load library libonnxruntime_providers_cuda.so with error: {lib}: cannot open shared object file: No such file or directory");
+        let a = cuda_advice(&open_failed("libcuda.so.1"), Some(&gpu_lib));
+        assert!(a.contains("no NVIDIA driver") && a.contains("libcuda.so.1"), "{a}");
+        let a = cuda_advice(&open_failed("libcublasLt.so.13"), Some(&gpu_lib));
+        assert!(a.contains("CUDA or cuDNN library") && a.contains("STEGO_GPU=1 scripts/setup.sh"), "{a}");
+        let a = cuda_advice("CUDA execution provider is not enabled in this build", Some(&cpu_lib));
+        assert!(a.contains("CPU-only build") && a.contains(&cpu_lib.display().to_string()) && a.contains("STEGO_GPU=1"), "{a}");
+        let a = cuda_advice("CUDA failure 101: invalid device ordinal", Some(&gpu_lib));
+        assert!(a.contains("nvidia-smi -L"), "{a}");
     }
 
     #[test]

@@ -233,7 +233,15 @@ fn cuda_without_a_gpu() {
         return;
     }
     let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "cuda"], &[]);
-    assert_fails_with(&o, &["execution provider cuda", "not usable"]);
+    assert_fails_with(&o, &["execution provider cuda", "not usable", "use execution provider cpu"]);
+    // The advice names the cause: the CPU-only library, or (with `STEGO_GPU=1 scripts/setup.sh`'s
+    // install) the missing NVIDIA driver.
+    let e = stderr(&o);
+    assert!(e.contains("CPU-only build") || e.contains("no NVIDIA driver was found (libcuda.so.1"), "{e}");
+    assert_absent(&out);
+    let cpu_lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort/cpu/libonnxruntime.so");
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "cuda"], &[("ORT_DYLIB_PATH", s(&cpu_lib))]);
+    assert_fails_with(&o, &["execution provider cuda", "is a CPU-only build", &cpu_lib.display().to_string(), "STEGO_GPU=1 scripts/setup.sh"]);
     assert_absent(&out);
     // auto falls back to the CPU and says so.
     let tiny = tempfile::tempdir().unwrap();

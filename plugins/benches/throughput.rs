@@ -5,7 +5,10 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--variant fast|paper (default fast)] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]`
+//!  [--variant fast|paper (default fast)] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]
+//!  [--cell-timeout S]`
+//!
+//! `--cell-timeout S` stops a cell's process after S seconds and reports it as an error.
 //!
 //! `--precision fp16` runs the float16 exports (`hide-fp16.onnx`, …: `training export --fp16`).
 //!
@@ -240,9 +243,19 @@ fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String>
             .push(Instant::now());
         None
     });
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        // The element's own message (e.g. why the model or provider cannot load) is on the bus.
+        let reason = pipeline
+            .bus()
+            .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(err) => Some(format!("{} ({:?})", err.error(), err.debug())),
+                _ => None,
+            })
+            .unwrap_or_else(|| e.to_string());
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(reason);
+    }
     let mut pushers = Vec::new();
     for (name, bytes) in [("cover", cover), ("secret", secret)] {
         let Some(appsrc) = pipeline.by_name(name) else {
@@ -325,7 +338,72 @@ const METHODS: [(&str, &str); 4] = [
     ("python", "(d) Python ort+numpy"),
 ];
 
-fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
+/// `text` on one line for a table cell: terminal colour codes removed, whitespace collapsed.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequence: ESC [ parameters final-byte
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `cmd` to completion or until `limit` has passed (then kills it), returning its output.
+fn output_within(mut cmd: Command, limit: Option<std::time::Duration>) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let Some(limit) = limit else {
+        return cmd.output().map_err(|e| e.to_string());
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Drain both pipes while waiting, so that a chatty child never blocks on a full pipe.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_t = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err_t = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {} s (--cell-timeout)", limit.as_secs()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+fn run_cell(method: &str, spec: &CellSpec, limit: Option<std::time::Duration>) -> Result<Cell, String> {
     let CellSpec {
         role,
         ref model,
@@ -340,8 +418,8 @@ fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
         let py = std::env::var_os("STEGO_BENCH_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join(".venv/bin/python"));
-        Command::new(&py)
-            .arg(root.join("scripts/bench_python.py"))
+        let mut c = Command::new(&py);
+        c.arg(root.join("scripts/bench_python.py"))
             .args([
                 "--model",
                 &model.display().to_string(),
@@ -361,9 +439,14 @@ fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
                 &threads.unwrap_or(0).to_string(),
                 "--provider",
                 provider.as_str(),
-            ])
-            .output()
-            .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", py.display()))?
+            ]);
+        output_within(c, limit).map_err(|e| {
+            if e.starts_with("timed out") {
+                e
+            } else {
+                format!("{}: {e} (run scripts/setup.sh)", py.display())
+            }
+        })?
     } else {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut c = Command::new(exe);
@@ -379,17 +462,19 @@ fn run_cell(method: &str, spec: &CellSpec) -> Result<Cell, String> {
             c.args(["--threads", &t.to_string()]);
         }
         c.args(["--execution-provider", provider.as_str()]);
-        c.output().map_err(|e| e.to_string())?
+        output_within(c, limit)?
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
         .find(|l| l.starts_with("RESULT "))
         .ok_or_else(|| {
-            format!(
-                "{method}: no result; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
+            // The whole stderr goes to the bench's stderr; the table gets its last line, where
+            // the worker and the Python script put their one-line reason.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            eprintln!("{method} ({}): no result ({}); stderr:\n{stderr}", spec.role, out.status);
+            let last = stderr.lines().map(one_line).rfind(|l| !l.is_empty()).unwrap_or_default();
+            format!("{method}: no result ({}): {last}", out.status)
         })?;
     let v: Vec<f64> = line
         .split_whitespace()
@@ -477,6 +562,30 @@ fn main() {
     } else {
         3
     };
+    let cell_limit = match arg(&args, "--cell-timeout") {
+        None => None,
+        Some(t) => match t.parse::<u64>() {
+            Ok(n) if n > 0 => Some(std::time::Duration::from_secs(n)),
+            _ => {
+                eprintln!("bad --cell-timeout {t:?}: use a positive number of seconds");
+                std::process::exit(2);
+            }
+        },
+    };
+    if provider != ExecutionProvider::Cpu {
+        // One clear error up front instead of the same one in every cell.
+        let role = if roles.starts_with("reveal") { Role::Reveal } else { Role::Hide };
+        let model = model_dir.join(if precision == "fp16" {
+            variant.fp16_file_name(role)
+        } else {
+            variant.file_name(role).to_string()
+        });
+        let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
+        if let Err(e) = Model::load(&model, role, &opts) {
+            eprintln!("stego throughput: cannot run {} on {provider}: {e}", model.display());
+            std::process::exit(1);
+        }
+    }
     println!(
         "stego throughput: {frames} timed frames per cell after warm-up; {rounds} interleaved rounds per cell, figures are medians over the rounds (vs (a): median of per-round ratios); provider: {provider}; threads: {}; models: {} ({variant}, {precision})",
         threads.map_or("onnxruntime default".into(), |t: usize| t.to_string()),
@@ -521,7 +630,7 @@ fn main() {
             for r in 0..rounds {
                 for k in 0..METHODS.len() {
                     let m = (r + k) % METHODS.len();
-                    results[m].push(run_cell(METHODS[m].0, &spec));
+                    results[m].push(run_cell(METHODS[m].0, &spec, cell_limit));
                 }
             }
             let flop_per_frame = 2.0 * macs_per_pixel(&model, role) * (w * h) as f64;
@@ -538,7 +647,7 @@ fn main() {
                         .find_map(|c| c.as_ref().err())
                         .cloned()
                         .unwrap_or_default();
-                    println!("| {role} | {w}x{h} | {label} | error: {e} | | | | | |");
+                    println!("| {role} | {w}x{h} | {label} | error: {} | | | | | |", one_line(&e));
                     continue;
                 };
                 let lo = ok.iter().map(|c| c.fps).fold(f64::INFINITY, f64::min);

@@ -229,6 +229,7 @@ pub struct Model {
     note: Option<String>,
     size_multiple: usize,
     info: ModelInfo,
+    device_id: i32,
     buffers: Option<IoBuffers>,
 }
 
@@ -238,6 +239,8 @@ struct IoBuffers {
     inputs: Vec<Tensor<f32>>,
     output: Tensor<f32>,
     binding: ort::session::IoBinding,
+    /// The tensors are in page-locked host memory (CUDA) rather than ordinary memory.
+    pinned: bool,
 }
 
 impl fmt::Debug for Model {
@@ -342,7 +345,7 @@ impl Model {
         })?;
         let info = Self::describe(&session, path)?;
         let size_multiple = check_contract(&info, role)?;
-        Ok(Model { session, role, path: path.into(), provider, note, size_multiple, info, buffers: None })
+        Ok(Model { session, role, path: path.into(), provider, note, size_multiple, info, device_id: options.device_id, buffers: None })
     }
 
     fn describe(session: &Session, path: &Path) -> Result<ModelInfo> {
@@ -397,6 +400,11 @@ impl Model {
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }
+    /// Whether the input and output tensors live in page-locked (pinned) host memory, which
+    /// the CUDA provider copies to and from the GPU without staging; `None` before the first run.
+    pub fn pinned_buffers(&self) -> Option<bool> {
+        self.buffers.as_ref().map(|b| b.pinned)
+    }
 
     /// Runs the model on `[N, 3, H, W]` inputs given in the role's input order, returning a
     /// new output array. Convenient for tests and tools; streams use [`Model::run_into`].
@@ -432,33 +440,14 @@ impl Model {
     /// writes the output into `out`. Input and output tensors are allocated once per shape
     /// and reused.
     pub fn run_into(&mut self, inputs: &[&[f32]], shape: [usize; 4], out: &mut [f32]) -> Result<()> {
-        self.with_buffers(shape, |bufs| {
-            for (t, src) in bufs.inputs.iter_mut().zip(inputs) {
-                t.extract_tensor_mut().1.copy_from_slice(src);
+        self.run_with_checked(shape, inputs, out.len(), |slices| {
+            for (dst, src) in slices.iter_mut().zip(inputs) {
+                dst.copy_from_slice(src);
             }
-        }, inputs, out.len())?;
-        self.run_bound()?;
-        let bufs = self.buffers.as_ref().expect("buffers exist after with_buffers");
-        out.copy_from_slice(bufs.output.extract_tensor().1);
-        Ok(())
+        }, |o| out.copy_from_slice(o))
     }
 
-    /// Gives mutable access to the model's own input tensors of `shape` (allocated on the first
-    /// call for that shape), runs the model, and hands the output to `read`. This is the
-    /// zero-copy path the frame pipeline uses.
-    pub fn run_with(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
-        self.ensure_buffers(shape)?;
-        {
-            let bufs = self.buffers.as_mut().expect("buffers exist");
-            let mut slices: Vec<&mut [f32]> = bufs.inputs.iter_mut().map(|t| t.extract_tensor_mut().1).collect();
-            fill(&mut slices);
-        }
-        self.run_bound()?;
-        read(self.buffers.as_ref().expect("buffers exist").output.extract_tensor().1);
-        Ok(())
-    }
-
-    fn with_buffers(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut IoBuffers), inputs: &[&[f32]], out_len: usize) -> Result<()> {
+    fn run_with_checked(&mut self, shape: [usize; 4], inputs: &[&[f32]], out_len: usize, fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
         let n = self.role.inputs().len();
         let len: usize = shape.iter().product();
         if inputs.len() != n || inputs.iter().any(|i| i.len() != len) || out_len != len || shape[1] != contract::CHANNELS {
@@ -468,8 +457,23 @@ impl Model {
                 expected: format!("{n} inputs and an output of N*3*H*W = {len} values"),
             });
         }
+        self.run_with(shape, fill, read)
+    }
+
+    /// Gives mutable access to the model's own input tensors of `shape` (allocated on the first
+    /// call for that shape), runs the model, and hands the output to `read`. This is the
+    /// zero-copy path the frame pipeline uses.
+    pub fn run_with(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
         self.ensure_buffers(shape)?;
-        fill(self.buffers.as_mut().expect("buffers exist"));
+        let role = self.role;
+        let err = |e: ort::Error| Error::Inference { role, reason: format!("cannot reach the tensor buffers: {e}") };
+        {
+            let bufs = self.buffers.as_mut().expect("buffers exist");
+            let mut slices = bufs.inputs.iter_mut().map(|t| t.try_extract_tensor_mut::<f32>().map(|(_, d)| d)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
+            fill(&mut slices);
+        }
+        self.run_bound()?;
+        read(self.buffers.as_ref().expect("buffers exist").output.try_extract_tensor::<f32>().map_err(err)?.1);
         Ok(())
     }
 
@@ -487,17 +491,39 @@ impl Model {
         self.buffers = None;
         let role = self.role;
         let err = |e: ort::Error| Error::Inference { role, reason: e.to_string() };
-        let alloc = self.session.allocator();
         let dims = shape.map(|d| d as i64);
-        let inputs = role.inputs().iter().map(|_| Tensor::<f32>::new(alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
-        let mut output = Tensor::<f32>::new(alloc, dims).map_err(err)?;
+        let (inputs, mut output, pinned) = match self.pinned_tensors(dims) {
+            Some((inputs, output)) => (inputs, output, true),
+            None => {
+                let alloc = self.session.allocator();
+                let inputs = role.inputs().iter().map(|_| Tensor::<f32>::new(alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
+                (inputs, Tensor::<f32>::new(alloc, dims).map_err(err)?, false)
+            }
+        };
         let mut binding = self.session.create_binding().map_err(err)?;
         for (name, t) in role.inputs().iter().zip(&inputs) {
             binding.bind_input(*name, t).map_err(err)?;
         }
         binding.bind_output(role.output(), &mut output).map_err(err)?;
-        self.buffers = Some(IoBuffers { shape, inputs, output, binding });
+        self.buffers = Some(IoBuffers { shape, inputs, output, binding, pinned });
         Ok(())
+    }
+
+    /// On CUDA: input and output tensors in page-locked host memory from the provider's pinned
+    /// allocator, so the copies to and from the GPU need no staging through a driver buffer.
+    /// `None` (ordinary memory serves) on other providers, or when the allocator or the
+    /// tensors cannot be made or read from the CPU.
+    fn pinned_tensors(&self, dims: [i64; 4]) -> Option<(Vec<Tensor<f32>>, Tensor<f32>)> {
+        use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+        if self.provider != ExecutionProvider::Cuda {
+            return None;
+        }
+        let allocator = |mem| MemoryInfo::new(AllocationDevice::CUDA_PINNED, self.device_id, AllocatorType::Device, mem).and_then(|info| Allocator::new(&self.session, info)).ok();
+        let (in_alloc, out_alloc) = (allocator(MemoryType::CPUInput)?, allocator(MemoryType::CPUOutput)?);
+        let mut inputs = self.role.inputs().iter().map(|_| Tensor::<f32>::new(&in_alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().ok()?;
+        let mut output = Tensor::<f32>::new(&out_alloc, dims).ok()?;
+        let readable = inputs.iter_mut().chain(std::iter::once(&mut output)).all(|t| t.try_extract_tensor_mut::<f32>().is_ok());
+        readable.then_some((inputs, output))
     }
 
     fn run_bound(&mut self) -> Result<()> {

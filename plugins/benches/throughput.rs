@@ -497,6 +497,10 @@ fn main() {
         .unwrap_or_else(|| "cpu".into())
         .parse()
     {
+        Ok(ExecutionProvider::Auto) => {
+            eprintln!("bad --execution-provider auto: the benchmark measures one provider; use cpu or cuda");
+            std::process::exit(2);
+        }
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -581,9 +585,19 @@ fn main() {
             variant.file_name(role).to_string()
         });
         let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
-        if let Err(e) = Model::load(&model, role, &opts) {
-            eprintln!("stego throughput: cannot run {} on {provider}: {e}", model.display());
-            std::process::exit(1);
+        let zeros = ndarray::Array4::<f32>::zeros((1, 3, 64, 64));
+        let inputs = vec![zeros.view(); role.inputs().len()];
+        match Model::load(&model, role, &opts).and_then(|mut m| m.run(&inputs).map(|_| m)) {
+            Ok(m) => println!(
+                "stego throughput: {} runs on {}; the library's host buffers are {}",
+                model.display(),
+                m.provider(),
+                if m.pinned_buffers() == Some(true) { "pinned (page-locked)" } else { "pageable" }
+            ),
+            Err(e) => {
+                eprintln!("stego throughput: cannot run {} on {provider}: {e}", model.display());
+                std::process::exit(1);
+            }
         }
     }
     println!(

@@ -500,10 +500,9 @@ impl Model {
                 (inputs, Tensor::<f32>::new(alloc, dims).map_err(err)?, false)
             }
         };
+        // The inputs are bound before each run (`run_bound`); the output once: onnxruntime
+        // writes each run's result into it.
         let mut binding = self.session.create_binding().map_err(err)?;
-        for (name, t) in role.inputs().iter().zip(&inputs) {
-            binding.bind_input(*name, t).map_err(err)?;
-        }
         binding.bind_output(role.output(), &mut output).map_err(err)?;
         self.buffers = Some(IoBuffers { shape, inputs, output, binding, pinned });
         Ok(())
@@ -528,8 +527,16 @@ impl Model {
 
     fn run_bound(&mut self) -> Result<()> {
         let role = self.role;
-        let bufs = self.buffers.as_ref().expect("buffers exist");
-        self.session.run_binding(&bufs.binding).map_err(|e| Error::Inference { role, reason: e.to_string() })?;
+        let err = |e: ort::Error| Error::Inference { role, reason: e.to_string() };
+        let bufs = self.buffers.as_mut().expect("buffers exist");
+        // onnxruntime copies an input to the provider's device when it is bound (IOBinding::BindInput),
+        // not when the session runs: the refilled inputs are bound again before every run, or a
+        // CUDA session would see the first frame forever. On the CPU this only registers the
+        // same buffers again.
+        for (name, t) in role.inputs().iter().zip(&bufs.inputs) {
+            bufs.binding.bind_input(*name, t).map_err(err)?;
+        }
+        self.session.run_binding(&bufs.binding).map_err(err)?;
         Ok(())
     }
 }

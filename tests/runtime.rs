@@ -42,6 +42,19 @@ fn library_equals_direct_onnxruntime() {
     // Twice with the reused buffers, then another shape.
     let again = model.run(&[cover.view(), secret.view()]).unwrap();
     assert_eq!(again, got);
+    // New data in the reused buffers is what the next run sees (the inputs are bound again
+    // before every run; a CUDA session would otherwise keep the first copy).
+    let swapped = model.run(&[secret.view(), cover.view()]).unwrap();
+    let outputs = direct
+        .run(ort::inputs![
+            contract::HIDE_COVER => ort::value::TensorRef::from_array_view(secret.view()).unwrap(),
+            contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(cover.view()).unwrap(),
+        ])
+        .unwrap();
+    let expected_swapped = outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned();
+    drop(outputs);
+    let max = swapped.iter().zip(expected_swapped.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max <= 1e-6 && swapped != got, "max abs diff {max} after new inputs in the reused buffers");
 
     // The frame path (BGRx with padding in the stride) equals the session on the converted tensors.
     let mut hider = stego::Hider::new(&model_file("hide.onnx"), &opts).unwrap();

@@ -490,6 +490,46 @@ fn run_cell(method: &str, spec: &CellSpec, limit: Option<std::time::Duration>) -
     })
 }
 
+/// Runs `model` on `opts`' provider and on the CPU with two different 128×128 inputs through the
+/// library's `Model` (its reused, rebound buffers) and compares: the outputs must agree (mean
+/// |Δ| ≤ 0.01 on the 0–1 scale; TF32/float16 arithmetic differs a little) and the two frames'
+/// outputs must differ (a session fed stale inputs would repeat the first). Returns a one-line
+/// report.
+fn preflight(model: &std::path::Path, role: Role, opts: &RuntimeOptions) -> Result<String, String> {
+    let (h, w) = (128, 128);
+    let mut dev = Model::load(model, role, opts).map_err(|e| e.to_string())?;
+    let mut cpu = Model::load(model, role, &RuntimeOptions { execution_provider: ExecutionProvider::Cpu, ..opts.clone() })
+        .map_err(|e| e.to_string())?;
+    let frame = |seed: u64| {
+        let bytes = pseudo_random_bytes(3 * h * w, seed);
+        ndarray::Array4::from_shape_vec((1, 3, h, w), bytes.iter().map(|&b| b as f32 / 255.0).collect())
+            .expect("3*h*w values")
+    };
+    let mut outs = Vec::new();
+    let (mut max_d, mut mean_d) = (0f32, 0f64);
+    for k in 0..2u64 {
+        let inputs: Vec<_> = (0..role.inputs().len() as u64).map(|i| frame(10 * k + i + 1)).collect();
+        let views: Vec<_> = inputs.iter().map(|a| a.view()).collect();
+        let d = dev.run(&views).map_err(|e| e.to_string())?;
+        let c = cpu.run(&views).map_err(|e| e.to_string())?;
+        let diffs: Vec<f32> = d.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()).collect();
+        max_d = diffs.iter().copied().fold(max_d, f32::max);
+        mean_d = mean_d.max(diffs.iter().map(|&x| x as f64).sum::<f64>() / diffs.len() as f64);
+        outs.push(d);
+    }
+    let between = outs[0].iter().zip(outs[1].iter()).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / outs[0].len() as f64;
+    let report = format!(
+        "{} on {}: against the CPU on two 128x128 inputs, mean |Δ| {mean_d:.2e}, max |Δ| {max_d:.2e}; the two outputs differ by {between:.3} on average; the library's host buffers are {}",
+        model.display(),
+        dev.provider(),
+        if dev.pinned_buffers() == Some(true) { "pinned (page-locked)" } else { "pageable" }
+    );
+    if mean_d > 0.01 || between < 0.01 {
+        return Err(format!("outputs are wrong: {report}"));
+    }
+    Ok(report)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = arg(&args, "--threads").and_then(|t| t.parse().ok());
@@ -576,24 +616,25 @@ fn main() {
             }
         },
     };
-    if provider != ExecutionProvider::Cpu {
-        // One clear error up front instead of the same one in every cell.
-        let role = if roles.starts_with("reveal") { Role::Reveal } else { Role::Hide };
-        let model = model_dir.join(if precision == "fp16" {
+    let role_list: Vec<Role> = roles
+        .split(',')
+        .map(|r| if r == "reveal" { Role::Reveal } else { Role::Hide })
+        .collect();
+    let model_for = |role: Role| {
+        model_dir.join(if precision == "fp16" {
             variant.fp16_file_name(role)
         } else {
             variant.file_name(role).to_string()
-        });
+        })
+    };
+    // Each model once on the provider against the CPU before the table: a provider that cannot
+    // run gives one clear error instead of the same one in every cell, and wrong outputs stop
+    // the benchmark.
+    for &role in &role_list {
         let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
-        let zeros = ndarray::Array4::<f32>::zeros((1, 3, 64, 64));
-        let inputs = vec![zeros.view(); role.inputs().len()];
-        match Model::load(&model, role, &opts).and_then(|mut m| m.run(&inputs).map(|_| m)) {
-            Ok(m) => println!(
-                "stego throughput: {} runs on {}; the library's host buffers are {}",
-                model.display(),
-                m.provider(),
-                if m.pinned_buffers() == Some(true) { "pinned (page-locked)" } else { "pageable" }
-            ),
+        let model = model_for(role);
+        match preflight(&model, role, &opts) {
+            Ok(report) => println!("stego throughput: {report}"),
             Err(e) => {
                 eprintln!("stego throughput: cannot run {} on {provider}: {e}", model.display());
                 std::process::exit(1);
@@ -609,18 +650,8 @@ fn main() {
         "| role | size | method | fps | fps range | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
-    for role in roles.split(',').map(|r| {
-        if r == "reveal" {
-            Role::Reveal
-        } else {
-            Role::Hide
-        }
-    }) {
-        let model = model_dir.join(if precision == "fp16" {
-            variant.fp16_file_name(role)
-        } else {
-            variant.file_name(role).to_string()
-        });
+    for &role in &role_list {
+        let model = model_for(role);
         for size in sizes.split(',') {
             let Some((w, h)) = size
                 .split_once('x')

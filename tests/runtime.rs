@@ -113,3 +113,26 @@ fn reveal_model_runs_at_odd_sizes_and_batches() {
     let x = Array4::<f32>::zeros((1, 3, 4, 4));
     assert!(m.run(&[x.view(), x.view()]).is_err());
 }
+
+#[test]
+fn shipped_float16_models_match_float32() {
+    // Every shipped variant has float16 exports for GPUs that load as their role, say so in
+    // their metadata, and give the float32 models' outputs to within float16 rounding (measured
+    // mean |Δ|: 0.5e-5 to 8e-5 on this input).
+    let opts = RuntimeOptions { threads: Some(2), ..Default::default() };
+    let (h, w) = (32, 48);
+    for variant in contract::Variant::ALL {
+        for role in [Role::Hide, Role::Reveal] {
+            let mut f32m = Model::load(&model_file(variant.file_name(role)), role, &opts).unwrap();
+            let mut f16m = Model::load(&model_file(&variant.fp16_file_name(role)), role, &opts).unwrap();
+            assert_eq!(f16m.info().metadata.get(contract::meta::PRECISION).map(String::as_str), Some("fp16"), "{variant} {role}");
+            let inputs: Vec<Array4<f32>> = (0..role.inputs().len() as u64)
+                .map(|i| Array4::from_shape_vec((1, 3, h, w), pseudo_random(3 * h * w, 7 + i)).unwrap())
+                .collect();
+            let views: Vec<_> = inputs.iter().map(|a| a.view()).collect();
+            let (a, b) = (f32m.run(&views).unwrap(), f16m.run(&views).unwrap());
+            let mean = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+            assert!(mean < 5e-4, "{variant} {role}: float16 differs from float32 by {mean} on average");
+        }
+    }
+}

@@ -277,7 +277,20 @@ fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
 
 fn cuda_error(device_id: i32, reason: String) -> Error {
     let advice = cuda_advice(&reason, loaded_library().as_deref());
-    Error::ExecutionProvider { provider: format!("cuda (device {device_id})"), reason: reason.trim_end().to_string(), advice }
+    Error::ExecutionProvider { provider: format!("cuda (device {device_id})"), reason: ort_message(&reason), advice }
+}
+
+/// onnxruntime's message without its source location and status header
+/// (`/onnxruntime_src/….cc:2043 … [ONNXRuntimeError] : 1 : FAIL : Failed to load …` becomes
+/// `Failed to load …`), trimmed.
+fn ort_message(reason: &str) -> String {
+    const HEADER: &str = "[ONNXRuntimeError] : ";
+    let msg = match reason.find(HEADER) {
+        // After the header: "<code> : <STATUS> : <message>".
+        Some(i) => reason[i + HEADER.len()..].splitn(3, " : ").nth(2).unwrap_or(reason),
+        None => reason,
+    };
+    msg.trim().to_string()
 }
 
 /// What a CUDA provider failure means and what to do, from onnxruntime's `reason` and the
@@ -330,7 +343,7 @@ impl Model {
                 Ok(b) => (b, ExecutionProvider::Cuda, None),
                 Err(reason) => {
                     let advice = cuda_advice(&reason, loaded_library().as_deref());
-                    let note = format!("CUDA is not usable ({}: {advice}); running on the CPU", reason.trim_end());
+                    let note = format!("CUDA is not usable ({}: {advice}); running on the CPU", ort_message(&reason));
                     (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, Some(note))
                 }
             },
@@ -591,6 +604,13 @@ mod tests {
         assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
         let e = "tpu".parse::<ExecutionProvider>().unwrap_err().to_string();
         assert!(e.contains("\"tpu\"") && e.contains("cpu, cuda, auto"), "{e}");
+    }
+
+    #[test]
+    fn ort_message_drops_the_header() {
+        let raw = "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory\n";
+        assert_eq!(ort_message(raw), "Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory");
+        assert_eq!(ort_message("CUDA execution provider is not enabled in this build. "), "CUDA execution provider is not enabled in this build.");
     }
 
     #[test]

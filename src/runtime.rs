@@ -4,9 +4,10 @@
 //! The library is looked up in this order (the first that exists wins):
 //! 1. an explicit path ([`RuntimeOptions::library`]);
 //! 2. `ORT_DYLIB_PATH`;
-//! 3. the project-local install made by `scripts/setup.sh`: `.ort/gpu/` (when CUDA is asked
-//!    for or `auto`) and `.ort/cpu/`, searched in `STEGO_HOME`, beside and above the running
-//!    executable, above the current directory, and in the source tree this crate was built from;
+//! 3. the project-local install made by `scripts/setup.sh`, in the first of these folders that
+//!    has one: `STEGO_HOME`, beside and above the running executable, above the current
+//!    directory, the source tree this crate was built from; there `.ort/gpu/` (onnxruntime-gpu,
+//!    which also runs the CPU provider, so one process can mix providers) before `.ort/cpu/`;
 //! 4. the system: `libonnxruntime.so` in the usual library folders.
 //!
 //! Loading goes through `ort::init_from`, which reports a missing or broken library as an
@@ -107,8 +108,15 @@ pub fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// The first project root's `.ort/gpu/libonnxruntime.so` or `.ort/cpu/libonnxruntime.so`. The GPU
+/// build comes first whatever the provider: the first model loaded fixes the library for the
+/// process, and a CPU element that starts before a CUDA one must not lock CUDA out.
+fn project_install(roots: &[PathBuf]) -> Option<PathBuf> {
+    roots.iter().flat_map(|root| ["gpu", "cpu"].map(|sub| root.join(".ort").join(sub).join("libonnxruntime.so"))).find(|p| p.is_file())
+}
+
 /// Finds `libonnxruntime.so` (see the module docs for the order).
-pub fn find_library(explicit: Option<&Path>, provider: ExecutionProvider) -> Result<PathBuf> {
+pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p.to_path_buf())
@@ -124,18 +132,8 @@ pub fn find_library(explicit: Option<&Path>, provider: ExecutionProvider) -> Res
             Err(Error::RuntimeLibrary { path: Some(p), reason: "ORT_DYLIB_PATH names a file that does not exist".into() })
         };
     }
-    let subdirs: &[&str] = match provider {
-        ExecutionProvider::Cpu => &["cpu"],
-        _ => &["gpu", "cpu"],
-    };
-    let roots = project_roots();
-    for sub in subdirs {
-        for root in &roots {
-            let p = root.join(".ort").join(sub).join("libonnxruntime.so");
-            if p.is_file() {
-                return Ok(p);
-            }
-        }
+    if let Some(p) = project_install(&project_roots()) {
+        return Ok(p);
     }
     for dir in ["/usr/local/lib", "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"] {
         for name in LIB_NAMES {
@@ -161,20 +159,13 @@ pub fn environment(options: &RuntimeOptions) -> Result<Environment> {
         }
         return Ok(env.clone());
     }
-    let path = find_library(options.library.as_deref(), options.execution_provider)?;
+    let path = find_library(options.library.as_deref())?;
     let builder = ort::init_from(&path).map_err(|e| Error::RuntimeLibrary { path: Some(path.clone()), reason: e.to_string() })?;
     let env = builder
         .with_name("stego")
         .with_telemetry(false)
         .build()
         .map_err(|e| Error::RuntimeLibrary { path: Some(path.clone()), reason: e.to_string() })?;
-    // With the project's GPU install, CUDA and cuDNN live beside the library: preload them so
-    // the CUDA provider can find them without LD_LIBRARY_PATH.
-    if let Some(dir) = path.parent()
-        && dir.join("libonnxruntime_providers_cuda.so").is_file()
-    {
-        let _ = ep::cuda::preload_dylibs(Some(dir), Some(dir));
-    }
     *guard = Some((path, env.clone()));
     Ok(env)
 }
@@ -266,7 +257,24 @@ fn base_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
     Ok(b)
 }
 
+/// With the project's GPU install, CUDA and cuDNN live beside the onnxruntime library: load
+/// them (once per process, when CUDA is first asked for) so that the CUDA provider finds them
+/// without LD_LIBRARY_PATH. CPU-only use of that library never loads them (~300 MB).
+fn preload_cuda_libraries() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        if let Some(dir) = loaded_library().as_deref().and_then(Path::parent)
+            && dir.join("libonnxruntime_providers_cuda.so").is_file()
+        {
+            // A library that fails to load here fails again, with its name, when the provider
+            // loads; that error is the one reported.
+            let _ = ep::cuda::preload_dylibs(Some(dir), Some(dir));
+        }
+    });
+}
+
 fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Result<SessionBuilder, String> {
+    preload_cuda_libraries();
     let cuda = ep::CUDA::default()
         .with_device_id(options.device_id)
         .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Exhaustive)
@@ -305,8 +313,8 @@ pub fn cuda_advice(reason: &str, library: Option<&Path>) -> String {
     } else if !gpu_build || reason.contains("not enabled in this build") {
         format!(
             "the loaded onnxruntime{lib} is a CPU-only build: on a machine with an NVIDIA GPU run `STEGO_GPU=1 \
-             scripts/setup.sh`, which installs onnxruntime-gpu into .ort/gpu (loaded for cuda and auto unless \
-             ORT_DYLIB_PATH names another library)"
+             scripts/setup.sh`, which installs onnxruntime-gpu into .ort/gpu (loaded in preference to .ort/cpu \
+             unless ORT_DYLIB_PATH or --onnxruntime names another library)"
         )
     } else if reason.contains("cannot open shared object file") {
         "a CUDA or cuDNN library of the GPU install is missing: run `STEGO_GPU=1 scripts/setup.sh` again (it checks \
@@ -607,6 +615,26 @@ mod tests {
     }
 
     #[test]
+    fn project_install_prefers_the_nearest_root_and_its_gpu_build() {
+        let d = tempfile::tempdir().unwrap();
+        let (near, far) = (d.path().join("near"), d.path().join("far"));
+        let lib = |root: &Path, sub: &str| {
+            let dir = root.join(".ort").join(sub);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("libonnxruntime.so"), b"").unwrap();
+            dir.join("libonnxruntime.so")
+        };
+        let roots = [near.clone(), far.clone()];
+        assert_eq!(project_install(&roots), None);
+        let far_gpu = lib(&far, "gpu");
+        assert_eq!(project_install(&roots), Some(far_gpu));
+        let near_cpu = lib(&near, "cpu");
+        assert_eq!(project_install(&roots), Some(near_cpu));
+        let near_gpu = lib(&near, "gpu");
+        assert_eq!(project_install(&roots), Some(near_gpu));
+    }
+
+    #[test]
     fn ort_message_drops_the_header() {
         let raw = "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory\n";
         assert_eq!(ort_message(raw), "Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory");
@@ -634,7 +662,7 @@ mod tests {
 
     #[test]
     fn explicit_missing_library_is_an_error() {
-        let e = find_library(Some(Path::new("/nonexistent/libonnxruntime.so")), ExecutionProvider::Cpu).unwrap_err().to_string();
+        let e = find_library(Some(Path::new("/nonexistent/libonnxruntime.so"))).unwrap_err().to_string();
         assert!(e.contains("/nonexistent/libonnxruntime.so") && e.contains("scripts/setup.sh"), "{e}");
     }
 }

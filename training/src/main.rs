@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train (the default): writes checkpoints, metrics, figures and the ONNX models to --out.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Export hide.onnx and reveal.onnx (hide-fast.onnx, reveal-fast.onnx for fast nets) from
     /// a checkpoint.
     Export(ExportArgs),
@@ -237,7 +237,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => run_train(cli.train),
-        Some(Command::Train(a)) => run_train(a),
+        Some(Command::Train(a)) => run_train(*a),
         Some(Command::Export(e)) => {
             let x = train::export_checkpoint(&e.checkpoint, &e.out, e.fp16)?;
             println!("{}\n{}", x.hide.display(), x.reveal.display());

@@ -17,6 +17,17 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The container of a plain onnxruntime session on the hiding model.
+fn direct_hide(session: &mut ort::session::Session, cover: &Array4<f32>, secret: &Array4<f32>) -> ndarray::ArrayD<f32> {
+    let outputs = session
+        .run(ort::inputs![
+            contract::HIDE_COVER => ort::value::TensorRef::from_array_view(cover.view()).unwrap(),
+            contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(secret.view()).unwrap(),
+        ])
+        .unwrap();
+    outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned()
+}
+
 #[test]
 fn library_equals_direct_onnxruntime() {
     let opts = RuntimeOptions { threads: Some(2), ..Default::default() };
@@ -26,14 +37,7 @@ fn library_equals_direct_onnxruntime() {
     let secret = Array4::from_shape_vec((n, 3, h, w), pseudo_random(n * 3 * h * w, 2)).unwrap();
 
     let mut direct = ort::session::Session::builder(&env).unwrap().commit_from_file(model_file("hide.onnx")).unwrap();
-    let outputs = direct
-        .run(ort::inputs![
-            contract::HIDE_COVER => ort::value::TensorRef::from_array_view(cover.view()).unwrap(),
-            contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(secret.view()).unwrap(),
-        ])
-        .unwrap();
-    let expected = outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned();
-    drop(outputs);
+    let expected = direct_hide(&mut direct, &cover, &secret);
 
     let mut model = Model::load(&model_file("hide.onnx"), Role::Hide, &opts).unwrap();
     let got = model.run(&[cover.view(), secret.view()]).unwrap();
@@ -45,14 +49,7 @@ fn library_equals_direct_onnxruntime() {
     // New data in the reused buffers is what the next run sees (the inputs are bound again
     // before every run; a CUDA session would otherwise keep the first copy).
     let swapped = model.run(&[secret.view(), cover.view()]).unwrap();
-    let outputs = direct
-        .run(ort::inputs![
-            contract::HIDE_COVER => ort::value::TensorRef::from_array_view(secret.view()).unwrap(),
-            contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(cover.view()).unwrap(),
-        ])
-        .unwrap();
-    let expected_swapped = outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned();
-    drop(outputs);
+    let expected_swapped = direct_hide(&mut direct, &secret, &cover);
     let max = swapped.iter().zip(expected_swapped.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(max <= 1e-6 && swapped != got, "max abs diff {max} after new inputs in the reused buffers");
 
@@ -82,13 +79,7 @@ fn library_equals_direct_onnxruntime() {
     frame_to_planar(&sf, &mut st).unwrap();
     let a = Array4::from_shape_vec((1, 3, h, w), ct).unwrap();
     let b = Array4::from_shape_vec((1, 3, h, w), st).unwrap();
-    let outputs = direct
-        .run(ort::inputs![
-            contract::HIDE_COVER => ort::value::TensorRef::from_array_view(a.view()).unwrap(),
-            contract::HIDE_SECRET => ort::value::TensorRef::from_array_view(b.view()).unwrap(),
-        ])
-        .unwrap();
-    let e = outputs[contract::HIDE_CONTAINER].try_extract_array::<f32>().unwrap().to_owned();
+    let e = direct_hide(&mut direct, &a, &b);
     for y in 0..h {
         for x in 0..w {
             for (c, off) in [(0, 2), (1, 1), (2, 0)] {

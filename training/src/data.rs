@@ -246,9 +246,24 @@ impl Dataset {
     }
 }
 
-/// A random training crop of `img`: square region of log-uniform random side in
-/// [size, shorter side], resized to `size`×`size`, flipped horizontally half of the time.
-pub fn random_crop(img: &Pyramid, size: u32, rng: &mut impl Rng) -> RgbImage {
+/// How training crops are drawn and altered: the scale they show and the colour changes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Augment {
+    /// Brightness: each crop scaled by a gain in [1/(1+x), 1+x] (log-uniform), clipping at 255.
+    pub exposure: f64,
+    /// Colour: each channel scaled by its own gain in [1/(1+x), 1+x] (log-uniform) on top of
+    /// the exposure gain, so white balance and saturation vary.
+    pub colour: f64,
+    /// `Some((lo, hi))`: each crop shows the photo as a video frame whose shorter side is drawn
+    /// log-uniformly from [lo, hi] pixels would show it (the photo downscaled to that size, then
+    /// cropped), instead of at any scale between the crop and the whole photo.
+    pub frame_side: Option<(u32, u32)>,
+}
+
+/// A random training crop of `img`, resized to `size`×`size`, flipped horizontally half of the
+/// time. The square region's side is log-uniform in [size, shorter side], or, with
+/// `frame_side`, the side that makes the crop look like a piece of a frame of that shorter side.
+pub fn random_crop(img: &Pyramid, size: u32, frame_side: Option<(u32, u32)>, rng: &mut impl Rng) -> RgbImage {
     let (w, h) = img.image().dimensions();
     let short = w.min(h);
     if short < size {
@@ -260,13 +275,21 @@ pub fn random_crop(img: &Pyramid, size: u32, rng: &mut impl Rng) -> RgbImage {
             ((h as f64 * s).ceil() as u32).max(size),
             FilterType::Triangle,
         );
-        return random_crop(&Pyramid { levels: vec![up] }, size, rng);
+        return random_crop(&Pyramid { levels: vec![up] }, size, frame_side, rng);
     }
-    let side = if short > size {
-        let (lo, hi) = ((size as f64).ln(), (short as f64).ln());
-        (rng.random_range(lo..=hi).exp().round() as u32).clamp(size, short)
+    let (lo, hi) = match frame_side {
+        // A frame of shorter side F shows a region of side size·short/F of the photo as `size`
+        // pixels; frames larger than the photo show it at its own scale.
+        Some((f_lo, f_hi)) => {
+            let side_of = |f: u32| (size as f64 * short as f64 / f.max(1) as f64).clamp(size as f64, short as f64);
+            (side_of(f_hi), side_of(f_lo))
+        }
+        None => (size as f64, short as f64),
+    };
+    let side = if hi > lo {
+        (rng.random_range(lo.ln()..=hi.ln()).exp().round() as u32).clamp(size, short)
     } else {
-        size
+        (lo.round() as u32).clamp(size, short)
     };
     let x = rng.random_range(0..=w - side);
     let y = rng.random_range(0..=h - side);
@@ -326,48 +349,62 @@ pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
 /// exposure blows out highlights to 255 (what an overexposed frame holds), a darker one
 /// compresses the range.
 pub fn apply_gain(img: &mut RgbImage, gain: f32) {
-    for v in img.iter_mut() {
-        *v = (*v as f32 * gain).round().min(255.0) as u8;
+    apply_gains(img, [gain; 3]);
+}
+
+/// Multiplies each channel of `img` by its gain, rounding and clipping to 0..=255.
+pub fn apply_gains(img: &mut RgbImage, gains: [f32; 3]) {
+    for px in img.pixels_mut() {
+        for (v, g) in px.0.iter_mut().zip(gains) {
+            *v = (*v as f32 * g).round().min(255.0) as u8;
+        }
     }
 }
 
-/// One training batch: covers and secrets drawn independently from `images`. With
-/// `exposure` > 0 each crop's brightness is scaled by a gain drawn log-uniformly from
-/// [1/(1+exposure), 1+exposure] (see [`apply_gain`]), so the nets also learn covers with
-/// clipped highlights, where the container cannot rise above the cover.
-pub fn sample_batch(
-    images: &[Pyramid],
-    batch: usize,
-    size: u32,
-    exposure: f64,
-    rng: &mut impl Rng,
-) -> (Vec<RgbImage>, Vec<RgbImage>) {
-    let pick = |rng: &mut _| {
-        let i = Rng::random_range(rng, 0..images.len());
-        let mut crop = random_crop(&images[i], size, rng);
-        if exposure > 0.0 {
-            let a = (1.0 + exposure).ln();
-            apply_gain(&mut crop, Rng::random_range(rng, -a..=a).exp() as f32);
+/// A gain drawn log-uniformly from [1/(1+x), 1+x].
+fn log_gain(x: f64, rng: &mut impl Rng) -> f32 {
+    let a = (1.0 + x).ln();
+    rng.random_range(-a..=a).exp() as f32
+}
+
+/// One training batch: covers and secrets drawn independently from `images` (a pair's cover
+/// and secret come from different images when there are at least two), cropped and altered as
+/// `aug` says. With exposure, the nets also learn covers with clipped highlights, where the
+/// container cannot rise above the cover.
+pub fn sample_batch(images: &[Pyramid], batch: usize, size: u32, aug: &Augment, rng: &mut impl Rng) -> (Vec<RgbImage>, Vec<RgbImage>) {
+    let pick = |i: usize, rng: &mut ChaCha8Rng| {
+        let mut crop = random_crop(&images[i], size, aug.frame_side, rng);
+        if aug.exposure > 0.0 || aug.colour > 0.0 {
+            let e = if aug.exposure > 0.0 { log_gain(aug.exposure, rng) } else { 1.0 };
+            let c: [f32; 3] = std::array::from_fn(|_| if aug.colour > 0.0 { log_gain(aug.colour, rng) } else { 1.0 });
+            apply_gains(&mut crop, c.map(|g| g * e));
         }
         crop
     };
-    let covers = (0..batch).map(|_| pick(rng)).collect();
-    let secrets = (0..batch).map(|_| pick(rng)).collect();
+    let mut local = ChaCha8Rng::from_rng(rng);
+    let mut covers = Vec::with_capacity(batch);
+    let mut secrets = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        let ci = local.random_range(0..images.len());
+        let si = if images.len() > 1 { (ci + local.random_range(1..images.len())) % images.len() } else { ci };
+        covers.push(pick(ci, &mut local));
+        secrets.push(pick(si, &mut local));
+    }
     (covers, secrets)
 }
 
 /// The fixed validation pairs: `n` (cover, secret) crops from the validation images, drawn
 /// from `seed` alone, so every validation of a run (and of a resumed run) sees the same ones.
 /// Cover and secret come from different images when there are at least two.
-pub fn validation_pairs(val: &[Pyramid], n: usize, size: u32, seed: u64) -> (Vec<RgbImage>, Vec<RgbImage>) {
+pub fn validation_pairs(val: &[Pyramid], n: usize, size: u32, frame_side: Option<(u32, u32)>, seed: u64) -> (Vec<RgbImage>, Vec<RgbImage>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A11_DA7E);
     let mut covers = Vec::with_capacity(n);
     let mut secrets = Vec::with_capacity(n);
     for k in 0..n {
         let ci = k % val.len();
         let si = if val.len() > 1 { (ci + rng.random_range(1..val.len())) % val.len() } else { ci };
-        covers.push(random_crop(&val[ci], size, &mut rng));
-        secrets.push(random_crop(&val[si], size, &mut rng));
+        covers.push(random_crop(&val[ci], size, frame_side, &mut rng));
+        secrets.push(random_crop(&val[si], size, frame_side, &mut rng));
     }
     (covers, secrets)
 }
@@ -381,7 +418,9 @@ mod tests {
         let img = RgbImage::from_fn(300, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut rng = step_rng(1, 2);
         for size in [8, 64, 256] {
-            let c = random_crop(&Pyramid::new(img.clone()), size, &mut rng);
+            let c = random_crop(&Pyramid::new(img.clone()), size, None, &mut rng);
+            assert_eq!(c.dimensions(), (size, size));
+            let c = random_crop(&Pyramid::new(img.clone()), size, Some((240, 1080)), &mut rng);
             assert_eq!(c.dimensions(), (size, size));
         }
     }
@@ -418,12 +457,44 @@ mod tests {
         // In a batch: gains stay inside [1/(1+e), 1+e], some crops are brighter and some darker.
         let flat = Pyramid::new(RgbImage::from_pixel(80, 80, image::Rgb([100, 100, 100])));
         let mut rng = step_rng(5, 1);
-        let (c, s) = sample_batch(std::slice::from_ref(&flat), 64, 16, 0.5, &mut rng);
+        let (c, s) = sample_batch(std::slice::from_ref(&flat), 64, 16, &Augment { exposure: 0.5, ..Default::default() }, &mut rng);
         let means: Vec<f64> = c.iter().chain(&s).map(|i| i.as_raw().iter().map(|&v| v as f64).sum::<f64>() / i.as_raw().len() as f64).collect();
         assert!(means.iter().all(|&m| (100.0 / 1.5 - 0.5..=150.5).contains(&m)), "{means:?}");
         assert!(means.iter().any(|&m| m > 120.0) && means.iter().any(|&m| m < 80.0));
-        let (c0, _) = sample_batch(std::slice::from_ref(&flat), 4, 16, 0.0, &mut rng);
+        let (c0, _) = sample_batch(std::slice::from_ref(&flat), 4, 16, &Augment::default(), &mut rng);
         assert!(c0.iter().all(|i| i.as_raw().iter().all(|&v| v == 100)), "no exposure: unchanged");
+    }
+
+    #[test]
+    fn frame_side_sets_the_scale_of_crops() {
+        // Vertical stripes 1 pixel wide: a crop's mean |horizontal step| falls as the region
+        // it shrinks grows. A 2000-pixel photo seen as a 2000-pixel frame is shown at its own
+        // scale (steps of 255); seen as a 250-pixel frame, 8 pixels are averaged into one.
+        let img = RgbImage::from_fn(2000, 2000, |x, _| image::Rgb([if x % 2 == 0 { 0 } else { 255 }; 3]));
+        let p = Pyramid::new(img);
+        let step = |c: &RgbImage| (1..c.width()).map(|x| (c.get_pixel(x, 3)[0] as f64 - c.get_pixel(x - 1, 3)[0] as f64).abs()).sum::<f64>() / (c.width() - 1) as f64;
+        let mut rng = step_rng(3, 4);
+        let native = random_crop(&p, 32, Some((2000, 2000)), &mut rng);
+        assert_eq!(step(&native), 255.0, "a frame the photo's size shows its pixels");
+        let small = random_crop(&p, 32, Some((250, 250)), &mut rng);
+        assert!(step(&small) < 40.0, "a 250-pixel frame averages the stripes: {}", step(&small));
+    }
+
+    #[test]
+    fn colour_gains_differ_per_channel_and_pairs_use_two_images() {
+        let grey = Pyramid::new(RgbImage::from_pixel(40, 40, image::Rgb([100, 100, 100])));
+        let black = Pyramid::new(RgbImage::from_pixel(40, 40, image::Rgb([0, 0, 0])));
+        let mut rng = step_rng(8, 1);
+        let aug = Augment { colour: 0.3, ..Default::default() };
+        let (c, s) = sample_batch(&[grey, black], 32, 16, &aug, &mut rng);
+        for (a, b) in c.iter().zip(&s) {
+            assert!((a.get_pixel(0, 0)[0] == 0) != (b.get_pixel(0, 0)[0] == 0), "cover and secret from different images");
+        }
+        let tinted = c.iter().chain(&s).filter(|i| {
+            let p = i.get_pixel(0, 0);
+            p[0] != p[1] || p[1] != p[2]
+        });
+        assert!(tinted.count() > 8, "channel gains differ");
     }
 
     #[test]

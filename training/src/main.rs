@@ -92,6 +92,16 @@ struct TrainArgs {
     /// blown-out highlights. 0 turns it off.
     #[arg(long, value_name = "X", default_value_t = 0.0)]
     exposure: f64,
+    /// Colour augmentation: scale each channel of a crop by its own random gain in
+    /// [1/(1+X), 1+X] (log-uniform), on top of --exposure: white balance and saturation vary.
+    /// 0 turns it off.
+    #[arg(long, value_name = "X", default_value_t = 0.0)]
+    colour: f64,
+    /// Show the photos as video frames: each crop is cut from the photo downscaled
+    /// (antialiased) to a shorter side drawn log-uniformly from LO..HI pixels (e.g. 240:1080,
+    /// the sizes people stream), instead of at any scale between the crop and the whole photo.
+    #[arg(long, value_name = "LO:HI", value_parser = parse_range)]
+    frame_side: Option<(u32, u32)>,
     /// Seed of the initial weights, the validation split, the batches and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -162,6 +172,13 @@ struct ExportArgs {
     fp16: bool,
 }
 
+/// `LO:HI` as a pair of sizes.
+fn parse_range(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (lo, hi) = s.split_once(':').ok_or_else(|| format!("'{s}' is not LO:HI (e.g. 240:1080)"))?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a size in pixels"));
+    Ok((n(lo)?, n(hi)?))
+}
+
 fn run_train(a: TrainArgs) -> Result<()> {
     let defaults = TrainConfig::default();
     let mut data = a.data;
@@ -194,6 +211,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         distance: a.distance,
         noise_std: a.noise_std,
         exposure: a.exposure,
+        colour: a.colour,
+        frame_side: a.frame_side,
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
         val_every: a.val_every,

@@ -78,6 +78,15 @@ pub struct TrainConfig {
     /// option read as 0).
     #[serde(default)]
     pub exposure: f64,
+    /// Colour augmentation: each channel of a crop scaled by its own gain in
+    /// [1/(1+colour), 1+colour] (0: off; runs saved before this option read as 0).
+    #[serde(default)]
+    pub colour: f64,
+    /// Crops show the photos as video frames of a shorter side drawn from this range
+    /// (`None`: at any scale between the crop and the whole photo, as runs saved before this
+    /// option did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_side: Option<(u32, u32)>,
     /// Seed of the weights, the data split, the batches and the noise.
     pub seed: u64,
     /// Save a checkpoint every this many steps (and at the end).
@@ -180,6 +189,8 @@ impl Default for TrainConfig {
             beta: 0.75,
             noise_std: 0.01,
             exposure: 0.0,
+            colour: 0.0,
+            frame_side: None,
             distance: Distance::L2,
             seed: 0,
             checkpoint_every: 250,
@@ -208,6 +219,11 @@ impl TrainConfig {
         }
     }
 
+    /// How this run draws and alters its crops.
+    pub fn augment(&self) -> data::Augment {
+        data::Augment { exposure: self.exposure, colour: self.colour, frame_side: self.frame_side }
+    }
+
     fn optimizer_params(&self) -> AdamWParams {
         AdamWParams { weight_decay: self.weight_decay, ..Default::default() }
     }
@@ -216,7 +232,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; colour={}; frame_side={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -228,6 +244,8 @@ impl TrainConfig {
             self.distance.as_str(),
             self.noise_std,
             self.exposure,
+            self.colour,
+            self.frame_side.map(|(a, b)| format!("{a}-{b}")).unwrap_or_else(|| "any".into()),
             self.max_side,
             self.seed,
             self.hide_output.as_str(),
@@ -258,6 +276,14 @@ impl TrainConfig {
         }
         if !(0.0..=4.0).contains(&self.exposure) {
             bail!("--exposure {} is outside [0, 4]: it is the largest relative change of brightness (0.5: gains 0.67–1.5)", self.exposure);
+        }
+        if !(0.0..=1.0).contains(&self.colour) {
+            bail!("--colour {} is outside [0, 1]: it is the largest relative change of each channel (0.2: gains 0.83–1.2)", self.colour);
+        }
+        if let Some((lo, hi)) = self.frame_side
+            && (lo < self.crop || lo > hi)
+        {
+            bail!("--frame-side {lo}:{hi}: give LO:HI with {} (the crop) ≤ LO ≤ HI", self.crop);
         }
         if self.val_pairs == 0 {
             bail!("--val-pairs must be at least 1");
@@ -641,7 +667,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             out.display()
         );
     }
-    let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.seed);
+    let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.frame_side, config.seed);
 
     let schedule = config.schedule();
     let noise = Normal::new(0.0f32, config.noise_std as f32).context("noise std")?;
@@ -678,7 +704,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     for step in (start + 1)..=end {
         let step_t = Instant::now();
         let mut rng = data::step_rng(config.seed, step);
-        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, config.exposure, &mut rng);
+        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, &config.augment(), &mut rng);
         let cover = data::to_tensor(&covers, &device)?;
         let secret = data::to_tensor(&secrets, &device)?;
         let noise_t = if config.noise_std > 0.0 {

@@ -59,12 +59,13 @@ enum Command {
         /// Also write the per-pair metrics as CSV.
         #[arg(long)]
         csv: Option<PathBuf>,
-        /// Scale each image so that its shorter side is N pixels (aspect kept) before use.
-        #[arg(long, value_name = "N")]
-        resize: Option<u32>,
-        /// Then take the centred N×N crop.
-        #[arg(long, value_name = "N")]
-        crop: Option<u32>,
+        #[command(flatten)]
+        shape: Shape,
+        /// Also print 3-bit and 4-bit LSB substitution on the same pairs: the baseline that
+        /// needs no network (3 bits: about the nets' cover error; 4 bits: a better secret at
+        /// twice the cover error).
+        #[arg(long)]
+        lsb: bool,
         /// Magnification of the difference images in the figure.
         #[arg(long, default_value_t = 10.0)]
         magnify: f32,
@@ -78,6 +79,31 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// How `eval` shapes each image before use.
+#[derive(Args, Debug, Clone, Copy)]
+struct Shape {
+    /// Scale each image so that its shorter side is N pixels (aspect kept) before use.
+    #[arg(long, value_name = "N", conflicts_with = "size")]
+    resize: Option<u32>,
+    /// Then take the centred N×N crop.
+    #[arg(long, value_name = "N", conflicts_with = "size")]
+    crop: Option<u32>,
+    /// Show each whole image as a W×H video frame: scaled (antialiased) to cover W×H with its
+    /// aspect kept, then the centred W×H crop, e.g. `--size 640x480`.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not a frame size: give WIDTHxHEIGHT, e.g. 640x480");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        return Err(format!("{w}x{h}: each side must be 1 to 16384 pixels"));
+    }
+    Ok((w, h))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -224,12 +250,12 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("stego: wrote revealed secret {} ({}x{})", output.display(), c.width(), c.height());
         }
         Command::Info { model, common } => info(&model, &common)?,
-        Command::Eval { dir, figure, csv, resize, crop, magnify, common } => {
+        Command::Eval { dir, figure, csv, shape, lsb, magnify, common } => {
             check_output(&figure)?;
             if let Some(c) = &csv {
                 check_output(c)?;
             }
-            eval(&dir, &figure, csv.as_deref(), resize, crop, magnify, &common)?;
+            eval(&dir, &figure, csv.as_deref(), shape, lsb, magnify, &common)?;
         }
     }
     Ok(())
@@ -280,8 +306,16 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-fn prepare(img: RgbImage, resize: Option<u32>, crop: Option<u32>) -> Result<RgbImage> {
+fn prepare(img: RgbImage, shape: Shape) -> Result<RgbImage> {
+    let Shape { resize, crop, size } = shape;
     let mut img = img;
+    if let Some((fw, fh)) = size {
+        let (w, h) = (img.width() as f64, img.height() as f64);
+        let s = (fw as f64 / w).max(fh as f64 / h);
+        let (nw, nh) = (((w * s).round() as u32).max(fw), ((h * s).round() as u32).max(fh));
+        img = resize_rgb(&img, nw, nh)?;
+        img = image::imageops::crop_imm(&img, (nw - fw) / 2, (nh - fh) / 2, fw, fh).to_image();
+    }
     if let Some(n) = resize {
         if n == 0 {
             bail!("--resize 0: give a positive size");
@@ -318,10 +352,20 @@ struct PairResult {
     cover: Metrics,
     secret: Metrics,
     images: [RgbImage; 4], // cover, container, secret (at cover size), revealed
+    /// 3-bit and 4-bit LSB substitution on the same pair (with `--lsb`).
+    lsb: Vec<(u32, Metrics, Metrics)>,
+}
+
+/// `bits`-bit LSB substitution of `secret` into `cover`: (cover metrics, secret metrics).
+fn lsb_pair(cover: &RgbImage, secret: &RgbImage, bits: u32) -> (u32, Metrics, Metrics) {
+    let (w, h) = (cover.width() as usize, cover.height() as usize);
+    let container = stego::lsb::hide(cover.as_raw(), secret.as_raw(), bits);
+    let revealed = stego::lsb::reveal(&container, bits);
+    (bits, Metrics::rgb8(cover.as_raw(), &container, w, h), Metrics::rgb8(secret.as_raw(), &revealed, w, h))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, resize: Option<u32>, crop: Option<u32>, magnify: f32, common: &Common) -> Result<()> {
+fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, lsb: bool, magnify: f32, common: &Common) -> Result<()> {
     let files = list_images(dir)?;
     let mut pairs: Vec<(usize, usize)> = (0..files.len() / 2).map(|k| (2 * k, 2 * k + 1)).collect();
     if files.len() % 2 == 1 {
@@ -342,8 +386,8 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, resize: Option<u32>, crop
             files[si].file_name().unwrap_or_default().to_string_lossy()
         );
         bar.set_message(name.clone());
-        let cover = prepare(load_rgb(&files[ci])?, resize, crop)?;
-        let secret_raw = prepare(load_rgb(&files[si])?, resize, crop)?;
+        let cover = prepare(load_rgb(&files[ci])?, shape)?;
+        let secret_raw = prepare(load_rgb(&files[si])?, shape)?;
         let secret = if secret_raw.dimensions() == cover.dimensions() { secret_raw } else { resize_rgb(&secret_raw, cover.width(), cover.height())? };
         let container = hide_image(&mut hider, &cover, &secret)?;
         // The container is an 8-bit image here, exactly what a PNG file stores.
@@ -351,7 +395,8 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, resize: Option<u32>, crop
         let (w, h) = (cover.width() as usize, cover.height() as usize);
         let cm = Metrics::rgb8(cover.as_raw(), container.as_raw(), w, h);
         let sm = Metrics::rgb8(secret.as_raw(), revealed.as_raw(), w, h);
-        results.push(PairResult { name, cover: cm, secret: sm, images: [cover, container, secret, revealed] });
+        let lsb = if lsb { vec![lsb_pair(&cover, &secret, 3), lsb_pair(&cover, &secret, 4)] } else { Vec::new() };
+        results.push(PairResult { name, cover: cm, secret: sm, images: [cover, container, secret, revealed], lsb });
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -381,6 +426,19 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, resize: Option<u32>, crop
         mean(&|r| r.secret.psnr),
         mean(&|r| r.secret.ssim)
     );
+    for k in 0..results.first().map_or(0, |r| r.lsb.len()) {
+        let m = |f: &dyn Fn(&Metrics) -> f64, secret: bool| mean(&|r| f(if secret { &r.lsb[k].2 } else { &r.lsb[k].1 }));
+        println!(
+            "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
+            format!("{}-bit LSB substitution, same pairs", results[0].lsb[k].0),
+            m(&|x| x.apd, false),
+            m(&|x| x.psnr, false),
+            m(&|x| x.ssim, false),
+            m(&|x| x.apd, true),
+            m(&|x| x.psnr, true),
+            m(&|x| x.ssim, true)
+        );
+    }
     if let Some(csv) = csv {
         let mut s = String::from("pair,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim\n");
         for r in &results {

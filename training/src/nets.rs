@@ -338,7 +338,7 @@ pub const FAST_BLOCK: usize = 4;
 /// Channels of a 4×4 cell of an RGB image (4·4·3).
 pub const FAST_CELL: usize = FAST_BLOCK * FAST_BLOCK * CHANNELS;
 /// Channels of the hidden layers of the fast nets.
-pub const FAST_WIDTH: usize = 64;
+pub const FAST_WIDTH: usize = 80;
 /// 3×3 convolutions (each followed by ReLU) of the fast hide net.
 pub const FAST_HIDE_CONVS: usize = 2;
 /// 3×3 convolutions (each followed by ReLU) of the fast reveal net.
@@ -363,9 +363,9 @@ pub const FAST_REVEAL_MACS_PER_PIXEL: u64 = ((9 * FAST_CELL * FAST_WIDTH
 
 /// Description of the fast nets, stored in the ONNX metadata.
 pub const FAST_ARCHITECTURE: &str = "stego fast nets: space-to-depth 4 (ONNX SpaceToDepth order, 48 channels per \
-4x4 cell); hide = concat(s2d(cover), s2d(secret)) -> conv3x3 96->64 + relu -> conv3x3 64->64 + relu -> \
-conv1x1 64->48 -> depth-to-space 4 (DCR) = z, container = sigmoid(logit(cover) + z); reveal = s2d(container) -> \
-3 x (conv3x3 -> 64 + relu) -> conv1x1 64->48 -> depth-to-space 4 -> sigmoid";
+4x4 cell); hide = concat(s2d(cover), s2d(secret)) -> conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> \
+conv1x1 80->48 -> depth-to-space 4 (DCR) = z, container = sigmoid(logit(cover) + z); reveal = s2d(container) -> \
+3 x (conv3x3 -> 80 + relu) -> conv1x1 80->48 -> depth-to-space 4 -> sigmoid";
 
 /// `[N, C, H, W]` → `[N, C·b², H/b, W/b]`, the channel order of ONNX `SpaceToDepth`
 /// (channel `(by·b + bx)·C + c`).

@@ -415,6 +415,48 @@ pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()>
     Ok(())
 }
 
+/// Like [`load_weights`], but a checkpoint tensor may be smaller than the variable in its
+/// first two dimensions (output and input channels): the nets were made wider since. The old
+/// values go to the leading block; the new input channels of the old units get zero weights,
+/// so the old units compute exactly what they did, while the new units keep their random
+/// initial weights (their outgoing weights, in the next layer, start at zero). Training then
+/// grows them from the old function ("Net2Net"-style widening). Returns the names widened.
+pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Result<Vec<String>> {
+    let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut grown = Vec::new();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let t = tensors.get(name).with_context(|| format!("{} lacks {name}", path.display()))?.to_dtype(DType::F32)?;
+        if t.dims() == var.dims() {
+            var.set(&t)?;
+            continue;
+        }
+        let (old, new) = (t.dims().to_vec(), var.dims().to_vec());
+        let fits = old.len() == new.len() && old.iter().zip(&new).enumerate().all(|(i, (o, n))| if i < 2 { o <= n } else { o == n });
+        if !fits {
+            bail!("{}: {name} has shape {old:?}, the nets need {new:?} (only more channels can be added)", path.display());
+        }
+        let mut v = var.as_tensor().to_dtype(DType::F32)?;
+        if new.len() > 1 && new[1] > old[1] {
+            // Old units ignore the new input channels.
+            let zeros = v.narrow(0, 0, old[0])?.narrow(1, old[1], new[1] - old[1])?.zeros_like()?;
+            v = v.slice_assign(&slice_ranges(&[0..old[0], old[1]..new[1]], &new), &zeros)?;
+        }
+        v = v.slice_assign(&slice_ranges(&old.iter().map(|&o| 0..o).collect::<Vec<_>>(), &new), &t)?;
+        var.set(&v)?;
+        grown.push(name.clone());
+    }
+    Ok(grown)
+}
+
+/// Full ranges over `dims`, with the leading ones replaced by `lead`.
+fn slice_ranges(lead: &[std::ops::Range<usize>], dims: &[usize]) -> Vec<std::ops::Range<usize>> {
+    dims.iter().enumerate().map(|(i, &d)| lead.get(i).cloned().unwrap_or(0..d)).collect()
+}
+
 /// Drops the rows of a CSV whose first field (the step) exceeds `max_step`.
 fn truncate_csv(path: &Path, max_step: u64) -> Result<()> {
     if !path.is_file() {
@@ -641,7 +683,15 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         truncate_csv(&out.join(METRICS_CSV), start)?;
         truncate_csv(&out.join(VALIDATION_CSV), start)?;
     } else if let Some(path) = &init_weights {
-        load_weights(&varmap, path, &device)?;
+        let grown = load_weights_grown(&varmap, path, &device)?;
+        if !grown.is_empty() && opts.progress {
+            eprintln!(
+                "init: {} weight(s) of {} were narrower than these nets and were widened (new units start with zero outgoing weights, so the nets compute what they did): {}",
+                grown.len(),
+                path.display(),
+                grown.join(", ")
+            );
+        }
     }
 
     // Data.

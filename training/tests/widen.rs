@@ -1,0 +1,80 @@
+//! `--init-from` a checkpoint of narrower fast nets: the widened nets compute what the narrow
+//! ones did, whatever their new units start with.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
+use training::nets::{self, Arch, FAST_WIDTH, Nets};
+use training::train::load_weights_grown;
+
+const OLD_WIDTH: usize = 64;
+
+/// The weights of `varmap` cut down to `OLD_WIDTH` hidden channels.
+fn narrowed(weights: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    weights
+        .iter()
+        .map(|(k, t)| {
+            let mut t = t.clone();
+            for d in 0..t.rank().min(2) {
+                if t.dims()[d] == FAST_WIDTH {
+                    t = t.narrow(d, 0, OLD_WIDTH).unwrap();
+                }
+            }
+            (k.clone(), t.contiguous().unwrap())
+        })
+        .collect()
+}
+
+fn outputs(nets: &Nets, cover: &Tensor, secret: &Tensor) -> (Vec<f32>, Vec<f32>) {
+    let Nets::Fast(n) = nets else { panic!("fast nets expected") };
+    let c = n.hide(cover, secret).unwrap();
+    let r = n.reveal(&c).unwrap();
+    (c.flatten_all().unwrap().to_vec1().unwrap(), r.flatten_all().unwrap().to_vec1().unwrap())
+}
+
+#[test]
+fn widened_nets_keep_the_narrow_nets_function() {
+    let dev = Device::Cpu;
+    let (source, _) = nets::init_arch(Arch::Fast, &dev, 1).unwrap();
+    let old = narrowed(&nets::varmap_tensors(&source));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("narrow.safetensors");
+    candle_core::safetensors::save(&old, &path).unwrap();
+
+    let cover = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
+    let secret = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
+    let mut results = Vec::new();
+    for seed in [2, 3] {
+        let (varmap, nets) = nets::init_arch(Arch::Fast, &dev, seed).unwrap();
+        let grown = load_weights_grown(&varmap, &path, &dev).unwrap();
+        assert!(grown.contains(&"hide.conv1.weight".to_string()) && grown.contains(&"reveal.out.weight".to_string()), "{grown:?}");
+        let w = nets::varmap_tensors(&varmap);
+        // The old block is the narrow checkpoint's.
+        let c0 = w["reveal.conv0.weight"].narrow(0, 0, OLD_WIDTH).unwrap();
+        let diff = (c0 - &old["reveal.conv0.weight"]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(diff, 0.0);
+        results.push((outputs(&nets, &cover, &secret), w["hide.conv1.weight"].to_dtype(DType::F32).unwrap()));
+    }
+    // Different new units ...
+    let (a, b) = (&results[0].1, &results[1].1);
+    let new_units = (a.narrow(0, OLD_WIDTH, FAST_WIDTH - OLD_WIDTH).unwrap() - b.narrow(0, OLD_WIDTH, FAST_WIDTH - OLD_WIDTH).unwrap()).unwrap();
+    assert!(new_units.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    // ... the same function.
+    for (x, y) in results[0].0.0.iter().zip(&results[1].0.0).chain(results[0].0.1.iter().zip(&results[1].0.1)) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_other_shapes_is_refused_with_the_name() {
+    let dev = Device::Cpu;
+    let (source, _) = nets::init_arch(Arch::Fast, &dev, 1).unwrap();
+    let mut w = nets::varmap_tensors(&source);
+    w.insert("reveal.out.weight".into(), Tensor::zeros((48, FAST_WIDTH + 8, 1, 1), DType::F32, &dev).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.safetensors");
+    candle_core::safetensors::save(&w, &path).unwrap();
+    let (varmap, _) = nets::init_arch(Arch::Fast, &dev, 2).unwrap();
+    let err = load_weights_grown(&varmap, &path, &dev).unwrap_err().to_string();
+    assert!(err.contains("reveal.out.weight") && err.contains("only more channels"), "{err}");
+}

@@ -568,8 +568,8 @@ mod tests {
         let w = varmap_tensors(&varmap);
         assert_eq!(parameter_count(&w), FAST_PARAMETERS);
         assert_eq!(Arch::of_weights(&w), Arch::Fast);
-        assert_eq!(w["hide.conv0.weight"].dims(), &[64, 96, 3, 3]);
-        assert_eq!(w["reveal.out.weight"].dims(), &[48, 64, 1, 1]);
+        assert_eq!(w["hide.conv0.weight"].dims(), &[80, 96, 3, 3]);
+        assert_eq!(w["reveal.out.weight"].dims(), &[48, 80, 1, 1]);
         let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 12), &dev).unwrap();
         // ONNX SpaceToDepth order: channel (by*4 + bx)*3 + c at cell (i, j) is x[c, 4i+by, 4j+bx].
         let s = space_to_depth(&x, 4).unwrap();

@@ -12,6 +12,10 @@ use stego::{Hider, Revealer};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[path = "stego/codec.rs"]
+mod codec;
+use codec::Codec;
+
 /// Deep steganography (Baluja, NIPS 2017): hide a full-size secret image inside a cover image.
 #[derive(Parser, Debug)]
 #[command(name = "stego", version, about, long_about = None)]
@@ -66,6 +70,12 @@ enum Command {
         /// twice the cover error).
         #[arg(long)]
         lsb: bool,
+        /// Record each container with a real encoder and reveal from the decoded frame:
+        /// `none` (lossless, the default), `x264:Q` (H.264 in I420 4:2:0, x264enc
+        /// pass=qual quantizer=Q), `x264` (x264enc's defaults), `jpeg:Q` (quality Q, I420).
+        /// The cover columns are measured before the recording, the secret ones after.
+        #[arg(long, default_value = "none", value_name = "CODEC")]
+        codec: Codec,
         /// Magnification of the difference images in the figure.
         #[arg(long, default_value_t = 10.0)]
         magnify: f32,
@@ -250,12 +260,12 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("stego: wrote revealed secret {} ({}x{})", output.display(), c.width(), c.height());
         }
         Command::Info { model, common } => info(&model, &common)?,
-        Command::Eval { dir, figure, csv, shape, lsb, magnify, common } => {
+        Command::Eval { dir, figure, csv, shape, lsb, codec, magnify, common } => {
             check_output(&figure)?;
             if let Some(c) = &csv {
                 check_output(c)?;
             }
-            eval(&dir, &figure, csv.as_deref(), shape, lsb, magnify, &common)?;
+            eval(&dir, &figure, csv.as_deref(), shape, EvalExtras { lsb, codec }, magnify, &common)?;
         }
     }
     Ok(())
@@ -356,16 +366,27 @@ struct PairResult {
     lsb: Vec<(u32, Metrics, Metrics)>,
 }
 
-/// `bits`-bit LSB substitution of `secret` into `cover`: (cover metrics, secret metrics).
-fn lsb_pair(cover: &RgbImage, secret: &RgbImage, bits: u32) -> (u32, Metrics, Metrics) {
+/// What `eval` adds to the model's rows.
+#[derive(Debug, Clone, Copy)]
+struct EvalExtras {
+    /// Also the 3-bit and 4-bit LSB rows.
+    lsb: bool,
+    /// The recording every container goes through before it is revealed.
+    codec: Codec,
+}
+
+/// `bits`-bit LSB substitution of `secret` into `cover`, its container recorded with `codec`:
+/// (cover metrics before the recording, secret metrics after).
+fn lsb_pair(cover: &RgbImage, secret: &RgbImage, bits: u32, codec: Codec) -> Result<(u32, Metrics, Metrics)> {
     let (w, h) = (cover.width() as usize, cover.height() as usize);
-    let container = stego::lsb::hide(cover.as_raw(), secret.as_raw(), bits);
-    let revealed = stego::lsb::reveal(&container, bits);
-    (bits, Metrics::rgb8(cover.as_raw(), &container, w, h), Metrics::rgb8(secret.as_raw(), &revealed, w, h))
+    let container = RgbImage::from_raw(cover.width(), cover.height(), stego::lsb::hide(cover.as_raw(), secret.as_raw(), bits)).context("LSB container size")?;
+    let revealed = stego::lsb::reveal(codec.round_trip(&container)?.as_raw(), bits);
+    Ok((bits, Metrics::rgb8(cover.as_raw(), container.as_raw(), w, h), Metrics::rgb8(secret.as_raw(), &revealed, w, h)))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, lsb: bool, magnify: f32, common: &Common) -> Result<()> {
+fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: EvalExtras, magnify: f32, common: &Common) -> Result<()> {
+    let EvalExtras { lsb, codec } = extras;
     let files = list_images(dir)?;
     let mut pairs: Vec<(usize, usize)> = (0..files.len() / 2).map(|k| (2 * k, 2 * k + 1)).collect();
     if files.len() % 2 == 1 {
@@ -390,17 +411,21 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, lsb: bool, 
         let secret_raw = prepare(load_rgb(&files[si])?, shape)?;
         let secret = if secret_raw.dimensions() == cover.dimensions() { secret_raw } else { resize_rgb(&secret_raw, cover.width(), cover.height())? };
         let container = hide_image(&mut hider, &cover, &secret)?;
-        // The container is an 8-bit image here, exactly what a PNG file stores.
-        let revealed = reveal_image(&mut revealer, &container)?;
+        // The container is an 8-bit image here, exactly what a PNG file stores; --codec
+        // records it with a lossy encoder first.
+        let revealed = reveal_image(&mut revealer, &codec.round_trip(&container)?)?;
         let (w, h) = (cover.width() as usize, cover.height() as usize);
         let cm = Metrics::rgb8(cover.as_raw(), container.as_raw(), w, h);
         let sm = Metrics::rgb8(secret.as_raw(), revealed.as_raw(), w, h);
-        let lsb = if lsb { vec![lsb_pair(&cover, &secret, 3), lsb_pair(&cover, &secret, 4)] } else { Vec::new() };
+        let lsb = if lsb { vec![lsb_pair(&cover, &secret, 3, codec)?, lsb_pair(&cover, &secret, 4, codec)?] } else { Vec::new() };
         results.push(PairResult { name, cover: cm, secret: sm, images: [cover, container, secret, revealed], lsb });
         bar.inc(1);
     }
     bar.finish_and_clear();
 
+    if codec != Codec::None {
+        println!("recording: {codec} (cover columns: the container before it; secret columns: revealed after it)");
+    }
     println!("{:<64} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7}", "pair (cover <- secret)", "cover APD", "PSNR dB", "SSIM", "secr APD", "PSNR dB", "SSIM");
     for r in &results {
         println!(

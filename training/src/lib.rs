@@ -57,6 +57,7 @@
 //! step `t` are drawn from a generator seeded by `(seed, t)`, so a resumed run draws the same
 //! batches as an uninterrupted one.
 
+pub mod codec;
 pub mod data;
 pub mod fastconv;
 pub mod nets;

@@ -102,6 +102,12 @@ struct TrainArgs {
     /// the sizes people stream), instead of at any scale between the crop and the whole photo.
     #[arg(long, value_name = "LO:HI", value_parser = parse_range)]
     frame_side: Option<(u32, u32)>,
+    /// Train the `robust` kind of nets: the secret is revealed from a simulated recording of
+    /// the container, drawn per batch (a quarter lossless, a tenth 4:2:0 only, 40% x264-like
+    /// at quantizer 16-30, the rest JPEG quality 70-95), so it survives x264 and JPEG
+    /// recordings in I420. --crop must be a multiple of 16.
+    #[arg(long)]
+    robust: bool,
     /// Seed of the initial weights, the validation split, the batches and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -213,6 +219,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         exposure: a.exposure,
         colour: a.colour,
         frame_side: a.frame_side,
+        recordings: a.robust.then(training::codec::RecordingMix::default),
         seed: a.seed,
         checkpoint_every: a.checkpoint_every,
         val_every: a.val_every,

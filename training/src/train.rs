@@ -29,6 +29,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use stego::metrics::Metrics;
 
+use crate::codec;
 use crate::data::{self, DataOptions, Dataset};
 use crate::nets::{self, Nets};
 use crate::onnx::{self, ExportInfo, Exported};
@@ -87,6 +88,10 @@ pub struct TrainConfig {
     /// option did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_side: Option<(u32, u32)>,
+    /// Reveal from a simulated recording of the container, drawn per batch from this mix
+    /// ([`crate::codec`]): the `robust` training. `None`: from the lossless container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings: Option<codec::RecordingMix>,
     /// Seed of the weights, the data split, the batches and the noise.
     pub seed: u64,
     /// Save a checkpoint every this many steps (and at the end).
@@ -190,6 +195,7 @@ impl Default for TrainConfig {
             noise_std: 0.01,
             exposure: 0.0,
             colour: 0.0,
+            recordings: None,
             frame_side: None,
             distance: Distance::L2,
             seed: 0,
@@ -232,7 +238,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; colour={}; frame_side={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; colour={}; frame_side={}; recordings={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -246,6 +252,13 @@ impl TrainConfig {
             self.exposure,
             self.colour,
             self.frame_side.map(|(a, b)| format!("{a}-{b}")).unwrap_or_else(|| "any".into()),
+            self.recordings.map_or_else(
+                || "lossless".into(),
+                |m| format!(
+                    "lossless {:.2} / 4:2:0 {:.2} / x264-like qp {}-{} {:.2} / JPEG q{}-{} (rest)",
+                    m.lossless, m.yuv420, m.qp.0, m.qp.1, m.x264, m.jpeg_quality.0, m.jpeg_quality.1
+                )
+            ),
             self.max_side,
             self.seed,
             self.hide_output.as_str(),
@@ -284,6 +297,12 @@ impl TrainConfig {
             && (lo < self.crop || lo > hi)
         {
             bail!("--frame-side {lo}:{hi}: give LO:HI with {} (the crop) ≤ LO ≤ HI", self.crop);
+        }
+        if let Some(m) = &self.recordings {
+            m.check().map_err(|e| anyhow::anyhow!("--robust: {e}"))?;
+            if !self.crop.is_multiple_of(16) {
+                bail!("--robust simulates 8x8 DCT blocks of 4:2:0 chroma: --crop {} must be a multiple of 16", self.crop);
+            }
         }
         if self.val_pairs == 0 {
             bail!("--val-pairs must be at least 1");
@@ -500,13 +519,29 @@ pub fn training_loss(
     distance: Distance,
     noise: Option<&Tensor>,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    training_loss_recorded(nets, cover, secret, beta, distance, noise, None)
+}
+
+/// [`training_loss`] with the secret revealed from a simulated recording of the container.
+pub fn training_loss_recorded(
+    nets: &Nets,
+    cover: &Tensor,
+    secret: &Tensor,
+    beta: f64,
+    distance: Distance,
+    noise: Option<&Tensor>,
+    recording: Option<(&codec::CodecProxy, codec::Recording)>,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
     let container = nets.hide(cover, secret)?;
     // 8-bit rounding with a straight-through gradient.
-    let rounded = ((&container * 255.0)?.round()? / 255.0)?;
-    let container = (&container + (rounded - &container)?.detach())?;
-    let reveal_in = match noise {
-        Some(n) => (&container + n)?,
+    let container = (codec::round_ste(&(&container * 255.0)?)? / 255.0)?;
+    let recorded = match recording {
+        Some((proxy, r)) => proxy.apply(&container, r)?,
         None => container.clone(),
+    };
+    let reveal_in = match noise {
+        Some(n) => (&recorded + n)?,
+        None => recorded,
     };
     let revealed = nets.reveal(&reveal_in)?;
     let (cover_diff, secret_diff) = ((&container - cover)?, (&revealed - secret)?);
@@ -721,6 +756,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 
     let schedule = config.schedule();
     let noise = Normal::new(0.0f32, config.noise_std as f32).context("noise std")?;
+    let proxy = config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?;
     let end = match opts.max_session_steps {
         Some(n) => (start + n).min(config.steps),
         None => config.steps,
@@ -763,7 +799,11 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         } else {
             None
         };
-        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref())?;
+        let recording = match (&config.recordings, &proxy) {
+            (Some(mix), Some(p)) => Some((p, mix.draw(&mut rng))),
+            _ => None,
+        };
+        let (loss, cover_mse, secret_mse) = training_loss_recorded(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref(), recording)?;
         let grads = loss.backward()?;
         let lr = schedule.lr(step);
         opt.step(&grads, lr)?;

@@ -24,6 +24,10 @@ pub const REVEAL_FILE: &str = "reveal.onnx";
 pub const FAST_HIDE_FILE: &str = "hide-fast.onnx";
 /// File name of the reveal model of the fast variant.
 pub const FAST_REVEAL_FILE: &str = "reveal-fast.onnx";
+/// File name of the hiding model of the robust variant ([`Variant::Robust`]).
+pub const ROBUST_HIDE_FILE: &str = "hide-robust.onnx";
+/// File name of the reveal model of the robust variant.
+pub const ROBUST_REVEAL_FILE: &str = "reveal-robust.onnx";
 
 /// Input of the hiding model: the cover frame.
 pub const HIDE_COVER: &str = "cover";
@@ -88,22 +92,27 @@ pub enum Variant {
     /// better of the shipped pairs). The default.
     #[default]
     Fast,
+    /// The fast nets trained to reveal from lossy recordings (`hide-robust.onnx`,
+    /// `reveal-robust.onnx`): x264 and JPEG in I420 (4:2:0), simulated during training. A
+    /// stronger, visible change to the cover buys a secret that survives them.
+    Robust,
 }
 
 impl Variant {
     /// All variants, in the order of their names in [`Variant::NAMES`].
-    pub const ALL: [Variant; 2] = [Variant::Paper, Variant::Fast];
+    pub const ALL: [Variant; 3] = [Variant::Paper, Variant::Fast, Variant::Robust];
     /// The names accepted by [`Variant::from_name`].
-    pub const NAMES: [&'static str; 2] = ["paper", "fast"];
+    pub const NAMES: [&'static str; 3] = ["paper", "fast", "robust"];
 
-    /// `paper` or `fast`.
+    /// `paper`, `fast` or `robust`.
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::Paper => "paper",
             Variant::Fast => "fast",
+            Variant::Robust => "robust",
         }
     }
-    /// Parses `paper` or `fast` (case-insensitive).
+    /// Parses `paper`, `fast` or `robust` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Variant> {
         Variant::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(name))
     }
@@ -114,6 +123,8 @@ impl Variant {
             (Variant::Paper, Role::Reveal) => REVEAL_FILE,
             (Variant::Fast, Role::Hide) => FAST_HIDE_FILE,
             (Variant::Fast, Role::Reveal) => FAST_REVEAL_FILE,
+            (Variant::Robust, Role::Hide) => ROBUST_HIDE_FILE,
+            (Variant::Robust, Role::Reveal) => ROBUST_REVEAL_FILE,
         }
     }
     /// The other variant (what a front end offers when this one's models are missing).
@@ -121,6 +132,7 @@ impl Variant {
         match self {
             Variant::Paper => Variant::Fast,
             Variant::Fast => Variant::Paper,
+            Variant::Robust => Variant::Fast,
         }
     }
     /// What to do when this variant's models are missing from the model folder `dir`: the
@@ -128,10 +140,14 @@ impl Variant {
     /// own way to pick another variant.
     pub fn missing_hint(self, dir: &std::path::Path) -> String {
         format!(
-            "the {v} variant needs {} and {} in {d}; train them with `cargo run --release -p training -- --arch {v} --export-to {d}`",
+            "the {v} variant needs {} and {} in {d}; train them with `cargo run --release -p training -- {args} --export-to {d}`",
             self.file_name(Role::Hide),
             self.file_name(Role::Reveal),
             v = self.as_str(),
+            args = match self {
+                Variant::Robust => "--arch fast --robust".to_string(),
+                v => format!("--arch {v}"),
+            },
             d = dir.display()
         )
     }

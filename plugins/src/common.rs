@@ -58,6 +58,11 @@ pub enum Variant {
         nick = "fast"
     )]
     Fast = 1,
+    #[enum_value(
+        name = "Robust: the fast nets trained to survive x264/JPEG recordings in I420 (hide-robust.onnx, reveal-robust.onnx)",
+        nick = "robust"
+    )]
+    Robust = 2,
 }
 
 impl From<Variant> for stego::Variant {
@@ -65,6 +70,7 @@ impl From<Variant> for stego::Variant {
         match v {
             Variant::Paper => stego::Variant::Paper,
             Variant::Fast => stego::Variant::Fast,
+            Variant::Robust => stego::Variant::Robust,
         }
     }
 }
@@ -74,6 +80,7 @@ impl From<stego::Variant> for Variant {
         match v {
             stego::Variant::Paper => Variant::Paper,
             stego::Variant::Fast => Variant::Fast,
+            stego::Variant::Robust => Variant::Robust,
         }
     }
 }
@@ -224,10 +231,11 @@ impl ModelSettings {
             glib::ParamSpecEnum::builder_with_default("variant", Variant::default())
                 .nick("Variant")
                 .blurb(&format!(
-                    "Which {role} model of the models folder to load when model-file is not set: paper ({}) \
-                     or fast ({})",
+                    "Which {role} model of the models folder to load when model-file is not set: paper ({}), \
+                     fast ({}) or robust ({}, survives x264/JPEG recordings in I420)",
                     stego::Variant::Paper.file_name(role),
-                    stego::Variant::Fast.file_name(role)
+                    stego::Variant::Fast.file_name(role),
+                    stego::Variant::Robust.file_name(role)
                 ))
                 .mutable_ready()
                 .build(),

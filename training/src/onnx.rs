@@ -228,6 +228,15 @@ pub struct ExportInfo {
     /// and the sigmoids stay float32): for GPUs, whose tensor cores run float16 many times
     /// faster. Files get `-fp16` before `.onnx`.
     pub fp16: bool,
+    /// Trained to reveal from simulated recordings (`--robust`): the `robust` variant's files.
+    pub robust: bool,
+}
+
+impl ExportInfo {
+    /// The runtime variant these models are.
+    pub fn variant(&self) -> stego::contract::Variant {
+        if self.robust { stego::contract::Variant::Robust } else { self.arch.variant() }
+    }
 }
 
 /// Paths of the two written files.
@@ -435,6 +444,7 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
         (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
         (meta::ROLE, role.as_str().to_string()),
         (meta::VARIANT, match (info.arch, info.hide_output) {
+            _ if info.robust => info.variant().as_str().to_string(),
             (nets::Arch::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
             (nets::Arch::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
             (nets::Arch::Fast, nets::HideOutput::Residual) => "fast".to_string(),
@@ -547,7 +557,7 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
 /// into `dir` (created if needed).
 pub fn export(weights: &HashMap<String, Tensor>, dir: &Path, info: &ExportInfo) -> Result<Exported> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let variant = info.arch.variant();
+    let variant = info.variant();
     let name = |role| if info.fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
     let hide = dir.join(name(Role::Hide));
     let reveal = dir.join(name(Role::Reveal));

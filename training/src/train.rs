@@ -842,9 +842,13 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
 fn fit_warmup(mut config: TrainConfig) -> TrainConfig {
     if config.warmup > 0 && config.warmup >= config.steps {
         let warmup = config.steps / 10;
+        let instead = match warmup {
+            0 => "no warm-up (a tenth of the run is under a step)".to_string(),
+            w => format!("warming up over {w} steps (a tenth of the run)"),
+        };
         eprintln!(
             "warning: --warmup {} is not shorter than --steps {}: the learning rate would never reach its peak \
-             (--lr {}); warming up over {warmup} steps (a tenth of the run) instead",
+             (--lr {}); {instead} instead",
             config.warmup, config.steps, config.lr
         );
         config.warmup = warmup;

@@ -26,8 +26,8 @@ struct Cli {
 enum Command {
     /// Train (the default): writes checkpoints, metrics, figures and the ONNX models to --out.
     Train(Box<TrainArgs>),
-    /// Export hide.onnx and reveal.onnx (hide-fast.onnx, reveal-fast.onnx for fast nets) from
-    /// a checkpoint.
+    /// Export the ONNX models of a checkpoint (hide-fast.onnx, reveal-fast.onnx; hide.onnx,
+    /// reveal.onnx for the paper nets), into the checkpoint's folder unless --out.
     Export(ExportArgs),
     /// Redraw a run folder's loss.png from its metrics.csv and validation.csv (after joining
     /// the CSV files of a run continued in another folder, say).
@@ -54,7 +54,8 @@ struct TrainArgs {
     #[arg(long, value_name = "DIR", default_values_os_t = d().data)]
     data: Vec<PathBuf>,
     /// Output folder of the run (checkpoints, metrics.csv, validation.csv, loss.png,
-    /// samples/, hide.onnx, reveal.onnx).
+    /// samples/ and, at the end, the ONNX models: hide-fast.onnx, reveal-fast.onnx, or
+    /// hide.onnx, reveal.onnx for the paper nets).
     #[arg(long, short, value_name = "DIR", default_value_os_t = d().out)]
     out: PathBuf,
     #[arg(long, help = format!(

@@ -12,7 +12,7 @@
 //! | `validation.csv`          | one row per validation: APD (0–255), PSNR, SSIM, cover/secret  |
 //! | `samples/step_NNNNNN.png` | cover, container, secret, revealed, differences ×10 (rows)     |
 //! | `loss.png`                | loss curves (see [`crate::plot`])                              |
-//! | `hide.onnx`, `reveal.onnx`| the exported models (end of training)                          |
+//! | `hide-fast.onnx`, …       | the exported models (end of training; paper nets: `hide.onnx`) |
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;

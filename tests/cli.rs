@@ -266,3 +266,33 @@ fn bad_option_values() {
     let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", "/nonexistent-dir/x.png"], &[]);
     assert_fails_with(&o, &["/nonexistent-dir", "does not exist"]);
 }
+
+/// `eval` without --figure writes under out/ (created) of the working folder, never beside
+/// the user's files; `info` takes only the options that apply to it.
+#[test]
+fn eval_default_figure_goes_to_out_and_info_takes_only_its_options() {
+    let work = tempfile::tempdir().unwrap();
+    let photos = work.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for (k, name) in ["skimage_chelsea.png", "skimage_coffee.png"].iter().enumerate() {
+        let img = image::open(data_image(name)).unwrap().into_rgb8();
+        image::imageops::thumbnail(&img, 64, 48).save(photos.join(format!("{k}.png"))).unwrap();
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stego")).args(args).current_dir(work.path()).output().unwrap()
+    };
+    let o = run(&["eval", "photos"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(work.path().join("out/stego-eval.png").is_file());
+    let top: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(top.len(), 2, "only photos/ and out/ in the working folder: {top:?}");
+
+    let o = run(&["info", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("--onnxruntime"), "{help}");
+    for unused in ["--variant", "--hide-model", "--reveal-model", "--device", "--execution-provider", "--threads"] {
+        assert!(!help.contains(unused), "info --help lists {unused}: {help}");
+    }
+    let o = run(&["info", s(&model("hide-fast.onnx")), "--variant", "paper"]);
+    assert!(!o.status.success() && stderr(&o).contains("--variant"), "{}", stderr(&o));
+}

@@ -9,7 +9,7 @@
 // output (what the codec changed).
 //
 //   cargo run --release -p gst-plugin-stego --example codec_psnr -- [--size 320x180]
-//       [--frames 25] [--slide-fps 2] [--out DIR] [--variant fast|paper (default fast)]
+//       [--frames 25] [--slide-fps 2] [--out DIR (default out/codec-psnr)] [--variant fast|paper (default fast)]
 //
 // Models: the shipped models/ (or STEGO_TEST_MODEL_DIR). Needs gstreamer1.0-libav (FFV1,
 // H.264 decoding) and gstreamer1.0-plugins-ugly (x264enc).
@@ -65,7 +65,7 @@ fn main() {
     let mut size = (320usize, 180usize);
     let mut frames = 25usize;
     let mut slide_fps = 2u32;
-    let mut out = std::env::temp_dir().join("stego-codec-psnr");
+    let mut out = PathBuf::from("out/codec-psnr");
     let mut variant = stego::Variant::default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -93,7 +93,11 @@ fn main() {
         "decodebin",
         "stegohide",
     ]);
-    let _ = std::fs::remove_dir_all(&out);
+    // Only what this example writes is replaced: slides/ and one .mkv per recording.
+    let _ = std::fs::remove_dir_all(out.join("slides"));
+    for (name, _) in RECORDINGS {
+        let _ = std::fs::remove_file(out.join(format!("{}.mkv", file_name(name))));
+    }
     std::fs::create_dir_all(&out).unwrap();
     let slides = slides(&out.join("slides"));
     let caps = format!("video/x-raw,format=RGB,width={w},height={h},pixel-aspect-ratio=1/1");

@@ -257,7 +257,7 @@ impl ModelSettings {
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("onnxruntime intra-op threads (0 = onnxruntime's default)")
+                .blurb("onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core)")
                 .maximum(1024)
                 .default_value(DEFAULT_THREADS)
                 .mutable_ready()

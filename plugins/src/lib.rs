@@ -31,6 +31,7 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // The origin: no public home to name, so where the plugin comes from.
+    "stego (local build)",
     env!("BUILD_REL_DATE")
 );

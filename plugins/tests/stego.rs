@@ -1133,3 +1133,17 @@ fn variant_fast_runs_the_shipped_fast_models() {
     )
     .expect("the fast models run in both elements");
 }
+
+/// What gst-inspect shows: an honest origin, and stegohide's requirement of a lossless
+/// recording.
+#[test]
+fn inspect_shows_origin_and_the_recording_requirement() {
+    init();
+    let plugin = gst::Registry::get().find_plugin("stego").expect("the stego plugin is registered");
+    assert_eq!(plugin.origin().as_str(), "stego (local build)");
+    let factory = gst::ElementFactory::find("stegohide").unwrap();
+    let description = factory.metadata(gst::ELEMENT_METADATA_DESCRIPTION).unwrap();
+    assert!(description.contains("lossless") && description.contains("4:2:0 H.264"), "{description}");
+    let threads = gst::ElementFactory::make("stegoreveal").build().unwrap().find_property("threads").unwrap();
+    assert_eq!(threads.blurb().unwrap(), "onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core)");
+}

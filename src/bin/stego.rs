@@ -56,9 +56,10 @@ enum Command {
     Eval {
         /// Folder of PNG/JPEG images.
         dir: PathBuf,
-        /// Figure to write: rows of cover, container, secret, revealed, magnified differences,
-        /// and per-pixel error histograms.
-        #[arg(long, default_value = "stego-eval.png")]
+        /// Figure to write: one row per pair, in columns cover, container, secret, revealed,
+        /// |cover−container|×magnify, |secret−revealed|×magnify, and the histograms of the
+        /// per-pixel errors (out/ is created for the default).
+        #[arg(long, default_value = DEFAULT_FIGURE)]
         figure: PathBuf,
         /// Also write the per-pair metrics as CSV.
         #[arg(long)]
@@ -91,8 +92,9 @@ enum Command {
     Info {
         /// ONNX model file.
         model: PathBuf,
-        #[command(flatten)]
-        common: Common,
+        /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
+        #[arg(long)]
+        onnxruntime: Option<PathBuf>,
     },
 }
 
@@ -150,7 +152,7 @@ struct Common {
     /// CUDA device id.
     #[arg(long, global = true, default_value_t = 0)]
     device: i32,
-    /// onnxruntime intra-op threads [default: one per physical core].
+    /// onnxruntime intra-op threads [default: onnxruntime's, one per physical core].
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
@@ -264,8 +266,11 @@ fn run(cli: Cli) -> Result<()> {
             save_png(&revealed, &output)?;
             eprintln!("stego: wrote revealed secret {} ({}x{})", output.display(), c.width(), c.height());
         }
-        Command::Info { model, common } => info(&model, &common)?,
+        Command::Info { model, onnxruntime } => info(&model, &RuntimeOptions { library: onnxruntime, ..Default::default() })?,
         Command::Eval { dir, figure, csv, shape, lsb, codec, secrets, magnify, common } => {
+            if figure == Path::new(DEFAULT_FIGURE) {
+                std::fs::create_dir_all("out").context("creating out/ for the figure")?;
+            }
             check_output(&figure)?;
             if let Some(c) = &csv {
                 check_output(c)?;
@@ -276,8 +281,8 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn info(model: &Path, common: &Common) -> Result<()> {
-    let info = Model::inspect(model, &common.options())?;
+fn info(model: &Path, options: &RuntimeOptions) -> Result<()> {
+    let info = Model::inspect(model, options)?;
     println!("model: {}", info.path.display());
     if let Some(p) = &info.producer {
         println!("producer: {p}");
@@ -500,10 +505,13 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { format!("…{}", s.chars().rev().take(n - 1).collect::<Vec<_>>().into_iter().rev().collect::<String>()) }
 }
 
+/// `stego eval`'s figure unless --figure names one.
+const DEFAULT_FIGURE: &str = "out/stego-eval.png";
+
 const TILE: u32 = 160;
 const GAP: u32 = 6;
 
-/// One row per pair: cover, container, secret, revealed, |cover−container|×k,
+/// One row per pair, in columns: cover, container, secret, revealed, |cover−container|×k,
 /// |secret−revealed|×k, then the histograms of per-pixel errors (cover errors in blue,
 /// secret errors in red; x: absolute error 0–255 on a log-like scale of bins, y: frequency).
 fn draw_figure(results: &[PairResult], magnify: f32) -> RgbImage {

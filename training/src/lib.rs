@@ -11,11 +11,11 @@
 //! # Usage
 //!
 //! ```text
-//! cargo run --release -p training                    # train with the defaults on data/images
-//! cargo run --release -p training -- --steps 20000 --data /path/tiny-imagenet-200 --export-to models
+//! cargo run --release -p training                    # train the fast nets with the defaults on data/images
+//! cargo run --release -p training -- --steps 20000 --data /path/tiny-imagenet-200 --out runs/big
 //! cargo run --release -p training -- --resume        # continue runs/default where it stopped
 //! cargo run --release -p training -- --init-from runs/default --out runs/ft --max-side 0 --lr 1e-4   # fine-tune
-//! cargo run --release -p training -- export --checkpoint runs/default --out models
+//! cargo run --release -p training -- export --checkpoint runs/default --fp16   # into runs/default
 //! cargo run --release -p training -- --help          # every option
 //! ```
 //!

@@ -553,14 +553,17 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The files [`export`] writes into `dir`: hide, reveal.
+pub fn export_paths(dir: &Path, variant: stego::contract::Variant, fp16: bool) -> [PathBuf; 2] {
+    let name = |role| if fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
+    [dir.join(name(Role::Hide)), dir.join(name(Role::Reveal))]
+}
+
 /// Writes `hide.onnx` and `reveal.onnx` (fast nets: `hide-fast.onnx`, `reveal-fast.onnx`)
 /// into `dir` (created if needed).
 pub fn export(weights: &HashMap<String, Tensor>, dir: &Path, info: &ExportInfo) -> Result<Exported> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let variant = info.variant();
-    let name = |role| if info.fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
-    let hide = dir.join(name(Role::Hide));
-    let reveal = dir.join(name(Role::Reveal));
+    let [hide, reveal] = export_paths(dir, info.variant(), info.fp16);
     write_model(&hide_model(weights, info)?, &hide)?;
     write_model(&reveal_model(weights, info)?, &reveal)?;
     Ok(Exported { hide, reveal })

@@ -1,11 +1,9 @@
-//! Figures drawn directly with the `image` crate (no font dependency).
+//! Figures of a training run.
 //!
-//! * [`sample_figure`]: one column per validation pair; rows cover, container, secret,
-//!   revealed, |cover − container| × 10, |secret − revealed| × 10.
-//! * [`loss_plot`]: loss curves on a log scale. Colours: training loss (β-weighted total)
-//!   grey; cover MSE blue; secret MSE red; validation cover / secret MSE as thick dark blue /
-//!   dark red lines with square markers. Horizontal grid lines at powers of ten, labelled
-//!   with their exponent; the x axis runs from step 0 to the last step (labelled).
+//! * [`sample_figure`]: drawn with the `image` crate; one column per validation pair; rows
+//!   cover, container, secret, revealed, |cover − container| × 10, |secret − revealed| × 10.
+//! * [`loss_plot`]: curves on a log scale, drawn with plotters, with a title, axis names and a
+//!   legend (text in DejaVu Sans: see [`FONT_PATHS`]).
 
 use image::{Rgb, RgbImage};
 
@@ -57,6 +55,8 @@ pub fn sample_figure(
 
 /// A line series for [`loss_plot`].
 pub struct Series {
+    /// Its name in the legend.
+    pub name: String,
     pub points: Vec<(f64, f64)>,
     pub color: Rgb<u8>,
     /// Line thickness in pixels.
@@ -65,62 +65,51 @@ pub struct Series {
     pub markers: bool,
 }
 
-/// 3×5 pixel glyphs for the axis labels.
-fn glyph(c: char) -> Option<[u8; 5]> {
-    Some(match c {
-        '0' => [0b111, 0b101, 0b101, 0b101, 0b111],
-        '1' => [0b010, 0b110, 0b010, 0b010, 0b111],
-        '2' => [0b111, 0b001, 0b111, 0b100, 0b111],
-        '3' => [0b111, 0b001, 0b111, 0b001, 0b111],
-        '4' => [0b101, 0b101, 0b111, 0b001, 0b001],
-        '5' => [0b111, 0b100, 0b111, 0b001, 0b111],
-        '6' => [0b111, 0b100, 0b111, 0b101, 0b111],
-        '7' => [0b111, 0b001, 0b010, 0b010, 0b010],
-        '8' => [0b111, 0b101, 0b111, 0b101, 0b111],
-        '9' => [0b111, 0b101, 0b111, 0b001, 0b111],
-        '-' => [0b000, 0b000, 0b111, 0b000, 0b000],
-        'e' => [0b000, 0b111, 0b111, 0b100, 0b111],
-        'k' => [0b100, 0b101, 0b110, 0b101, 0b101],
-        _ => return None,
+/// The text of a [`loss_plot`]: title and axis names.
+pub struct Labels<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// Where the DejaVu Sans font of the plot's text is looked for (Debian's `fonts-dejavu-core`,
+/// which `scripts/setup.sh` installs, then the paths of other distributions).
+pub const FONT_PATHS: [&str; 4] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+];
+
+/// Errors of [`loss_plot`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlotError {
+    #[error(
+        "no font for the plot's text: none of {} exists; install DejaVu Sans (Debian: \
+         `apt-get install fonts-dejavu-core`, which scripts/setup.sh does) or set STEGO_FONT to a .ttf file",
+        FONT_PATHS.join(", ")
+    )]
+    NoFont,
+    #[error("font {path} (STEGO_FONT or DejaVu Sans) is unreadable or not a TrueType font: {reason}")]
+    BadFont { path: String, reason: String },
+    #[error("drawing the plot: {0}")]
+    Draw(String),
+}
+
+/// Registers the font once per process (plotters keeps it for the process's lifetime).
+fn register_font() -> Result<(), PlotError> {
+    static FONT: std::sync::OnceLock<Result<(), PlotError>> = std::sync::OnceLock::new();
+    FONT.get_or_init(|| {
+        let path = match std::env::var_os("STEGO_FONT") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => FONT_PATHS.iter().map(std::path::PathBuf::from).find(|p| p.is_file()).ok_or(PlotError::NoFont)?,
+        };
+        let bad = |reason: String| PlotError::BadFont { path: path.display().to_string(), reason };
+        let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
+            .map_err(|_| bad("not a TrueType/OpenType font".into()))
     })
-}
-
-/// Draws `text` with its top-left corner at (x, y), glyphs scaled by `s`.
-fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, s: i64, color: Rgb<u8>) {
-    for (i, c) in text.chars().enumerate() {
-        let Some(g) = glyph(c) else { continue };
-        for (row, bits) in g.iter().enumerate() {
-            for col in 0..3 {
-                if bits & (0b100 >> col) != 0 {
-                    for dy in 0..s {
-                        for dx in 0..s {
-                            put(img, x + (i as i64 * 4 + col) * s + dx, y + row as i64 * s + dy, color);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn put(img: &mut RgbImage, x: i64, y: i64, c: Rgb<u8>) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, c);
-    }
-}
-
-fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb<u8>, width: u32) {
-    let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
-    let r = width as i64 / 2;
-    for i in 0..=steps {
-        let t = i as f64 / steps as f64;
-        let (x, y) = ((x0 + (x1 - x0) * t).round() as i64, (y0 + (y1 - y0) * t).round() as i64);
-        for dy in -r..=(width as i64 - 1 - r) {
-            for dx in -r..=(width as i64 - 1 - r) {
-                put(img, x + dx, y + dy, c);
-            }
-        }
-    }
+    .clone()
 }
 
 fn step_label(step: f64) -> String {
@@ -128,62 +117,73 @@ fn step_label(step: f64) -> String {
     if s >= 10_000 && s.is_multiple_of(1000) { format!("{}k", s / 1000) } else { s.to_string() }
 }
 
-/// Log-scale line plot of the series (non-positive values are skipped).
-pub fn loss_plot(series: &[Series], width: u32, height: u32) -> RgbImage {
-    let mut img = RgbImage::from_pixel(width, height, WHITE);
-    let (left, right, top, bottom) = (60.0, 20.0, 20.0, 40.0);
-    let pw = width as f64 - left - right;
-    let ph = height as f64 - top - bottom;
-    let pts = series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1 > 0.0 && p.1.is_finite());
+/// Log-scale line plot of the series (non-positive values are skipped) with a title, axis
+/// names and a legend, drawn with plotters; text in DejaVu Sans (see [`FONT_PATHS`]).
+pub fn loss_plot(series: &[Series], labels: &Labels, width: u32, height: u32) -> Result<RgbImage, PlotError> {
+    use plotters::prelude::*;
+    register_font()?;
+    let valid = |p: &&(f64, f64)| p.1 > 0.0 && p.1.is_finite();
     let (mut xmax, mut ymin, mut ymax) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in pts {
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()).filter(valid) {
         xmax = xmax.max(x);
-        ymin = ymin.min(y.log10());
-        ymax = ymax.max(y.log10());
+        ymin = ymin.min(y);
+        ymax = ymax.max(y);
     }
     if !ymin.is_finite() {
-        (ymin, ymax) = (-3.0, 0.0);
+        (ymin, ymax) = (1e-3, 1.0);
     }
-    let (ylo, yhi) = (ymin.floor(), ymax.ceil().max(ymin.floor() + 1.0));
-    let tx = |x: f64| left + pw * x / xmax;
-    let ty = |y: f64| top + ph * (1.0 - (y.log10() - ylo) / (yhi - ylo));
-    let grid = Rgb([225, 225, 225]);
-    let axis = Rgb([0, 0, 0]);
-    // Grid at decades (labelled) and at 2× and 5× (unlabelled, lighter).
-    let mut e = ylo as i32;
-    while e as f64 <= yhi {
-        for (m, c) in [(1.0, grid), (2.0, Rgb([242, 242, 242])), (5.0, Rgb([242, 242, 242]))] {
-            let v = m * 10f64.powi(e);
-            if v.log10() <= yhi + 1e-9 {
-                let y = ty(v);
-                line(&mut img, (left, y), (left + pw, y), c, 1);
+    // Whole decades, at least one.
+    let ylo = 10f64.powf(ymin.log10().floor());
+    let yhi = 10f64.powf(ymax.log10().ceil().max(ymin.log10().floor() + 1.0));
+    let mut buf = vec![255u8; width as usize * height as usize * 3];
+    let err = |e: &dyn std::fmt::Display| PlotError::Draw(e.to_string());
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(labels.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..xmax, (ylo..yhi).log_scale())
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(labels.x)
+            .y_desc(labels.y)
+            .x_labels(6)
+            .x_label_formatter(&|x| step_label(*x))
+            .y_label_formatter(&|y| format!("{y:.0e}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(242, 242, 242))
+            .bold_line_style(RGBColor(220, 220, 220))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for s in series {
+            let color = RGBColor(s.color[0], s.color[1], s.color[2]);
+            let style = color.stroke_width(s.width);
+            let points: Vec<(f64, f64)> = s.points.iter().filter(valid).copied().collect();
+            let drawn = chart.draw_series(LineSeries::new(points.iter().copied(), style)).map_err(|e| err(&e))?;
+            drawn.label(s.name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(s.width.max(2)))
+            });
+            if s.markers {
+                chart
+                    .draw_series(points.iter().map(|&p| Rectangle::new([p, p], color.filled().stroke_width(6))))
+                    .map_err(|e| err(&e))?;
             }
         }
-        draw_text(&mut img, 8, ty(10f64.powi(e)) as i64 - 5, &format!("1e{e}"), 2, axis);
-        e += 1;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
     }
-    for i in 0..=4 {
-        let xv = xmax * i as f64 / 4.0;
-        let x = tx(xv);
-        line(&mut img, (x, top), (x, top + ph), grid, 1);
-        let label = step_label(xv);
-        draw_text(&mut img, x as i64 - (label.len() as i64 * 4), (top + ph + 10.0) as i64, &label, 2, axis);
-    }
-    line(&mut img, (left, top), (left, top + ph), axis, 1);
-    line(&mut img, (left, top + ph), (left + pw, top + ph), axis, 1);
-    for s in series {
-        let pts: Vec<(f64, f64)> =
-            s.points.iter().filter(|p| p.1 > 0.0 && p.1.is_finite()).map(|&(x, y)| (tx(x), ty(y))).collect();
-        for w in pts.windows(2) {
-            line(&mut img, w[0], w[1], s.color, s.width);
-        }
-        if s.markers {
-            for &(x, y) in &pts {
-                line(&mut img, (x - 2.0, y), (x + 2.0, y), s.color, 5);
-            }
-        }
-    }
-    img
+    RgbImage::from_raw(width, height, buf).ok_or_else(|| PlotError::Draw("buffer size".into()))
 }
 
 /// Exponential moving average (for noisy per-step losses), `alpha` ∈ (0, 1].
@@ -209,13 +209,19 @@ mod tests {
     #[test]
     fn plot_draws_something() {
         let s = Series {
+            name: "falling".into(),
             points: (0..100).map(|i| (i as f64, 1.0 / (1.0 + i as f64))).collect(),
             color: Rgb([255, 0, 0]),
             width: 2,
             markers: false,
         };
-        let img = loss_plot(&[s], 400, 300);
-        assert!(img.pixels().any(|p| *p == Rgb([255, 0, 0])));
+        let labels = Labels { title: "a title", x: "step", y: "value" };
+        let img = loss_plot(&[s], &labels, 400, 300).unwrap();
+        assert_eq!(img.dimensions(), (400, 300));
+        assert!(img.pixels().any(|p| *p == Rgb([255, 0, 0])), "the line");
+        // Text (title, axis names, tick labels, legend) is drawn in black antialiased glyphs.
+        let dark = img.pixels().filter(|p| p[0] < 80 && p[1] < 80 && p[2] < 80).count();
+        assert!(dark > 500, "{dark} dark pixels: no text?");
     }
 
     #[test]

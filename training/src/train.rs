@@ -12,7 +12,7 @@
 //! | `validation.csv`          | one row per validation: APD (0–255), PSNR, SSIM, cover/secret  |
 //! | `samples/step_NNNNNN.png` | cover, container, secret, revealed, differences ×10 (rows)     |
 //! | `loss.png`                | loss curves (see [`crate::plot`])                              |
-//! | `hide.onnx`, `reveal.onnx`| the exported models (end of training)                          |
+//! | `hide-fast.onnx`, …       | the exported models (end of training; paper nets: `hide.onnx`) |
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -45,8 +45,9 @@ pub const VALIDATION_CSV: &str = "validation.csv";
 pub const LOSS_PLOT: &str = "loss.png";
 pub const SAMPLES_DIR: &str = "samples";
 
-/// Everything that defines a training run (saved in `state.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything that defines a training run (saved in `state.json`). Its [`Default`] holds the
+/// defaults of the command line's options too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Data folders (Tiny ImageNet layout or any folder of images).
     pub data: Vec<PathBuf>,
@@ -207,7 +208,8 @@ impl Default for TrainConfig {
             max_images: None,
             init_from: None,
             hide_output: nets::HideOutput::Residual,
-            arch: nets::Arch::Paper,
+            // The runtime's default variant.
+            arch: nets::Arch::Fast,
             rewarm_at: Vec::new(),
         }
     }
@@ -226,6 +228,11 @@ impl TrainConfig {
     }
 
     /// How this run draws and alters its crops.
+    /// The runtime variant the run's models are.
+    pub fn variant(&self) -> stego::contract::Variant {
+        if self.recordings.is_some() { stego::contract::Variant::Robust } else { self.arch.variant() }
+    }
+
     pub fn augment(&self) -> data::Augment {
         data::Augment { exposure: self.exposure, colour: self.colour, frame_side: self.frame_side }
     }
@@ -392,6 +399,8 @@ pub struct RunOptions {
     pub export_to: Option<PathBuf>,
     /// Skip the ONNX export at the end.
     pub no_export: bool,
+    /// Let `export_to` replace model files already there (see [`check_export_target`]).
+    pub force: bool,
     /// Stop after this many steps in this session (the run continues with `resume`).
     pub max_session_steps: Option<u64>,
     /// With `resume`: change the run's total steps (otherwise the saved value holds; every
@@ -612,19 +621,29 @@ fn read_csv_columns(path: &Path, cols: &[usize]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-/// Redraws `loss.png` from the two CSV files.
+/// Redraws `loss.png` from the two CSV files: the training curves smoothed (exponential
+/// moving average), the validation MSEs with markers.
 pub fn draw_loss_plot(out: &Path) -> Result<()> {
     let tr = read_csv_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
     let va = read_csv_columns(&out.join(VALIDATION_CSV), &[7, 8]);
     let alpha = (10.0 / tr[0].len().max(1) as f64).clamp(0.02, 1.0);
+    let line = |name: &str, points: Vec<(f64, f64)>, color: [u8; 3], width: u32, markers: bool| plot::Series {
+        name: name.into(),
+        points,
+        color: Rgb(color),
+        width,
+        markers,
+    };
     let series = vec![
-        plot::Series { points: plot::smooth(&tr[0], alpha), color: Rgb([150, 150, 150]), width: 1, markers: false },
-        plot::Series { points: plot::smooth(&tr[1], alpha), color: Rgb([60, 110, 230]), width: 2, markers: false },
-        plot::Series { points: plot::smooth(&tr[2], alpha), color: Rgb([230, 60, 60]), width: 2, markers: false },
-        plot::Series { points: va[0].clone(), color: Rgb([0, 0, 140]), width: 3, markers: true },
-        plot::Series { points: va[1].clone(), color: Rgb([140, 0, 0]), width: 3, markers: true },
+        line("training loss (cover + β·secret)", plot::smooth(&tr[0], alpha), [150, 150, 150], 1, false),
+        line("training cover MSE", plot::smooth(&tr[1], alpha), [60, 110, 230], 2, false),
+        line("training secret MSE", plot::smooth(&tr[2], alpha), [230, 60, 60], 2, false),
+        line("validation cover MSE", va[0].clone(), [0, 0, 140], 3, true),
+        line("validation secret MSE", va[1].clone(), [140, 0, 0], 3, true),
     ];
-    let img = plot::loss_plot(&series, 900, 500);
+    let title = format!("Training of {}", out.display());
+    let labels = plot::Labels { title: &title, x: "step", y: "loss, MSE on [0, 1] (log scale)" };
+    let img = plot::loss_plot(&series, &labels, 900, 500)?;
     let path = out.join(LOSS_PLOT);
     write_atomic(&path, |p| Ok(img.save_with_format(p, image::ImageFormat::Png)?))
 }
@@ -671,8 +690,13 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
                 out.display()
             );
         }
-        (config, None)
+        (fit_warmup(config), None)
     };
+    if let Some(dir) = &opts.export_to
+        && !opts.no_export
+    {
+        check_export_target(dir, &out, config.variant(), false, opts.force)?;
+    }
     let mut init_weights = None;
     if let Some(dir) = &opts.init_from {
         if prior.is_some() {
@@ -776,6 +800,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
         }
     };
+    let mut plot_warned = false;
     let mut rate_t = Instant::now();
     let mut rate_steps = 0u64;
     let mut steps_per_s = 0.0;
@@ -859,7 +884,15 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             let scale = (128 / config.crop).clamp(1, 8);
             let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
             fig.save(out.join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
-            draw_loss_plot(&out)?;
+            // A plot that cannot be drawn (no font) does not stop the training: the CSV files
+            // hold its data and `training plot` redraws it.
+            if let Err(e) = draw_loss_plot(&out)
+                && !plot_warned
+            {
+                let line = format!("warning: {} not drawn: {e:#}", out.join(LOSS_PLOT).display());
+                if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
+                plot_warned = true;
+            }
             log(format!(
                 "step {step}: validation cover APD {:.2} PSNR {:.2} dB SSIM {:.4} | secret APD {:.2} PSNR {:.2} dB SSIM {:.4}",
                 v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim
@@ -900,12 +933,61 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
 }
 
+/// A new run's schedule must reach its peak rate: a warm-up as long as the run or longer
+/// (`--warmup 200 --steps 20`) becomes a tenth of the run, with a message.
+fn fit_warmup(mut config: TrainConfig) -> TrainConfig {
+    if config.warmup > 0 && config.warmup >= config.steps {
+        let warmup = config.steps / 10;
+        let instead = match warmup {
+            0 => "no warm-up (a tenth of the run is under a step)".to_string(),
+            w => format!("warming up over {w} steps (a tenth of the run)"),
+        };
+        eprintln!(
+            "warning: --warmup {} is not shorter than --steps {}: the learning rate would never reach its peak \
+             (--lr {}); {instead} instead",
+            config.warmup, config.steps, config.lr
+        );
+        config.warmup = warmup;
+    }
+    config
+}
+
+/// The folder of the ONNX models shipped with stego (`models/` of the source tree).
+pub fn shipped_models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("models")
+}
+
+/// Refuses an export into `dir` that would replace model files there, unless `force`: the
+/// run's own folder `run` is always written; elsewhere (the shipped `models/` above all)
+/// existing files are kept.
+pub fn check_export_target(dir: &Path, run: &Path, variant: stego::contract::Variant, fp16: bool, force: bool) -> Result<()> {
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if force || same(dir, run) {
+        return Ok(());
+    }
+    let shipped = same(dir, &shipped_models_dir());
+    for path in onnx::export_paths(dir, variant, fp16) {
+        if path.exists() {
+            if shipped {
+                bail!(
+                    "{} is a model shipped with stego: export elsewhere (the run folder has the models), \
+                     or pass --force to replace it (`git checkout models/` brings the shipped one back)",
+                    path.display()
+                );
+            }
+            bail!("{} already exists: pass --force to replace it, or export to another folder", path.display());
+        }
+    }
+    Ok(())
+}
+
 /// Exports the models of a checkpoint (`checkpoint.safetensors`, with `state.json` beside it
 /// for the metadata when present) into `dir`.
 ///
 /// With `fp16`, the files store float16 weights and run the convolutions in float16
-/// (`hide-fp16.onnx`, …; see [`ExportInfo::fp16`]).
-pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool) -> Result<Exported> {
+/// (`hide-fp16.onnx`, …; see [`ExportInfo::fp16`]). Model files already in `dir` are kept
+/// unless `force` or `dir` is the checkpoint's own folder (see [`check_export_target`]).
+pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool) -> Result<Exported> {
     let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
@@ -914,7 +996,8 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool) -> Result<Ex
     if count != arch.parameters() {
         bail!("{}: {count} parameters, the {} nets have {}", checkpoint.display(), arch.as_str(), arch.parameters());
     }
-    let state_path = checkpoint.parent().unwrap_or(Path::new(".")).join(STATE_FILE);
+    let run = checkpoint.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let state_path = run.join(STATE_FILE);
     let info = if state_path.is_file() {
         ExportInfo { fp16, ..export_info(&RunState::read(&state_path)?) }
     } else {
@@ -928,5 +1011,6 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool) -> Result<Ex
             robust: false,
         }
     };
+    check_export_target(dir, run, info.variant(), fp16, force)?;
     onnx::export(&weights, dir, &info)
 }

@@ -30,6 +30,7 @@ fn config(data: &Path, out: &Path, steps: u64) -> TrainConfig {
         val_every: 2,
         val_pairs: 2,
         val_fraction: 0.25,
+        arch: training::nets::Arch::Paper,
         ..TrainConfig::default()
     }
 }
@@ -128,7 +129,7 @@ fn train_checkpoint_resume_export() {
 
     // Export subcommand path.
     let again = tmp.path().join("again");
-    let x = train::export_checkpoint(&out, &again, false).unwrap();
+    let x = train::export_checkpoint(&out, &again, false, false).unwrap();
     assert!(x.hide.is_file() && x.reveal.is_file());
 }
 
@@ -253,4 +254,55 @@ fn loss_distances() {
     let old: TrainConfig = serde_json::from_value(v).unwrap();
     assert_eq!(old.distance, Distance::L2);
     assert!(TrainConfig { distance: Distance::L1, ..old }.summary(1).contains("distance=l1"));
+}
+
+/// The command line's defaults are safe: the fast nets (the runtime's default variant), the
+/// models in the run folder, a warm-up longer than the run shortened with a message, and no
+/// export that replaces model files (the shipped ones above all) without --force.
+#[test]
+fn cli_defaults_and_export_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let training = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_training")).args(args).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let run = tmp.path().join("run");
+    let (run_s, data_s) = (run.to_str().unwrap(), data.to_str().unwrap());
+    let small = ["--batch-size", "2", "--crop", "8", "--val-pairs", "2", "-q"];
+    let (ok, e) = training(&[&["train", "--data", data_s, "--out", run_s, "--steps", "2"][..], &small].concat());
+    assert!(ok, "{e}");
+    assert!(e.contains("--warmup 200 is not shorter than --steps 2") && e.contains("no warm-up"), "{e}");
+    let s = RunState::read(&run.join(train::STATE_FILE)).unwrap();
+    assert_eq!((s.config.arch, s.config.warmup), (training::nets::Arch::Fast, 0));
+    for f in ["hide-fast.onnx", "reveal-fast.onnx", train::LOSS_PLOT] {
+        assert!(run.join(f).is_file(), "{f} in the run folder");
+    }
+
+    // `export` writes into the run folder by default (replacing its own models is fine)...
+    let (ok, e) = training(&["export", "--checkpoint", run_s, "--fp16"]);
+    assert!(ok && run.join("hide-fast-fp16.onnx").is_file(), "{e}");
+    let (ok, e) = training(&["export", "--checkpoint", run_s]);
+    assert!(ok, "{e}");
+    // ...and elsewhere keeps existing files unless --force.
+    let other = tmp.path().join("other");
+    let other_s = other.to_str().unwrap();
+    assert!(training(&["export", "--checkpoint", run_s, "--out", other_s]).0);
+    let (ok, e) = training(&["export", "--checkpoint", run_s, "--out", other_s]);
+    assert!(!ok && e.contains("already exists") && e.contains("--force"), "{e}");
+    assert!(training(&["export", "--checkpoint", run_s, "--out", other_s, "--force"]).0);
+
+    // The shipped models are refused, by `export` and before a run starts.
+    let shipped = train::shipped_models_dir();
+    let shipped_model = shipped.join("hide-fast.onnx");
+    let before = std::fs::read(&shipped_model).unwrap();
+    let (ok, e) = training(&["export", "--checkpoint", run_s, "--out", shipped.to_str().unwrap()]);
+    assert!(!ok && e.contains("is a model shipped with stego") && e.contains("--force"), "{e}");
+    let run2 = tmp.path().join("run2");
+    let args = ["train", "--data", data_s, "--out", run2.to_str().unwrap(), "--steps", "2", "--export-to", shipped.to_str().unwrap()];
+    let (ok, e) = training(&[&args[..], &small].concat());
+    assert!(!ok && e.contains("is a model shipped with stego"), "{e}");
+    assert!(!run2.exists(), "refused before training");
+    assert_eq!(std::fs::read(&shipped_model).unwrap(), before, "the shipped model is untouched");
 }

@@ -2,8 +2,8 @@
 //! `mse(C, C') + 0.75·mse(S, S')`, backward, AdamW update, on random images and weights.
 //!
 //! ```text
-//! cargo run --release -p training --bin bench_step -- --batch 8 --size 64 --steps 3
-//! cargo run --release -p training --bin bench_step -- --batch 8 --size 64 --steps 2 --reference
+//! cargo run --release -p training --example bench_step -- --batch 8 --size 64 --steps 3
+//! cargo run --release -p training --example bench_step -- --batch 8 --size 64 --steps 2 --reference
 //! ```
 //!
 //! `--reference` runs the same nets on candle's own conv2d (the plain path of

@@ -85,7 +85,7 @@ bin=target/cuda/release/training
 if ! grep -a -q "\.target sm_${CUDA_COMPUTE_CAP}" "$bin"; then
   log "$bin holds no PTX for sm_$CUDA_COMPUTE_CAP"; exit 1
 fi
-if ! ldd "$bin" | grep -q 'libcublas.so.13 => /'; then
+if ! ldd "$bin" | grep 'libcublas.so.13 => /' >/dev/null; then
   ldd "$bin" >&2; log "$bin does not resolve CUDA 13's libcublas.so.13"; exit 1
 fi
 log "ok: $bin (PTX for sm_$CUDA_COMPUTE_CAP); CUDA libraries:"

@@ -70,8 +70,9 @@ pack() {
   local stage; stage=$(mktemp -d); trap 'rm -rf "$stage"' RETURN
   local d=$stage/$DEV
   mkdir -p $d/bin $d/ort $d/gst/lib $d/gst/plugins $d/data
-  cp $training $d/bin/training
-  cp "$bench" $d/bin/throughput
+  # Without their line tables (half the CUDA binary's size); symbols stay.
+  objcopy --strip-debug $training $d/bin/training
+  objcopy --strip-debug "$bench" $d/bin/throughput
   cp -L $ort/libonnxruntime.so.$ORT_VERSION $ort/libonnxruntime_providers_shared.so $ort/libonnxruntime_providers_cuda.so $d/ort/
   ln -s libonnxruntime.so.$ORT_VERSION $d/ort/libonnxruntime.so
   # GStreamer for the benchmark's element rows, used there only where the machine lacks it:
@@ -136,8 +137,11 @@ verify() {
   local files; files=$(wc -l < "$tmp/$DEV/MANIFEST.sha256")
   # The packed files against their sources here.
   local bench; bench=$(bench_binary)
-  cmp target/cuda/release/training "$tmp/$DEV/bin/training" || die "$DEV/bin/training differs from target/cuda/release/training"
-  cmp "$bench" "$tmp/$DEV/bin/throughput" || die "$DEV/bin/throughput differs from $bench"
+  objcopy --strip-debug target/cuda/release/training "$tmp/training"
+  objcopy --strip-debug "$bench" "$tmp/throughput"
+  cmp "$tmp/training" "$tmp/$DEV/bin/training" || die "$DEV/bin/training differs from target/cuda/release/training"
+  cmp "$tmp/throughput" "$tmp/$DEV/bin/throughput" || die "$DEV/bin/throughput differs from $bench"
+  cmp "$(ort_gpu_dir)/libonnxruntime_providers_cuda.so" "$tmp/$DEV/ort/libonnxruntime_providers_cuda.so" || die "the packed CUDA provider differs from its source"
   diff -r data/images "$tmp/$DEV/data/images" >/dev/null || die "$DEV/data/images differs from data/images"
   log "ok: $(ls $PACK/$NAME.* | wc -l) parts, $(du -cb $PACK/$NAME.* | tail -1 | cut -f1) bytes, join and unpack to $files files that match their checksums and their sources"
 }
@@ -153,9 +157,9 @@ esac
 
 # ================================================================ the check (GPU machine)
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+  gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed -n 1p)
 elif compgen -G '/proc/driver/nvidia/gpus/*' >/dev/null; then
-  gpu="$(sed -n 's/^Model:[[:space:]]*//p' /proc/driver/nvidia/gpus/*/information | head -1), driver $(sed -n 's/.*Kernel Module *\([0-9.]*\).*/\1/p' /proc/driver/nvidia/version)"
+  gpu="$(sed -n 's/^Model:[[:space:]]*//p' /proc/driver/nvidia/gpus/*/information | sed -n 1p), driver $(sed -n 's/.*Kernel Module *\([0-9.]*\).*/\1/p' /proc/driver/nvidia/version)"
 else
   echo "device-check: no NVIDIA GPU here (nvidia-smi -L finds none, no /proc/driver/nvidia/gpus): nothing to check; exiting."
   exit 0
@@ -185,15 +189,23 @@ roots=(/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x
 for py in python3 python; do
   command -v $py >/dev/null 2>&1 && roots+=($($py -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null || true))
 done
-libdirs=$(for r in "${roots[@]}"; do [ -d "$r" ] && find "$r" -maxdepth 7 \( -name 'libcublas.so.13' -o -name 'libcudnn.so.9' -o -name 'libcurand.so.10' -o -name 'libnvrtc.so.13' -o -name 'libcufft.so.12' -o -name 'libcudart.so.13' \) 2>/dev/null; done | xargs -r -n1 dirname | sort -u)
+libdirs=$(for r in "${roots[@]}"; do
+  if [ -d "$r" ]; then
+    find "$r" -maxdepth 9 \( -name 'libcublas.so.13' -o -name 'libcudnn.so.9' -o -name 'libcurand.so.10' -o -name 'libnvrtc.so.13' \
+      -o -name 'libcufft.so.12' -o -name 'libcudart.so.13' \) -printf '%h\n' 2>/dev/null || true
+  fi
+done | sort -u)
 # Beside the provider, as setup.sh does for .ort/gpu: the runtime preloads them from there.
 for dir in $libdirs; do
-  for f in "$dir"/lib*.so*; do [ -e "$DEV/ort/$(basename "$f")" ] || ln -s "$f" "$DEV/ort/"; done
+  for f in "$dir"/lib{cu,nv}*.so*; do
+    if [ -e "$f" ] && [ ! -e "$DEV/ort/$(basename "$f")" ]; then ln -s "$f" "$DEV/ort/"; fi
+  done
 done
 export LD_LIBRARY_PATH="$ROOT/$DEV/ort${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export ORT_DYLIB_PATH="$ROOT/$DEV/ort/libonnxruntime.so"   # the packed GPU build, whatever .ort holds
 missing_libs=$(for w in "${want[@]}"; do [ -e "$DEV/ort/$w" ] || echo "$w"; done)
 # GStreamer from the pack only where the machine has none.
-if ldd $DEV/bin/throughput | grep -q 'not found'; then
+if ldd $DEV/bin/throughput 2>&1 | grep 'not found' >/dev/null; then
   export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$ROOT/$DEV/gst/lib"
   export GST_PLUGIN_SYSTEM_PATH_1_0="$ROOT/$DEV/gst/plugins" GST_REGISTRY_1_0="$ROOT/$DEV/gst/registry.bin" GST_REGISTRY_FORK=no
   gst_note="the packed GStreamer libraries (the machine has none)"
@@ -210,7 +222,7 @@ say "Benchmark GStreamer: $gst_note. Binaries and onnxruntime $ORT_VERSION (GPU 
 failures=()
 for b in $DEV/bin/training $DEV/ort/libonnxruntime_providers_cuda.so; do
   nf=$(ldd $b | sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | sort -u | tr '\n' ' ')
-  [ -z "$nf" ] || { say "$b: libraries not found: $nf"; failures+=("$(basename $b) lacks $nf"); }
+  [ -z "$nf" ] || { say "$b: libraries not found: $nf"; failures+=("$(basename $b) lacks ${nf% }"); }
 done
 
 # ---------------------------------------------------------------- 1+2: preflight and benchmark
@@ -220,7 +232,7 @@ say ""
 say "Each table: 30 timed frames per cell, one round, cells stopped after 60 s; the first lines"
 say "are the preflight (provider against the CPU on two 128x128 inputs). Row (d) needs Python's"
 say "onnxruntime-gpu, which the pack does not carry."
-bench_until=$((t_start + budget * 45 / 100))
+bench_until=$((t_start + budget * 40 / 100))
 bench() {
   local l=$((bench_until - $(date +%s)))
   if [ "$l" -lt 20 ]; then say ""; say "Skipped for lack of time: $*"; return 0; fi
@@ -242,7 +254,8 @@ bench --variant fast --precision fp32 --roles hide,reveal
 
 # ---------------------------------------------------------------- 3: candle training on CUDA
 say ""
-say "## candle training on CUDA: paper nets, batch 32, 128x128 crops"
+BATCH=32 CROP=128
+say "## candle training on CUDA: paper nets, batch $BATCH, ${CROP}x$CROP crops"
 say ""
 macs=$(( $(sed -n 's/^pub const HIDE_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets.rs | tr -d '_') + \
          $(sed -n 's/^pub const REVEAL_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets.rs | tr -d '_') ))
@@ -252,29 +265,33 @@ train() { timeout "$1" $DEV/bin/training --out $run "${@:2}" > "$DEV/train.log" 
 # step time = median of metrics.csv's per-step seconds (the last column) from step $1 on.
 step_time() { awk -F, -v from="$1" 'NR > 1 && $1 >= from {print $NF}' $run/metrics.csv | sort -g |
   awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]}'; }
-tflops() { awk -v m="$macs" -v t="$1" 'BEGIN {printf "%.2f", 3 * 2 * m * 32 * 128 * 128 / t / 1e12}'; }
+# The run's step count (state.json's first "step").
+run_step() { { grep -m1 -o '"step": *[0-9]*' $run/state.json | grep -o '[0-9]*$'; } || true; }
+tflops() { awk -v m="$macs" -v t="$1" -v b=$BATCH -v c=$CROP 'BEGIN {printf "%.2f", 3 * 2 * m * b * c * c / t / 1e12}'; }
 rc=0
 # A short first session gives the step time; the second fills what is left of ~2 minutes.
-train 90 --data $DEV/data/images --arch paper --batch-size 32 --crop 128 --steps 100000 \
+train 90 --data $DEV/data/images --arch paper --batch-size $BATCH --crop $CROP --steps 100000 \
   --session-steps 20 --val-every 100000 --checkpoint-every 500 --no-export || rc=$?
 if [ $rc -ne 0 ] || [ ! -f $run/metrics.csv ]; then
   say "The first training session failed (exit $rc): $(tail -3 $DEV/train.log | tr '\n' ' ')"
   failures+=("training on CUDA")
 else
   say "$(grep -m1 '^device:' $DEV/train.log || echo 'device: (not printed)')"
-  first=$(step_time 5)
-  t_avail=$(( $(left) - 90 )); [ $t_avail -gt 150 ] && t_avail=150
+  first=$(step_time 5); first=${first:-1}
+  # About 2 minutes, leaving 90 s for the CPU step and the report.
+  t_avail=$(( $(left) - 90 ))
+  if [ $t_avail -gt 150 ]; then t_avail=150; elif [ $t_avail -lt 30 ]; then t_avail=30; fi
   n=$(awk -v a="$t_avail" -v s="$first" 'BEGIN {n = int((a - 15) / s); print (n < 10 ? 10 : n)}')
   t0=$(date +%s)
   train $((t_avail + 30)) --resume --session-steps "$n" --no-export || rc=$?
   wall=$(( $(date +%s) - t0 ))
-  step=$(sed -n 's/.*"step": *\([0-9]*\).*/\1/p' $run/state.json | head -1)
+  step=$(run_step)
   st=$(step_time 21)
   say "Session 1: 20 steps (first steps include kernel loading), median step $first s."
   say "Session 2 (--resume): $n steps asked, run at step ${step:-?} after ${wall} s wall (exit $rc)."
   if [ -n "$st" ]; then
-    say "Step time (median of session 2): $st s = $(awk -v t="$st" 'BEGIN {printf "%.1f", 32 / t}') pairs/s;" \
-        "achieved $(tflops "$st") TFLOP/s (3 x forward: $macs MACs per pixel x 2 FLOP x 32 x 128 x 128 per step)."
+    say "Step time (median of session 2): $st s = $(awk -v t="$st" -v b=$BATCH 'BEGIN {printf "%.1f", b / t}') pairs/s;" \
+        "achieved $(tflops "$st") TFLOP/s (3 x forward: $macs MACs per pixel x 2 FLOP x $BATCH x $CROP x $CROP per step)."
   fi
   say "Loss at the last step: $(tail -1 $run/metrics.csv | cut -d, -f3); $(grep -m1 'validation' $DEV/train.log | sed 's/^.*validation/validation/' || true)"
   [ $rc -eq 0 ] || failures+=("training session 2 (exit $rc)")
@@ -282,7 +299,7 @@ else
   from=${step:-0}
   rc=0
   CUDA_VISIBLE_DEVICES= train 90 --resume --session-steps 1 --no-export || rc=$?
-  after=$(sed -n 's/.*"step": *\([0-9]*\).*/\1/p' $run/state.json | head -1)
+  after=$(run_step)
   if [ $rc -eq 0 ] && [ "${after:-0}" -eq $((from + 1)) ] && grep -q '^device: Cpu' $DEV/train.log; then
     say "The checkpoint continues on the CPU: --resume with no visible GPU ran step $after on $(grep -m1 '^device:' $DEV/train.log | cut -d';' -f1) in $(step_time "$after") s."
   else
@@ -292,7 +309,7 @@ else
 fi
 
 say ""
-say "Total: $(( $(date +%s) - t_start )) s. ${#failures[@]} failed part(s)${failures:+: ${failures[*]}}."
+say "Total: $(( $(date +%s) - t_start )) s. ${#failures[@]} failed part(s)${failures:+: $(IFS=';'; echo "${failures[*]}")}."
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$report" "$OUT/"
   [ -d $run ] && tar -C $DEV -czf "$OUT/device-run.tar.gz" --exclude=samples run

@@ -82,11 +82,13 @@ cargo rustc --release --locked -p training --bin training --features cuda -- \
 
 bin=target/cuda/release/training
 # The kernels (PTX) must be for the asked architecture.
-if ! grep -a -q "\.target sm_${CUDA_COMPUTE_CAP}" "$bin"; then
-  log "$bin holds no PTX for sm_$CUDA_COMPUTE_CAP"; exit 1
-fi
+targets=$(grep -a -o '\.target sm_[0-9a-z]*' "$bin" | sort -u | cut -d' ' -f2 | tr '\n' ' ')
+case " $targets" in
+  *" sm_${CUDA_COMPUTE_CAP}"*) ;;
+  *) log "$bin holds no PTX for sm_$CUDA_COMPUTE_CAP (it has: ${targets:-none})"; exit 1 ;;
+esac
 if ! ldd "$bin" | grep 'libcublas.so.13 => /' >/dev/null; then
   ldd "$bin" >&2; log "$bin does not resolve CUDA 13's libcublas.so.13"; exit 1
 fi
-log "ok: $bin (PTX for sm_$CUDA_COMPUTE_CAP); CUDA libraries:"
+log "ok: $bin (PTX for ${targets% }); CUDA libraries:"
 ldd "$bin" | grep -E 'libcu|libnvrtc' | sed 's/^[[:space:]]*/  /' >&2

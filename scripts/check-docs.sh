@@ -12,6 +12,7 @@
 #               this checker themselves; running them here would recurse.
 #   webcam      skipped: needs a camera (/dev/video0) and records until Ctrl-C; the `file`
 #               block runs the same elements and the same lossless recording chain.
+#   gpu         skipped: needs an NVIDIA GPU, and the CUDA build takes about half an hour.
 #   file        run as written (132 frames at 320x180; a few seconds with the fast nets).
 #   train       short variant: `cargo run --release -p training` trains 20 steps instead of
 #               4,000 (validation and checkpoints every 10), so the next command has models.
@@ -60,6 +61,7 @@ awk '
       case $marker in
         top) skip="the top-level commands run this checker (would recurse)" ;;
         webcam) skip="needs a camera and runs until Ctrl-C (the file block covers the pipeline)" ;;
+        gpu) skip="needs an NVIDIA GPU; scripts/build-cuda.sh compiles CUDA kernels for half an hour" ;;
         ""|file|train|train-more) ;;
         *) echo "check-docs: $DOC line $l: unknown marker '$marker': add it to scripts/check-docs.sh" >&2; exit 1 ;;
       esac

@@ -51,9 +51,13 @@ pub enum Error {
     #[error("onnxruntime failed running the {role} model: {reason}")]
     Inference { role: crate::contract::Role, reason: String },
 
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    /// An I/O error on a named file (the message includes the system's, once).
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+
+    /// Memory for a frame, tensor or image could not be allocated.
+    #[error("cannot allocate {bytes} bytes for {what}: not enough memory; use smaller frames or free memory")]
+    OutOfMemory { what: String, bytes: usize },
 }
 
 /// Result alias for the library.

@@ -15,7 +15,7 @@ pub enum Error {
     RuntimeAlreadyLoaded { loaded: PathBuf, requested: PathBuf },
 
     /// A model file does not exist.
-    #[error("model file {0} does not exist: pass an existing .onnx file (or --model-dir with hide.onnx and reveal.onnx), or train one with `cargo run -p training`")]
+    #[error("model file {0} does not exist: give the path of an existing .onnx model file, or train one with `cargo run -p training`")]
     ModelMissing(PathBuf),
 
     /// A model file could not be read or parsed by onnxruntime.

@@ -115,7 +115,7 @@ fn low_memory_is_an_error_not_an_abort() {
     RgbImage::from_pixel(64, 48, image::Rgb([200, 20, 20])).save(&secret).unwrap();
     let out = dir.path().join("out.png");
     let cmd = format!(
-        "ulimit -v 3500000; exec '{}' hide --cover '{}' --secret '{}' -o '{}' --threads 1",
+        "ulimit -v 3000000; exec '{}' hide --cover '{}' --secret '{}' -o '{}' --threads 1",
         env!("CARGO_BIN_EXE_stego"),
         s(&cover),
         s(&secret),

@@ -62,6 +62,13 @@ fn run(pipeline: &gst::Pipeline, timeout_s: u64) -> Run {
     r
 }
 
+/// Runs `desc` and returns its one error (a failure if it ended or timed out without one).
+fn the_error(desc: &str) -> String {
+    let r = run(&launch(desc), 60);
+    assert!(!r.eos && r.errors.len() == 1, "expected one error within 60 s: {r:?}");
+    r.errors[0].clone()
+}
+
 fn launch(desc: &str) -> gst::Pipeline {
     init();
     gst::parse::launch(desc)
@@ -142,17 +149,12 @@ fn reveal_warm_up_failure_is_an_element_error_every_time() {
 
 #[test]
 fn a_secret_without_a_cover_is_an_error_not_a_hang() {
-    let p = launch(&format!(
+    let e = the_error(&format!(
         "videotestsrc num-buffers=5 ! video/x-raw,format=RGB,width=64,height=48 ! h.secret \
          stegohide name=h threads=1 model-file={} ! fakesink",
         model("hide.onnx")
     ));
-    let r = run(&p, 60);
-    assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(
-        r.errors[0].contains("no cover pad") && r.errors[0].contains("h.cover"),
-        "{r:?}"
-    );
+    assert!(e.contains("no cover pad") && e.contains("h.cover"), "{e}");
 }
 
 #[test]
@@ -358,17 +360,12 @@ fn a_too_small_buffer_is_an_error_that_says_so() {
 
 #[test]
 fn a_video_above_the_pixel_limit_is_refused_before_allocating() {
-    let p = launch(&format!(
+    let e = the_error(&format!(
         "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=10000,height=8000 ! h.cover \
          stegohide name=h threads=1 model-file={} ! fakesink",
         model("hide.onnx")
     ));
-    let r = run(&p, 60);
-    assert_eq!(r.errors.len(), 1, "{r:?}");
-    assert!(
-        r.errors[0].contains("10000x8000") && r.errors[0].contains("limit of 67108864"),
-        "{r:?}"
-    );
+    assert!(e.contains("10000x8000") && e.contains("limit of 67108864"), "{e}");
 }
 
 #[test]
@@ -423,19 +420,10 @@ fn secret_fit_letterboxes_crops_or_stretches_a_non_square_secret() {
 
 #[test]
 fn a_missing_model_file_message_speaks_of_the_element() {
-    let p = launch(
+    let e = the_error(
         "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! h.cover \
          stegohide name=h model-file=/nonexistent/x.onnx ! fakesink",
     );
-    let r = run(&p, 60);
-    assert_eq!(r.errors.len(), 1, "{r:?}");
-    let e = &r.errors[0];
-    assert!(
-        e.contains("/nonexistent/x.onnx") && e.contains("model-file"),
-        "{e}"
-    );
-    assert!(
-        !e.contains("--model-dir") && !e.contains("hide.onnx and reveal.onnx"),
-        "{e}"
-    );
+    assert!(e.contains("/nonexistent/x.onnx") && e.contains("model-file"), "{e}");
+    assert!(!e.contains("--model-dir") && !e.contains("hide.onnx and reveal.onnx"), "{e}");
 }

@@ -65,8 +65,19 @@ fn run(pipeline: &gst::Pipeline, timeout_s: u64) -> Run {
 /// Runs `desc` and returns its one error (a failure if it ended or timed out without one).
 fn the_error(desc: &str) -> String {
     let r = run(&launch(desc), 60);
-    assert!(!r.eos && r.errors.len() == 1, "expected one error within 60 s: {r:?}");
+    assert!(
+        !r.eos && r.errors.len() == 1,
+        "expected one error within 60 s: {r:?}"
+    );
     r.errors[0].clone()
+}
+
+/// [`the_error`] of `sources` linked to a stegohide `h` (shipped paper model) into a fakesink.
+fn hide_error(sources: &str) -> String {
+    the_error(&format!(
+        "{sources} stegohide name=h threads=1 model-file={} ! fakesink",
+        model("hide.onnx")
+    ))
 }
 
 fn launch(desc: &str) -> gst::Pipeline {
@@ -149,11 +160,9 @@ fn reveal_warm_up_failure_is_an_element_error_every_time() {
 
 #[test]
 fn a_secret_without_a_cover_is_an_error_not_a_hang() {
-    let e = the_error(&format!(
-        "videotestsrc num-buffers=5 ! video/x-raw,format=RGB,width=64,height=48 ! h.secret \
-         stegohide name=h threads=1 model-file={} ! fakesink",
-        model("hide.onnx")
-    ));
+    let e = hide_error(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=RGB,width=64,height=48 ! h.secret",
+    );
     assert!(e.contains("no cover pad") && e.contains("h.cover"), "{e}");
 }
 
@@ -360,12 +369,13 @@ fn a_too_small_buffer_is_an_error_that_says_so() {
 
 #[test]
 fn a_video_above_the_pixel_limit_is_refused_before_allocating() {
-    let e = the_error(&format!(
-        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=10000,height=8000 ! h.cover \
-         stegohide name=h threads=1 model-file={} ! fakesink",
-        model("hide.onnx")
-    ));
-    assert!(e.contains("10000x8000") && e.contains("limit of 67108864"), "{e}");
+    let e = hide_error(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=10000,height=8000 ! h.cover",
+    );
+    assert!(
+        e.contains("10000x8000") && e.contains("limit of 67108864"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -424,6 +434,12 @@ fn a_missing_model_file_message_speaks_of_the_element() {
         "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=32,height=24 ! h.cover \
          stegohide name=h model-file=/nonexistent/x.onnx ! fakesink",
     );
-    assert!(e.contains("/nonexistent/x.onnx") && e.contains("model-file"), "{e}");
-    assert!(!e.contains("--model-dir") && !e.contains("hide.onnx and reveal.onnx"), "{e}");
+    assert!(
+        e.contains("/nonexistent/x.onnx") && e.contains("model-file"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("--model-dir") && !e.contains("hide.onnx and reveal.onnx"),
+        "{e}"
+    );
 }

@@ -224,7 +224,7 @@ fn main() {
             let mut reference = tensor.clone();
             old::frame_to_planar_padded(&cover, fmt, w, h, stride, &mut reference, w, h);
             let to_new = time_ms(budget, || {
-                conv.to_tensor(black_box(&frame), w, h, &mut tensor, w, h);
+                conv.to_tensor(black_box(&frame), w, h, &mut tensor, w, h).unwrap();
                 black_box(&tensor);
             });
             assert!(reference.iter().zip(&tensor).all(|(a, b)| a.to_bits() == b.to_bits()), "{} {w}x{h}: to-tensor differs", case.label);

@@ -15,7 +15,7 @@ pub enum Error {
     RuntimeAlreadyLoaded { loaded: PathBuf, requested: PathBuf },
 
     /// A model file does not exist.
-    #[error("model file {0} does not exist: pass an existing .onnx file (or --model-dir with hide.onnx and reveal.onnx), or train one with `cargo run -p training`")]
+    #[error("model file {0} does not exist: give the path of an existing .onnx model file, or train one with `cargo run -p training`")]
     ModelMissing(PathBuf),
 
     /// A model file could not be read or parsed by onnxruntime.
@@ -51,9 +51,13 @@ pub enum Error {
     #[error("onnxruntime failed running the {role} model: {reason}")]
     Inference { role: crate::contract::Role, reason: String },
 
-    /// An I/O error on a named file.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    /// An I/O error on a named file (the message includes the system's, once).
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+
+    /// Memory for a frame, tensor or image could not be allocated.
+    #[error("cannot allocate {bytes} bytes for {what}: not enough memory; use smaller frames or free memory")]
+    OutOfMemory { what: String, bytes: usize },
 }
 
 /// Result alias for the library.

@@ -82,10 +82,48 @@ impl FromStr for PixelFormat {
     }
 }
 
-fn check_layout(format: PixelFormat, width: usize, height: usize, stride: usize, len: usize) -> Result<()> {
+/// The largest frame or image, in pixels, that the library converts (8192x8192, 64 Mpx: twice
+/// 8K UHD's 7680x4320). Larger ones are refused before anything is allocated for them: their
+/// tensors alone would take gigabytes.
+pub const MAX_PIXELS: usize = 8192 * 8192;
+
+/// Checks a frame size before allocating for it: both sides at least 1 and at most
+/// [`MAX_PIXELS`] pixels in all. The error names the size and the limit.
+pub fn check_size(width: usize, height: usize) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::FrameSize { width, height, reason: "width and height must be at least 1".into() });
     }
+    let pixels = width.saturating_mul(height);
+    if pixels > MAX_PIXELS {
+        return Err(Error::FrameSize {
+            width,
+            height,
+            reason: format!("{pixels} pixels is above the limit of {MAX_PIXELS} (8192x8192); scale it down first"),
+        });
+    }
+    Ok(())
+}
+
+/// Grows `v` to `n` values (new ones `T::default()`); running out of memory is an error that
+/// names `what`, not an abort.
+pub(crate) fn try_resize<T: Clone + Default>(v: &mut Vec<T>, n: usize, what: &str) -> Result<()> {
+    if n > v.len() {
+        v.try_reserve_exact(n - v.len())
+            .map_err(|_| Error::OutOfMemory { what: what.to_string(), bytes: n.saturating_mul(std::mem::size_of::<T>()) })?;
+    }
+    v.resize(n, T::default());
+    Ok(())
+}
+
+/// A zeroed vector of `n` values, or an error when memory runs out (see [`try_resize`]).
+pub fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_resize(&mut v, n, what)?;
+    Ok(v)
+}
+
+fn check_layout(format: PixelFormat, width: usize, height: usize, stride: usize, len: usize) -> Result<()> {
+    check_size(width, height)?;
     let row = width * format.bytes_per_pixel();
     let needed = if stride < row { usize::MAX } else { stride * (height - 1) + row };
     if needed > len {
@@ -128,6 +166,18 @@ impl<'a> Frame<'a> {
     }
     pub fn data(&self) -> &'a [u8] {
         self.data
+    }
+    /// The part of this frame inside `rect` (which must lie within the frame).
+    pub fn sub(&self, rect: Rect) -> Result<Frame<'a>> {
+        if rect.x + rect.width > self.width || rect.y + rect.height > self.height {
+            return Err(Error::InvalidValue {
+                what: "frame region",
+                value: format!("{rect:?}"),
+                expected: format!("a region inside the frame's {}x{}", self.width, self.height),
+            });
+        }
+        let start = rect.y * self.stride + rect.x * self.format.bytes_per_pixel();
+        Frame::new(&self.data[start..], self.format, rect.width, rect.height, self.stride)
     }
     fn row(&self, y: usize) -> &'a [u8] {
         let start = y * self.stride;
@@ -641,15 +691,24 @@ impl Taps {
 
 impl Resampler {
     /// Resamples `src` (`[3, sh, sw]`) into `dst` (`[3, dh, dw]`); values are clamped to [0, 1].
-    pub fn resample(&mut self, src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) {
-        debug_assert!(src.len() >= 3 * sw * sh && dst.len() >= 3 * dw * dh);
+    /// Errors: buffers smaller than their sizes, or no memory for the intermediate image.
+    pub fn resample(&mut self, src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw: usize, dh: usize) -> Result<()> {
+        check_size(sw, sh)?;
+        check_size(dw, dh)?;
+        if src.len() < 3 * sw * sh || dst.len() < 3 * dw * dh {
+            return Err(Error::InvalidValue {
+                what: "resampling buffers",
+                value: format!("{} and {} values", src.len(), dst.len()),
+                expected: format!("at least 3*{sw}*{sh} and 3*{dw}*{dh}"),
+            });
+        }
+        // Horizontal pass: [3, sh, sw] → tmp [3, sh, dw]; vertical: tmp → [3, dh, dw].
+        try_resize(&mut self.tmp, 3 * sh * dw, "the resampled secret")?;
         if self.key != Some((sw, sh, dw, dh)) {
             self.xw = Taps::new(sw, dw);
             self.yw = Taps::new(sh, dh);
             self.key = Some((sw, sh, dw, dh));
         }
-        // Horizontal pass: [3, sh, sw] → tmp [3, sh, dw]; vertical: tmp → [3, dh, dw].
-        self.tmp.resize(3 * sh * dw, 0.0);
         for c in 0..3 {
             for y in 0..sh {
                 let srow = &src[(c * sh + y) * sw..(c * sh + y + 1) * sw];
@@ -672,6 +731,7 @@ impl Resampler {
                 drow.iter_mut().for_each(|d| *d = d.clamp(0.0, 1.0));
             }
         }
+        Ok(())
     }
 }
 
@@ -689,23 +749,169 @@ impl Converter {
     }
 
     /// Writes `frame` into `out` (`[3, h, w]`, the `w x h` content region of a tensor of
-    /// `tensor_w x tensor_h`): resampled to `w x h` when the frame has another size, then
-    /// edge-padded to the tensor's size.
-    pub fn to_tensor(&mut self, frame: &Frame, w: usize, h: usize, out: &mut [f32], tensor_w: usize, tensor_h: usize) {
+    /// `tensor_w x tensor_h`): stretched to `w x h` when the frame has another size, then
+    /// edge-padded to the tensor's size. See [`Converter::to_tensor_fit`].
+    pub fn to_tensor(&mut self, frame: &Frame, w: usize, h: usize, out: &mut [f32], tensor_w: usize, tensor_h: usize) -> Result<()> {
+        self.to_tensor_fit(frame, w, h, SecretFit::Stretch, out, tensor_w, tensor_h)
+    }
+
+    /// [`Converter::to_tensor`] with the frame brought to `w x h` as `fit` says (stretched,
+    /// letterboxed in black, or centre-cropped). Running out of memory for the scratch images
+    /// is an error, not an abort.
+    #[allow(clippy::too_many_arguments)]
+    pub fn to_tensor_fit(&mut self, frame: &Frame, w: usize, h: usize, fit: SecretFit, out: &mut [f32], tensor_w: usize, tensor_h: usize) -> Result<()> {
+        check_size(w, h)?;
+        if tensor_w < w || tensor_h < h || out.len() < 3 * tensor_w * tensor_h {
+            return Err(Error::InvalidValue {
+                what: "tensor size",
+                value: format!("{tensor_w}x{tensor_h} ({} values)", out.len()),
+                expected: format!("at least the content's {w}x{h} with 3 planes"),
+            });
+        }
         if frame.width == w && frame.height == h {
             frame_to_planar_padded(frame, out, tensor_w, tensor_h);
-            return;
+            return Ok(());
         }
-        let (fw, fh) = (frame.width, frame.height);
+        let (src_rect, dst_rect) = fit.placement(frame.width, frame.height, w, h);
+        let part = frame.sub(src_rect)?;
+        let (fw, fh, dw, dh) = (part.width, part.height, dst_rect.width, dst_rect.height);
+        let whole = dst_rect == Rect::full(w, h);
+        let (n_src, n_dst, n_box) = (3 * fw * fh, 3 * dw * dh, if whole { 0 } else { 3 * w * h });
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(3 * fw * fh + 3 * w * h, 0.0);
-        let (src, dst) = scratch.split_at_mut(3 * fw * fh);
-        frame_to_planar_padded(frame, src, fw, fh);
-        self.resampler.resample(src, fw, fh, dst, w, h);
-        pad_planar(dst, w, h, out, tensor_w, tensor_h);
+        let res = try_resize(&mut scratch, n_src + n_dst + n_box, "the secret's conversion").and_then(|()| {
+            let (src, rest) = scratch.split_at_mut(n_src);
+            let (dst, boxed) = rest.split_at_mut(n_dst);
+            frame_to_planar_padded(&part, src, fw, fh);
+            self.resampler.resample(src, fw, fh, dst, dw, dh)?;
+            if whole {
+                pad_planar(dst, w, h, out, tensor_w, tensor_h);
+            } else {
+                let boxed = &mut boxed[..n_box];
+                boxed.fill(LETTERBOX);
+                for c in 0..3 {
+                    for y in 0..dh {
+                        let d = (c * h + dst_rect.y + y) * w + dst_rect.x;
+                        boxed[d..d + dw].copy_from_slice(&dst[(c * dh + y) * dw..(c * dh + y + 1) * dw]);
+                    }
+                }
+                pad_planar(boxed, w, h, out, tensor_w, tensor_h);
+            }
+            Ok(())
+        });
         self.scratch = scratch;
+        res
     }
 }
+
+/// The colour of the bars [`SecretFit::Fit`] adds: black.
+const LETTERBOX: f32 = 0.0;
+
+/// A rectangle of pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Rect {
+    /// The whole of a `width x height` frame.
+    pub const fn full(width: usize, height: usize) -> Rect {
+        Rect { x: 0, y: 0, width, height }
+    }
+}
+
+/// `a * b / c` rounded to the nearest integer, kept within `1..=max`.
+fn scaled(a: usize, b: usize, c: usize, max: usize) -> usize {
+    (((a as u128 * b as u128 + c as u128 / 2) / c as u128) as usize).clamp(1, max)
+}
+
+/// Where a `sw x sh` image lands, aspect kept, when scaled to fit inside `dw x dh` (centred,
+/// with bars on two sides when the aspects differ).
+pub fn letterbox(sw: usize, sh: usize, dw: usize, dh: usize) -> Rect {
+    let (width, height) = if sw as u128 * dh as u128 >= sh as u128 * dw as u128 { (dw, scaled(dw, sh, sw, dh)) } else { (scaled(dh, sw, sh, dw), dh) };
+    Rect { x: (dw - width) / 2, y: (dh - height) / 2, width, height }
+}
+
+/// The centred part of a `sw x sh` image with the aspect of `dw x dh` (as large as fits):
+/// scaled to `dw x dh`, it fills the frame with no bars.
+pub fn centre_crop(sw: usize, sh: usize, dw: usize, dh: usize) -> Rect {
+    let (width, height) = if sw as u128 * dh as u128 >= sh as u128 * dw as u128 { (scaled(sh, dw, dh, sw), sh) } else { (sw, scaled(sw, dh, dw, sh)) };
+    Rect { x: (sw - width) / 2, y: (sh - height) / 2, width, height }
+}
+
+/// How a secret of another size or aspect is brought to the cover's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SecretFit {
+    /// Scaled to the cover's size, aspect not kept.
+    Stretch,
+    /// Scaled to fit inside the cover, aspect kept, centred, with black bars (letterbox or
+    /// pillarbox).
+    #[default]
+    Fit,
+    /// Scaled to fill the cover, aspect kept, the overflow cut off on both sides (centre crop).
+    Crop,
+}
+
+impl SecretFit {
+    /// Every choice.
+    pub const ALL: [SecretFit; 3] = [SecretFit::Stretch, SecretFit::Fit, SecretFit::Crop];
+    /// Their names, as [`SecretFit::name`] gives them.
+    pub const NAMES: [&'static str; 3] = ["stretch", "fit", "crop"];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            SecretFit::Stretch => "stretch",
+            SecretFit::Fit => "fit",
+            SecretFit::Crop => "crop",
+        }
+    }
+
+    /// The part of a `sw x sh` secret that is used, and where it lands in the `dw x dh` frame.
+    pub fn placement(self, sw: usize, sh: usize, dw: usize, dh: usize) -> (Rect, Rect) {
+        match self {
+            SecretFit::Stretch => (Rect::full(sw, sh), Rect::full(dw, dh)),
+            SecretFit::Fit => (Rect::full(sw, sh), letterbox(sw, sh, dw, dh)),
+            SecretFit::Crop => (centre_crop(sw, sh, dw, dh), Rect::full(dw, dh)),
+        }
+    }
+}
+
+impl fmt::Display for SecretFit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SecretFit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        SecretFit::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| Error::InvalidValue {
+            what: "secret fit",
+            value: s.to_string(),
+            expected: "stretch, fit (aspect kept, black bars) or crop (aspect kept, centre crop)".into(),
+        })
+    }
+}
+
+/// The share (0 to 1) of the frame's pixels that have a colour channel at 0 or 255. A cover
+/// that is mostly saturated (colour bars, blown highlights, black) leaves the hiding net no
+/// room to move its values, and the secret comes back poorly.
+pub fn saturated_share(frame: &Frame) -> f32 {
+    let (bpp, offs) = (frame.format.bytes_per_pixel(), frame.format.rgb_offsets());
+    let mut n = 0usize;
+    for y in 0..frame.height {
+        for px in frame.row(y).chunks_exact(bpp) {
+            n += offs.iter().any(|&o| px[o] == 0 || px[o] == 255) as usize;
+        }
+    }
+    n as f32 / (frame.width * frame.height) as f32
+}
+
+/// Above this [`saturated_share`], the elements and the CLI warn that the cover cannot carry
+/// the secret well.
+pub const SATURATED_WARNING_SHARE: f32 = 0.5;
 
 /// Copies planar `[3, h, w]` into the top-left of `[3, th, tw]`, replicating edges.
 fn pad_planar(src: &[f32], w: usize, h: usize, out: &mut [f32], tw: usize, th: usize) {
@@ -793,12 +999,12 @@ mod tests {
         let src = vec![0.25f32; 3 * sw * sh];
         let mut dst = vec![0f32; 3 * dw * dh];
         let mut r = Resampler::default();
-        r.resample(&src, sw, sh, &mut dst, dw, dh);
+        r.resample(&src, sw, sh, &mut dst, dw, dh).unwrap();
         assert!(dst.iter().all(|v| (v - 0.25).abs() < 1e-5));
         // Identity size is the identity.
         let src: Vec<f32> = (0..3 * sw * sh).map(|i| (i % 13) as f32 / 13.0).collect();
         let mut dst = vec![0f32; src.len()];
-        r.resample(&src, sw, sh, &mut dst, sw, sh);
+        r.resample(&src, sw, sh, &mut dst, sw, sh).unwrap();
         assert!(src.iter().zip(&dst).all(|(a, b)| (a - b).abs() < 1e-5));
     }
 
@@ -807,7 +1013,7 @@ mod tests {
         let data: Vec<u8> = (0..2 * 2 * 3).map(|i| (i * 20) as u8).collect();
         let frame = Frame::packed(&data, PixelFormat::Rgb, 2, 2).unwrap();
         let mut out = vec![0f32; 3 * 4 * 3];
-        Converter::new().to_tensor(&frame, 2, 2, &mut out, 4, 3);
+        Converter::new().to_tensor(&frame, 2, 2, &mut out, 4, 3).unwrap();
         // R plane row 0: r(0,0) r(1,0) r(1,0) r(1,0)
         assert_eq!(&out[0..4].iter().map(|&v| quantize(v)).collect::<Vec<_>>(), &[0, 60, 60, 60]);
         // Row 2 repeats row 1.
@@ -983,7 +1189,7 @@ mod tests {
                         // Trailing values past the 3 planes are left alone.
                         let mut t = vec![-7.0f32; 3 * tw * th + 11];
                         if threads == 0 {
-                            Converter::new().to_tensor(&frame, w, h, &mut t, tw, th);
+                            Converter::new().to_tensor(&frame, w, h, &mut t, tw, th).unwrap();
                         } else {
                             frame_to_planar_threads(&frame, &mut t, tw, th, threads);
                         }
@@ -1029,6 +1235,83 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A 40x10 secret (4:1) on a 20x20 cover: stretch fills it, fit letterboxes it (20x5 in
+    /// the middle, black above and below), crop takes its centre 10x10.
+    #[test]
+    fn secret_fit_geometry_on_a_non_square_secret() {
+        assert_eq!(SecretFit::Stretch.placement(40, 10, 20, 20), (Rect::full(40, 10), Rect::full(20, 20)));
+        assert_eq!(SecretFit::Fit.placement(40, 10, 20, 20), (Rect::full(40, 10), Rect { x: 0, y: 7, width: 20, height: 5 }));
+        assert_eq!(SecretFit::Crop.placement(40, 10, 20, 20), (Rect { x: 15, y: 0, width: 10, height: 10 }, Rect::full(20, 20)));
+        // Tall secrets: pillarbox and a crop of rows; same aspect: the whole frame either way.
+        assert_eq!(letterbox(10, 40, 20, 20), Rect { x: 7, y: 0, width: 5, height: 20 });
+        assert_eq!(centre_crop(10, 40, 20, 20), Rect { x: 0, y: 15, width: 10, height: 10 });
+        assert_eq!(letterbox(64, 48, 32, 24), Rect::full(32, 24));
+        assert_eq!(centre_crop(64, 48, 32, 24), Rect::full(64, 48));
+        // 1-pixel extremes never give an empty rectangle.
+        assert_eq!(letterbox(10000, 1, 8, 8).height, 1);
+        assert_eq!(centre_crop(1, 10000, 8, 8), Rect { x: 0, y: 4999, width: 1, height: 1 });
+
+        // Through the conversion: a secret whose left half is red (255,0,0) and right half
+        // blue (0,0,255), with a white 10x10 centre.
+        let (sw, sh, w, h) = (40usize, 10usize, 20usize, 20usize);
+        let mut data = vec![0u8; sw * sh * 3];
+        for y in 0..sh {
+            for x in 0..sw {
+                let px = &mut data[(y * sw + x) * 3..(y * sw + x + 1) * 3];
+                px.copy_from_slice(if (15..25).contains(&x) { &[255, 255, 255] } else if x < 20 { &[255, 0, 0] } else { &[0, 0, 255] });
+            }
+        }
+        let frame = Frame::packed(&data, PixelFormat::Rgb, sw, sh).unwrap();
+        let mut conv = Converter::new();
+        let mut t = vec![0f32; 3 * w * h];
+        let at = |t: &[f32], c: usize, x: usize, y: usize| quantize(t[(c * h + y) * w + x]);
+        conv.to_tensor_fit(&frame, w, h, SecretFit::Crop, &mut t, w, h).unwrap();
+        assert!((0..h).all(|y| (0..w).all(|x| at(&t, 0, x, y) == 255 && at(&t, 1, x, y) == 255)), "crop: all white");
+        conv.to_tensor_fit(&frame, w, h, SecretFit::Fit, &mut t, w, h).unwrap();
+        for y in 0..h {
+            let bar = !(7..12).contains(&y);
+            assert_eq!((0..3).all(|c| at(&t, c, 10, y) == 0), bar, "fit: row {y} black iff a bar");
+        }
+        assert_eq!((at(&t, 0, 0, 9), at(&t, 2, 0, 9)), (255, 0), "fit: red on the left");
+        assert_eq!((at(&t, 0, 19, 9), at(&t, 2, 19, 9)), (0, 255), "fit: blue on the right");
+        conv.to_tensor_fit(&frame, w, h, SecretFit::Stretch, &mut t, w, h).unwrap();
+        assert!((0..h).all(|y| at(&t, 0, 0, y) == 255 && at(&t, 2, 0, y) == 0 && at(&t, 2, 19, y) == 255), "stretch: no bars");
+        // Edge padding of a larger tensor repeats the letterboxed content (bars included).
+        let mut t2 = vec![0f32; 3 * (w + 4) * (h + 4)];
+        conv.to_tensor_fit(&frame, w, h, SecretFit::Fit, &mut t2, w + 4, h + 4).unwrap();
+        assert_eq!(quantize(t2[(h + 3) * (w + 4)]), 0);
+        assert_eq!("CROP".parse::<SecretFit>().unwrap(), SecretFit::Crop);
+        let e = "zoom".parse::<SecretFit>().unwrap_err().to_string();
+        assert!(e.contains("zoom") && e.contains("stretch, fit"), "{e}");
+    }
+
+    #[test]
+    fn sizes_above_the_pixel_limit_are_refused_with_the_limit_named() {
+        let e = check_size(20000, 20000).unwrap_err().to_string();
+        assert!(e.contains("20000x20000") && e.contains("400000000 pixels") && e.contains(&MAX_PIXELS.to_string()), "{e}");
+        assert!(check_size(8192, 8192).is_ok() && check_size(7680, 4320).is_ok());
+        assert!(check_size(usize::MAX, 2).is_err());
+        // Before any buffer is looked at or allocated.
+        assert!(Frame::new(&[], PixelFormat::Rgb, 1 << 20, 1 << 20, 3 << 20).unwrap_err().to_string().contains("limit"));
+        let mut r = Resampler::default();
+        assert!(r.resample(&[0.0; 3], 1, 1, &mut [0.0; 3], 100_000, 100_000).unwrap_err().to_string().contains("limit"));
+    }
+
+    #[test]
+    fn allocation_failure_is_an_error() {
+        let mut v: Vec<f32> = Vec::new();
+        let e = try_resize(&mut v, usize::MAX / 8, "a test buffer").unwrap_err().to_string();
+        assert!(e.contains("cannot allocate") && e.contains("a test buffer"), "{e}");
+        assert!(try_zeroed::<u8>(16, "x").unwrap().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn saturated_share_counts_pixels_with_a_clipped_channel() {
+        let data = [0u8, 10, 10, 100, 100, 100, 255, 1, 1, 5, 6, 7];
+        let f = Frame::packed(&data, PixelFormat::Rgb, 2, 2).unwrap();
+        assert_eq!(saturated_share(&f), 0.5);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`pipeline`]: [`Hider`] and [`Revealer`], frame in, frame out;
 //! - [`metrics`]: APD, PSNR, SSIM;
 //! - [`lsb`]: least-significant-bit substitution, the baseline beside the models' figures;
-//! - [`image_io`]: still images with clear errors and atomic writes.
+//! - [`image_io`]: still images with clear errors and safe writes;
+//! - [`fsio`]: writing output files: atomic replace for files, streams for FIFOs, devices and `-`.
 //!
 //! ```no_run
 //! use stego::{Hider, Revealer, RuntimeOptions, contract::Role, frame::{Frame, FrameMut, PixelFormat}};
@@ -33,6 +34,7 @@
 pub mod contract;
 pub mod error;
 pub mod frame;
+pub mod fsio;
 pub mod image_io;
 pub mod lsb;
 pub mod metrics;

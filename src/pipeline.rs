@@ -2,7 +2,7 @@
 
 use crate::contract::{Role, Variant};
 use crate::error::{Error, Result};
-use crate::frame::{Converter, Frame, FrameMut, planar_to_frame};
+use crate::frame::{Converter, Frame, FrameMut, SecretFit, check_size, planar_to_frame, try_zeroed};
 use crate::runtime::{Model, RuntimeOptions};
 use std::path::{Path, PathBuf};
 
@@ -25,9 +25,11 @@ pub fn default_model_file_for(role: Role, variant: Variant) -> PathBuf {
 
 /// Runs `f` on a mid-grey RGB input frame and an output frame of `width x height` (warm-up).
 fn with_grey_frames(width: usize, height: usize, f: impl FnOnce(&Frame, &mut FrameMut) -> Result<()>) -> Result<()> {
-    let data = vec![128u8; width * height * 3];
+    check_size(width, height)?;
+    let mut data = try_zeroed::<u8>(width * height * 3, "the warm-up frame")?;
+    data.fill(128);
     let input = Frame::packed(&data, crate::frame::PixelFormat::Rgb, width, height)?;
-    let mut out = vec![0u8; width * height * 3];
+    let mut out = try_zeroed::<u8>(width * height * 3, "the warm-up output")?;
     f(&input, &mut FrameMut::packed(&mut out, crate::frame::PixelFormat::Rgb, width, height)?)
 }
 
@@ -41,16 +43,25 @@ pub struct Hider {
     model: Model,
     cover_conv: Converter,
     secret_conv: Converter,
+    secret_fit: SecretFit,
 }
 
 impl Hider {
     /// Loads the hiding model at `path`.
     pub fn new(path: &Path, options: &RuntimeOptions) -> Result<Self> {
-        Ok(Hider { model: Model::load(path, Role::Hide, options)?, cover_conv: Converter::new(), secret_conv: Converter::new() })
+        Ok(Hider { model: Model::load(path, Role::Hide, options)?, cover_conv: Converter::new(), secret_conv: Converter::new(), secret_fit: SecretFit::default() })
     }
     /// The underlying model (provider, metadata).
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// How a secret of another size or aspect is brought to the cover's (default: [`SecretFit::Fit`]).
+    pub fn set_secret_fit(&mut self, fit: SecretFit) {
+        self.secret_fit = fit;
+    }
+    pub fn secret_fit(&self) -> SecretFit {
+        self.secret_fit
     }
 
     /// Runs the model once at `width x height` so that the first real frame is not slow
@@ -59,8 +70,8 @@ impl Hider {
         with_grey_frames(width, height, |f, o| self.hide(f, f, o))
     }
 
-    /// Writes into `out` (the cover's size) the container hiding `secret` in `cover`. The secret
-    /// is resampled to the cover's size when the sizes differ. The container is rounded to
+    /// Writes into `out` (the cover's size) the container hiding `secret` in `cover`. A secret of
+    /// another size is brought to the cover's as [`Hider::set_secret_fit`] says. The container is rounded to
     /// 8 bits; RGBA/BGRA alpha comes from the cover.
     pub fn hide(&mut self, cover: &Frame, secret: &Frame, out: &mut FrameMut) -> Result<()> {
         let (w, h) = (cover.width(), cover.height());
@@ -70,13 +81,13 @@ impl Hider {
         let m = self.model.size_multiple();
         let (tw, th) = (padded(w, m), padded(h, m));
         let plane = 3 * tw * th;
-        let (cc, sc) = (&mut self.cover_conv, &mut self.secret_conv);
+        let (cc, sc, fit) = (&mut self.cover_conv, &mut self.secret_conv, self.secret_fit);
         let mut result = Ok(());
         self.model.run_with(
             [1, 3, th, tw],
             |inputs| {
-                cc.to_tensor(cover, w, h, &mut inputs[0][..plane], tw, th);
-                sc.to_tensor(secret, w, h, &mut inputs[1][..plane], tw, th);
+                cc.to_tensor(cover, w, h, &mut inputs[0][..plane], tw, th)?;
+                sc.to_tensor_fit(secret, w, h, fit, &mut inputs[1][..plane], tw, th)
             },
             |container| result = planar_to_frame(container, tw, th, out, Some(cover)),
         )?;

@@ -307,7 +307,8 @@ fn ort_message(reason: &str) -> String {
         Some(i) => reason[i + HEADER.len()..].splitn(3, " : ").nth(2).unwrap_or(reason),
         None => reason,
     };
-    msg.trim().to_string()
+    // Without a final full stop: the message goes on after it ("…; the loaded …").
+    msg.trim().trim_end_matches('.').trim_end().to_string()
 }
 
 /// What a CUDA provider failure means and what to do, from onnxruntime's `reason` and the
@@ -334,15 +335,65 @@ pub fn cuda_advice(reason: &str, library: Option<&Path>) -> String {
     }
 }
 
+/// The most intra-op threads a model may be given ([`RuntimeOptions::threads`]): far more
+/// than any machine's cores, far fewer than would take minutes to start.
+pub const MAX_THREADS: usize = 256;
+
+/// Refuses option values that cannot work: a negative device id, a thread count of 0 or above
+/// [`MAX_THREADS`].
+fn check_options(options: &RuntimeOptions) -> Result<()> {
+    if options.device_id < 0 {
+        return Err(Error::InvalidValue { what: "device id", value: options.device_id.to_string(), expected: "a GPU index ≥ 0".into() });
+    }
+    if let Some(t) = options.threads {
+        check_threads(t)?;
+    }
+    Ok(())
+}
+
+/// Refuses a thread count of 0 or above [`MAX_THREADS`], naming the value and the range.
+pub fn check_threads(threads: usize) -> Result<()> {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(Error::InvalidValue {
+            what: "thread count",
+            value: threads.to_string(),
+            expected: format!("from 1 to {MAX_THREADS} (this machine has {cores} cores; leave it unset for one thread per physical core)"),
+        });
+    }
+    Ok(())
+}
+
+/// A model path must name an existing regular file (following links); a folder, a FIFO or a
+/// device gets its own message rather than "does not exist".
+fn check_model_file(path: &Path) -> Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::ModelMissing(path.to_path_buf())),
+        Err(e) => return Err(Error::ModelLoad { path: path.into(), reason: format!("cannot read it ({e})") }),
+    };
+    if meta.is_file() {
+        return Ok(());
+    }
+    let ft = meta.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if ft.is_dir() {
+        "a folder"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(Error::ModelLoad { path: path.into(), reason: format!("it is {kind}, not a model file") })
+}
+
 impl Model {
     /// Loads `path` as a model of `role` and checks it against the contract.
     pub fn load(path: &Path, role: Role, options: &RuntimeOptions) -> Result<Model> {
-        if options.device_id < 0 {
-            return Err(Error::InvalidValue { what: "device id", value: options.device_id.to_string(), expected: "a GPU index ≥ 0".into() });
-        }
-        if !path.is_file() {
-            return Err(Error::ModelMissing(path.to_path_buf()));
-        }
+        check_options(options)?;
+        check_model_file(path)?;
         // Read once ourselves: unreadable files get an I/O error that names them.
         let bytes = std::fs::read(path).map_err(|e| Error::ModelLoad { path: path.into(), reason: e.to_string() })?;
         if bytes.is_empty() {
@@ -398,9 +449,8 @@ impl Model {
 
     /// Reads a model's names, shapes and metadata without checking its role.
     pub fn inspect(path: &Path, options: &RuntimeOptions) -> Result<ModelInfo> {
-        if !path.is_file() {
-            return Err(Error::ModelMissing(path.to_path_buf()));
-        }
+        check_options(options)?;
+        check_model_file(path)?;
         let bytes = std::fs::read(path).map_err(|e| Error::ModelLoad { path: path.into(), reason: e.to_string() })?;
         let env = environment(options)?;
         let session = base_builder(&env, &RuntimeOptions { threads: Some(1), ..options.clone() })
@@ -474,10 +524,11 @@ impl Model {
             for (dst, src) in slices.iter_mut().zip(inputs) {
                 dst.copy_from_slice(src);
             }
+            Ok(())
         }, |o| out.copy_from_slice(o))
     }
 
-    fn run_with_checked(&mut self, shape: [usize; 4], inputs: &[&[f32]], out_len: usize, fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
+    fn run_with_checked(&mut self, shape: [usize; 4], inputs: &[&[f32]], out_len: usize, fill: impl FnOnce(&mut [&mut [f32]]) -> Result<()>, read: impl FnOnce(&[f32])) -> Result<()> {
         let n = self.role.inputs().len();
         let len: usize = shape.iter().product();
         if inputs.len() != n || inputs.iter().any(|i| i.len() != len) || out_len != len || shape[1] != contract::CHANNELS {
@@ -492,15 +543,15 @@ impl Model {
 
     /// Gives mutable access to the model's own input tensors of `shape` (allocated on the first
     /// call for that shape), runs the model, and hands the output to `read`. This is the
-    /// zero-copy path the frame pipeline uses.
-    pub fn run_with(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut [&mut [f32]]), read: impl FnOnce(&[f32])) -> Result<()> {
+    /// zero-copy path the frame pipeline uses. An error from `fill` is returned without running.
+    pub fn run_with(&mut self, shape: [usize; 4], fill: impl FnOnce(&mut [&mut [f32]]) -> Result<()>, read: impl FnOnce(&[f32])) -> Result<()> {
         self.ensure_buffers(shape)?;
         let role = self.role;
         let err = |e: ort::Error| Error::Inference { role, reason: format!("cannot reach the tensor buffers: {e}") };
         {
             let bufs = self.buffers.as_mut().expect("buffers exist");
             let mut slices = bufs.inputs.iter_mut().map(|t| t.try_extract_tensor_mut::<f32>().map(|(_, d)| d)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
-            fill(&mut slices);
+            fill(&mut slices)?;
         }
         self.run_bound()?;
         read(self.buffers.as_ref().expect("buffers exist").output.try_extract_tensor::<f32>().map_err(err)?.1);
@@ -652,7 +703,7 @@ mod tests {
     fn ort_message_drops_the_header() {
         let raw = "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory\n";
         assert_eq!(ort_message(raw), "Failed to load library /x/libonnxruntime_providers_cuda.so with error: libcuda.so.1: cannot open shared object file: No such file or directory");
-        assert_eq!(ort_message("CUDA execution provider is not enabled in this build. "), "CUDA execution provider is not enabled in this build.");
+        assert_eq!(ort_message("CUDA execution provider is not enabled in this build. "), "CUDA execution provider is not enabled in this build");
     }
 
     #[test]

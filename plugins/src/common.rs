@@ -107,6 +107,52 @@ pub enum SecretEos {
     Eos = 2,
 }
 
+/// How `stegohide` brings a secret of another size or aspect to the cover's size (property
+/// `secret-fit`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStegoSecretFit")]
+#[non_exhaustive]
+pub enum SecretFit {
+    #[enum_value(name = "Stretch: scaled to the cover's size, aspect not kept", nick = "stretch")]
+    Stretch = 0,
+    #[enum_value(
+        name = "Fit: scaled to fit inside the cover, aspect kept, centred with black bars",
+        nick = "fit"
+    )]
+    Fit = 1,
+    #[enum_value(
+        name = "Crop: scaled to fill the cover, aspect kept, centre crop",
+        nick = "crop"
+    )]
+    Crop = 2,
+}
+
+impl From<SecretFit> for stego::frame::SecretFit {
+    fn from(f: SecretFit) -> Self {
+        match f {
+            SecretFit::Stretch => stego::frame::SecretFit::Stretch,
+            SecretFit::Fit => stego::frame::SecretFit::Fit,
+            SecretFit::Crop => stego::frame::SecretFit::Crop,
+        }
+    }
+}
+
+/// The library's default fit.
+impl Default for SecretFit {
+    fn default() -> Self {
+        match stego::frame::SecretFit::default() {
+            stego::frame::SecretFit::Stretch => SecretFit::Stretch,
+            stego::frame::SecretFit::Fit => SecretFit::Fit,
+            stego::frame::SecretFit::Crop => SecretFit::Crop,
+        }
+    }
+}
+
+/// What the model property blurbs add: they cannot change while the element runs.
+const NOT_WHILE_RUNNING: &str =
+    "; set it in the NULL or READY state: refused (with a warning) while PAUSED or PLAYING";
+
 pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu;
 pub const DEFAULT_DEVICE: i32 = 0;
 pub const DEFAULT_THREADS: u32 = 0;
@@ -222,7 +268,7 @@ impl ModelSettings {
                 .nick("Model file")
                 .blurb(&format!(
                     "ONNX {role} model (the stego contract); when not set (or set to NULL), the \
-                     variant's model in {} (reading gives the file that will be loaded)",
+                     variant's model in {} (reading gives the file that will be loaded){NOT_WHILE_RUNNING}",
                     dir.display()
                 ))
                 .default_value(Some(default_file.to_string_lossy().as_ref()))
@@ -232,7 +278,7 @@ impl ModelSettings {
                 .nick("Variant")
                 .blurb(&format!(
                     "Which {role} model of the models folder to load when model-file is not set: paper ({}), \
-                     fast ({}) or robust ({}, survives x264/JPEG recordings in I420)",
+                     fast ({}) or robust ({}, survives x264/JPEG recordings in I420){NOT_WHILE_RUNNING}",
                     stego::Variant::Paper.file_name(role),
                     stego::Variant::Fast.file_name(role),
                     stego::Variant::Robust.file_name(role)
@@ -244,12 +290,16 @@ impl ModelSettings {
                 DEFAULT_EXECUTION_PROVIDER,
             )
             .nick("Execution provider")
-            .blurb("onnxruntime execution provider that runs the model")
+            .blurb(&format!(
+                "onnxruntime execution provider that runs the model{NOT_WHILE_RUNNING}"
+            ))
             .mutable_ready()
             .build(),
             glib::ParamSpecInt::builder("device")
                 .nick("Device")
-                .blurb("GPU device id for the cuda execution provider")
+                .blurb(&format!(
+                    "GPU device id for the cuda execution provider{NOT_WHILE_RUNNING}"
+                ))
                 .minimum(0)
                 .maximum(i32::MAX)
                 .default_value(DEFAULT_DEVICE)
@@ -257,12 +307,54 @@ impl ModelSettings {
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core)")
-                .maximum(1024)
+                .blurb(&format!(
+                    "onnxruntime intra-op threads (0 = onnxruntime's default){NOT_WHILE_RUNNING}"
+                ))
+                .maximum(stego::runtime::MAX_THREADS as u32)
                 .default_value(DEFAULT_THREADS)
                 .mutable_ready()
                 .build(),
         ]
+    }
+
+    /// Sets one of the model properties on `element`'s settings; returns false when `pspec` is
+    /// not one of them. While `element` is PAUSED or PLAYING the value is refused: the loaded
+    /// model would keep running, so a warning on the bus says so and the old value stays.
+    pub fn set_on(
+        settings: &Mutex<Self>,
+        element: &gst::Element,
+        cat: gst::DebugCategory,
+        value: &glib::Value,
+        pspec: &glib::ParamSpec,
+    ) -> bool {
+        if !MODEL_PROPERTIES.contains(&pspec.name()) {
+            return false;
+        }
+        let state = element.current_state();
+        if state > gst::State::Ready {
+            gst::warning!(
+                cat,
+                obj = element,
+                "{} cannot change while {state:?}: ignored",
+                pspec.name()
+            );
+            gst::element_warning!(
+                element,
+                gst::LibraryError::Settings,
+                (
+                    "{}: {} cannot change while the element is {state:?}: the new value {:?} is \
+                     ignored and the loaded model keeps running; set it in the NULL or READY state",
+                    element.factory().map(|f| f.name().to_string()).unwrap_or_default(),
+                    pspec.name(),
+                    value
+                )
+            );
+            return true;
+        }
+        lock(settings).set_property(value, pspec);
+        gst::info!(cat, obj = element, "{} set to {:?}", pspec.name(), value);
+        notify_model_file(element, pspec);
+        true
     }
 
     /// Sets one of the model properties; returns false when `pspec` is not one of them.
@@ -295,6 +387,68 @@ impl ModelSettings {
             "threads" => self.threads.to_value(),
             _ => return None,
         })
+    }
+}
+
+/// The properties of [`ModelSettings`]: fixed while the element runs.
+const MODEL_PROPERTIES: [&str; 5] = ["model-file", "variant", "execution-provider", "device", "threads"];
+
+/// Warms the model up at the negotiated `size` (once per size; `warmed` remembers it) with
+/// `warm_up`, after checking the size against the library's pixel limit. A failure (a size
+/// above the limit, no memory, a model that cannot run at this size) is posted as an element
+/// error with its cause, so that the pipeline stops instead of hanging or reporting a bare
+/// not-negotiated.
+pub fn warm_up(
+    element: &gst::Element,
+    cat: gst::DebugCategory,
+    warmed: &mut Option<(u32, u32)>,
+    size: (u32, u32),
+    warm_up: impl FnOnce(usize, usize) -> stego::Result<()>,
+) -> Result<(), gst::LoggableError> {
+    if *warmed == Some(size) {
+        return Ok(());
+    }
+    let (w, h) = (size.0 as usize, size.1 as usize);
+    let t = std::time::Instant::now();
+    let name = element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_else(|| element.name().to_string());
+    if let Err(e) = stego::frame::check_size(w, h) {
+        gst::element_error!(
+            element,
+            gst::StreamError::Format,
+            ("{name}: {e}"),
+            ["scale the video down (videoscale) before the element"]
+        );
+        return Err(gst::loggable_error!(cat, "{e}"));
+    }
+    if let Err(e) = warm_up(w, h) {
+        gst::element_error!(
+            element,
+            gst::LibraryError::Failed,
+            ("{name}: cannot run the model at {w}x{h}: {e}")
+        );
+        return Err(gst::loggable_error!(cat, "Warm-up at {w}x{h} failed: {e}"));
+    }
+    *warmed = Some(size);
+    gst::info!(cat, obj = element, "Warmed up at {w}x{h} in {:?}", t.elapsed());
+    Ok(())
+}
+
+/// Why a buffer could not be mapped as a frame of its caps, without dumping the buffer.
+pub fn unmappable(what: &str, buffer: &gst::BufferRef, info: Option<&gst_video::VideoInfo>) -> String {
+    match info {
+        Some(i) => format!(
+            "the {what} buffer holds {} bytes, but a {}x{} {} frame of its caps needs {}: the element \
+             upstream sent a buffer that does not match its caps",
+            buffer.size(),
+            i.width(),
+            i.height(),
+            i.format(),
+            i.size()
+        ),
+        None => format!("the {what} buffer of {} bytes came without caps", buffer.size()),
     }
 }
 

@@ -15,7 +15,7 @@ mod common;
 mod stegohide;
 mod stegoreveal;
 
-pub use common::{ExecutionProvider, SecretEos, Variant};
+pub use common::{ExecutionProvider, SecretEos, SecretFit, Variant};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     stegohide::register(plugin)?;

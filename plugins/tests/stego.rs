@@ -217,8 +217,10 @@ fn assert_close(got: &[[u8; 3]], want: impl Fn(usize) -> [u8; 3], what: &str) {
 fn exact_pixels_with_linear_models() {
     init();
     // Cover: RGB with padded rows (30 * 3 = 90 bytes, stride 92), secret: a larger BGRx frame
-    // of one colour (scaling keeps it), output: the cover's format and size.
+    // of one colour (stretching keeps it; fit, the default, would add bars: 4:3 in 5:4),
+    // output: the cover's format and size.
     let el = hide_element_with(&linear_model("hide.onnx"));
+    el.set_property_from_str("secret-fit", "stretch");
     let ci = info(gst_video::VideoFormat::Rgb, 30, 24);
     let si = info(gst_video::VideoFormat::Bgrx, 64, 48);
     let (mut hc, mut hs) = hide_harnesses(&el, &ci, &si);

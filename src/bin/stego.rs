@@ -4,8 +4,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use image::{Rgb, RgbImage};
 use stego::contract::{Role, Variant};
-use stego::frame::{Frame, FrameMut, PixelFormat, Resampler};
-use stego::image_io::{load_rgb, save_png};
+use stego::frame::{Frame, FrameMut, PixelFormat, Resampler, SecretFit};
+use stego::image_io::{load_rgb, new_rgb, save_png};
 use stego::metrics::{Metrics, rgb8_to_planar};
 use stego::runtime::{ExecutionProvider, Model, RuntimeOptions};
 use stego::{Hider, Revealer};
@@ -31,10 +31,16 @@ enum Command {
         /// Cover image (PNG or JPEG); the container has its size.
         #[arg(long)]
         cover: PathBuf,
-        /// Secret image (PNG or JPEG); resized to the cover's size when sizes differ.
+        /// Secret image (PNG or JPEG); brought to the cover's size as --secret-fit says.
         #[arg(long)]
         secret: PathBuf,
-        /// Output container PNG.
+        /// A secret of another size or aspect: fit (scaled to fit inside the cover, aspect kept,
+        /// centred with black bars), crop (scaled to fill the cover, aspect kept, centre crop)
+        /// or stretch (scaled to the cover's size, aspect not kept).
+        #[arg(long, default_value = "fit", ignore_case = true, value_parser = secret_fit_parser())]
+        secret_fit: SecretFit,
+        /// Output container PNG: a file (replaced atomically), a symbolic link (its target is
+        /// written), a FIFO or device (streamed), or - for standard output.
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
@@ -44,7 +50,7 @@ enum Command {
     Reveal {
         /// Container image (a lossless PNG written by `stego hide`).
         container: PathBuf,
-        /// Output PNG.
+        /// Output PNG (a file, link, FIFO or device, or - for standard output, as for hide).
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
@@ -152,8 +158,8 @@ struct Common {
     /// CUDA device id.
     #[arg(long, global = true, default_value_t = 0)]
     device: i32,
-    /// onnxruntime intra-op threads [default: onnxruntime's, one per physical core].
-    #[arg(long, global = true)]
+    /// onnxruntime intra-op threads, 1 to 256 [default: one per physical core].
+    #[arg(long, global = true, value_parser = parse_threads)]
     threads: Option<usize>,
     /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
     #[arg(long, global = true)]
@@ -164,6 +170,18 @@ struct Common {
 fn variant_parser() -> impl clap::builder::TypedValueParser<Value = Variant> {
     use clap::builder::{PossibleValuesParser, TypedValueParser};
     PossibleValuesParser::new(Variant::NAMES).map(|s: String| Variant::from_name(&s).expect("a listed variant name"))
+}
+
+/// `stretch`, `fit` or `crop` (any case) as a [`SecretFit`].
+fn secret_fit_parser() -> impl clap::builder::TypedValueParser<Value = SecretFit> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(SecretFit::NAMES).map(|s: String| s.parse().expect("a listed secret fit"))
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("{s:?} is not a whole number: give a thread count from 1 to {}", stego::runtime::MAX_THREADS))?;
+    stego::runtime::check_threads(n).map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 fn parse_provider(s: &str) -> Result<ExecutionProvider, String> {
@@ -215,28 +233,28 @@ fn frame(img: &RgbImage) -> Result<Frame<'_>> {
 }
 
 fn hide_image(hider: &mut Hider, cover: &RgbImage, secret: &RgbImage) -> Result<RgbImage> {
-    let mut out = RgbImage::new(cover.width(), cover.height());
+    let mut out = new_rgb(cover.width(), cover.height())?;
     let (w, h) = (cover.width() as usize, cover.height() as usize);
     hider.hide(&frame(cover)?, &frame(secret)?, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)?)?;
     Ok(out)
 }
 
 fn reveal_image(revealer: &mut Revealer, container: &RgbImage) -> Result<RgbImage> {
-    let mut out = RgbImage::new(container.width(), container.height());
+    let mut out = new_rgb(container.width(), container.height())?;
     let (w, h) = (container.width() as usize, container.height() as usize);
     revealer.reveal(&frame(container)?, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, w, h)?)?;
     Ok(out)
 }
 
-fn check_output(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!("output folder {} does not exist: create it or choose another -o path", dir.display());
-    }
+/// Checks the output path given to `flag` before any work: its folder exists and it is not a
+/// folder itself.
+fn check_output(flag: &str, path: &Path) -> Result<()> {
+    stego::fsio::output_target(path).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
     Ok(())
 }
 
 fn main() -> ExitCode {
+    stego::fsio::remove_temporaries_on_interrupt();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -249,17 +267,26 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Hide { cover, secret, output, common } => {
-            check_output(&output)?;
+        Command::Hide { cover, secret, secret_fit, output, common } => {
+            check_output("-o", &output)?;
             let c = load_rgb(&cover)?;
             let s = load_rgb(&secret)?;
+            let share = stego::frame::saturated_share(&frame(&c)?);
+            if share > stego::frame::SATURATED_WARNING_SHARE {
+                eprintln!(
+                    "stego: warning: {:.0}% of the cover's pixels have a colour channel at 0 or 255: the container cannot carry \
+                     the secret well there (it will come back poorly); choose a cover with fewer clipped or flat colours",
+                    100.0 * share
+                );
+            }
             let mut hider = common.hider()?;
+            hider.set_secret_fit(secret_fit);
             let container = hide_image(&mut hider, &c, &s)?;
             save_png(&container, &output)?;
             eprintln!("stego: wrote container {} ({}x{})", output.display(), c.width(), c.height());
         }
         Command::Reveal { container, output, common } => {
-            check_output(&output)?;
+            check_output("-o", &output)?;
             let c = load_rgb(&container)?;
             let mut revealer = common.revealer()?;
             let revealed = reveal_image(&mut revealer, &c)?;
@@ -271,9 +298,9 @@ fn run(cli: Cli) -> Result<()> {
             if figure == Path::new(DEFAULT_FIGURE) {
                 std::fs::create_dir_all("out").context("creating out/ for the figure")?;
             }
-            check_output(&figure)?;
+            check_output("--figure", &figure)?;
             if let Some(c) = &csv {
-                check_output(c)?;
+                check_output("--csv", c)?;
             }
             eval(&dir, &figure, csv.as_deref(), shape, EvalExtras { lsb, codec, secrets }, magnify, &common)?;
         }
@@ -361,9 +388,9 @@ fn resize_rgb(img: &RgbImage, nw: u32, nh: u32) -> Result<RgbImage> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (nw_, nh_) = (nw as usize, nh as usize);
     let src = rgb8_to_planar(img.as_raw(), w, h);
-    let mut dst = vec![0f32; 3 * nw_ * nh_];
-    Resampler::default().resample(&src, w, h, &mut dst, nw_, nh_);
-    let mut out = RgbImage::new(nw, nh);
+    let mut dst = stego::frame::try_zeroed::<f32>(3 * nw_ * nh_, "the resized image")?;
+    Resampler::default().resample(&src, w, h, &mut dst, nw_, nh_)?;
+    let mut out = new_rgb(nw, nh)?;
     stego::frame::planar_to_frame(&dst, nw_, nh_, &mut FrameMut::packed(&mut out, PixelFormat::Rgb, nw_, nh_)?, None)?;
     Ok(out)
 }
@@ -492,8 +519,7 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: Eva
         for r in &results {
             s += &format!("\"{}\",{:.4},{:.4},{:.5},{:.4},{:.4},{:.5}\n", r.name.replace('"', "\"\""), r.cover.apd, r.cover.psnr, r.cover.ssim, r.secret.apd, r.secret.psnr, r.secret.ssim);
         }
-        let tmp = csv.with_extension("csv.tmp");
-        std::fs::write(&tmp, s).and_then(|_| std::fs::rename(&tmp, csv)).with_context(|| format!("cannot write {}", csv.display()))?;
+        stego::fsio::write_output(csv, |w| std::io::Write::write_all(w, s.as_bytes()))?;
     }
     let fig = draw_figure(&results, magnify);
     save_png(&fig, figure)?;

@@ -546,11 +546,9 @@ pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Res
 }
 
 fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
-    // Write to a temporary name then rename, so readers never see half a file.
-    let tmp = path.with_extension("onnx.tmp");
-    std::fs::write(&tmp, m.encode_to_vec()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    // Atomically, so readers never see half a file.
+    let bytes = m.encode_to_vec();
+    stego::fsio::write_output(path, |w| std::io::Write::write_all(w, &bytes)).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The files [`export`] writes into `dir`: hide, reveal.

@@ -413,12 +413,7 @@ pub struct RunOptions {
 }
 
 fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    f(&tmp)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    stego::fsio::replace_file(path, f).with_context(|| format!("writing {}", path.display()))
 }
 
 fn save_checkpoint(out: &Path, varmap: &VarMap, opt: &AdamW, state: &RunState) -> Result<()> {

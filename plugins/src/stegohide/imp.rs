@@ -9,7 +9,7 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use std::sync::{LazyLock, Mutex};
 
-use crate::common::{self, ModelSettings, SecretEos};
+use crate::common::{self, ModelSettings, SecretEos, SecretFit};
 use stego::contract::Role;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -23,18 +23,22 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const COVER: &str = "cover";
 const SECRET: &str = "secret";
 const DEFAULT_SECRET_EOS: SecretEos = SecretEos::Passthrough;
+/// The output frame rate for a cover of variable rate (framerate 0/1) without max-framerate.
+const DEFAULT_VARIABLE_RATE: i32 = 25;
+/// Hiding checks every this many cover frames for saturation (until it has warned).
+const SATURATION_CHECK_INTERVAL: u64 = 64;
 
 #[derive(Debug, Clone)]
 struct Settings {
-    model: ModelSettings,
     secret_eos: SecretEos,
+    secret_fit: SecretFit,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            model: ModelSettings::new(Role::Hide),
             secret_eos: DEFAULT_SECRET_EOS,
+            secret_fit: SecretFit::default(),
         }
     }
 }
@@ -65,12 +69,30 @@ struct State {
     last_cover: Option<gst::ClockTime>,
     /// Set by `aggregate_frames` for `finish_buffer`.
     output: Output,
+    /// The secret pad was requested but not linked when the cover started: it was ended, and
+    /// the cover passes through as without a secret pad (whatever `secret-eos` says).
+    secret_unlinked: bool,
+    /// Cover frames hidden in so far (the saturation check runs on some of them).
+    hidden: u64,
+    /// Whether the "cover cannot carry the secret well" warning was posted (once per run).
+    warned_saturation: bool,
 }
 
-#[derive(Default)]
 pub struct StegoHide {
+    /// The model properties (fixed while running) apart from the others (changeable).
+    model_settings: Mutex<ModelSettings>,
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+}
+
+impl Default for StegoHide {
+    fn default() -> Self {
+        StegoHide {
+            model_settings: Mutex::new(ModelSettings::new(Role::Hide)),
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(None),
+        }
+    }
 }
 
 #[glib::object_subclass]
@@ -161,6 +183,64 @@ impl StegoHide {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// Posts a warning (once per run) when most of the cover's pixels are saturated: the
+    /// secret comes back poorly from such a cover.
+    fn check_saturation(&self, state: &mut State, cover: &stego::frame::Frame) {
+        let n = state.hidden;
+        state.hidden += 1;
+        if state.warned_saturation || !n.is_multiple_of(SATURATION_CHECK_INTERVAL) {
+            return;
+        }
+        let share = stego::frame::saturated_share(cover);
+        if share > stego::frame::SATURATED_WARNING_SHARE {
+            state.warned_saturation = true;
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "{:.0}% of the cover's pixels have a colour channel at 0 or 255: the cover \
+                     cannot carry the secret well there (it will come back poorly)",
+                    100.0 * share
+                ),
+                ["choose a cover with fewer clipped or flat colours (this warning is posted once)"]
+            );
+        }
+    }
+
+    /// The element error for a secret buffer that is not a frame of its caps (too small):
+    /// a broken upstream, not a gap.
+    fn bad_buffer(&self, what: &str, pad: &gst_video::VideoAggregatorPad, buffer: &gst::BufferRef) -> gst::FlowError {
+        let info = pad.video_info();
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Format,
+            ("Cannot map the {what} frame: {}", common::unmappable(what, buffer, info.as_ref()))
+        );
+        gst::FlowError::Error
+    }
+
+    /// A secret pad that was requested but is still unlinked when the cover's caps arrive
+    /// would hold the (non-live) aggregator forever: end it, so that the cover passes through.
+    fn end_unlinked_secret(&self) {
+        let Some(secret) = self.sink_pad(SECRET) else {
+            return;
+        };
+        if secret.peer().is_some() || secret.is_eos() {
+            return;
+        }
+        if let Some(state) = common::lock(&self.state).as_mut() {
+            state.secret_unlinked = true;
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "The secret pad is not linked: the cover passes through"
+        );
+        let _ = secret.send_event(gst::event::StreamStart::new("stegohide-unlinked-secret"));
+        let _ = secret.send_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+        let _ = secret.send_event(gst::event::Eos::new());
+    }
+
     fn hide(
         &self,
         state: &mut State,
@@ -171,6 +251,7 @@ impl StegoHide {
         let cover = common::frame(cover).map_err(|e| self.flow_error("Bad cover frame", e))?;
         let secret = common::frame(secret).map_err(|e| self.flow_error("Bad secret frame", e))?;
         let mut out = common::frame_mut(out).map_err(|e| self.flow_error("Bad output frame", e))?;
+        self.check_saturation(state, &cover);
         state
             .hider
             .hide(&cover, &secret, &mut out)
@@ -193,37 +274,43 @@ impl ObjectImpl for StegoHide {
                     .mutable_playing()
                     .build(),
             );
+            props.push(
+                glib::ParamSpecEnum::builder_with_default("secret-fit", SecretFit::default())
+                    .nick("Secret fit")
+                    .blurb(
+                        "How a secret of another size or aspect is brought to the cover's size: \
+                         fit (aspect kept, centred with black bars), crop (aspect kept, centre \
+                         crop) or stretch (aspect not kept); takes effect at the next frame",
+                    )
+                    .mutable_playing()
+                    .build(),
+            );
             props
         });
         PROPERTIES.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = common::lock(&self.settings);
-        if settings.model.set_property(value, pspec) {
-            drop(settings);
-            gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
-            common::notify_model_file(&*self.obj(), pspec);
+        if ModelSettings::set_on(&self.model_settings, self.obj().upcast_ref(), *CAT, value, pspec) {
             return;
         }
-        if pspec.name() == "secret-eos" {
-            settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS);
-            gst::info!(
-                CAT,
-                imp = self,
-                "secret-eos set to {:?}",
-                settings.secret_eos
-            );
+        let mut settings = common::lock(&self.settings);
+        match pspec.name() {
+            "secret-eos" => settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS),
+            "secret-fit" => settings.secret_fit = value.get().unwrap_or_default(),
+            _ => return,
         }
+        gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = common::lock(&self.settings);
-        if let Some(v) = settings.model.property(pspec) {
+        if let Some(v) = common::lock(&self.model_settings).property(pspec) {
             return v;
         }
+        let settings = common::lock(&self.settings);
         match pspec.name() {
             "secret-eos" => settings.secret_eos.to_value(),
+            "secret-fit" => settings.secret_fit.to_value(),
             // Only the properties above are installed.
             _ => pspec.default_value().clone(),
         }
@@ -373,11 +460,12 @@ impl AggregatorImpl for StegoHide {
 
     /// The output takes the cover's format, size, frame rate and colorimetry.
     fn update_src_caps(&self, downstream: &gst::Caps) -> Result<gst::Caps, gst::FlowError> {
-        let Some(info) = self.sink_pad(COVER).and_then(|p| p.video_info()) else {
+        let cover_pad = self.sink_pad(COVER);
+        let Some(info) = cover_pad.as_ref().and_then(|p| p.video_info()) else {
             gst::debug!(CAT, imp = self, "No cover caps yet");
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         };
-        let cover_caps = info.to_caps().map_err(|e| {
+        let mut cover_caps = info.to_caps().map_err(|e| {
             gst::error!(
                 CAT,
                 imp = self,
@@ -385,6 +473,19 @@ impl AggregatorImpl for StegoHide {
             );
             gst::FlowError::NotNegotiated
         })?;
+        if info.fps().numer() <= 0 {
+            // A variable rate (a still from pngdec, a VFR stream): the output period (and the
+            // base class's latency, 1/rate) needs a rate. As compositor does: the cover's
+            // max-framerate, else 25/1. The buffers keep the cover's timestamps either way.
+            let max = cover_pad
+                .as_ref()
+                .and_then(|p| p.current_caps())
+                .and_then(|c| c.structure(0).and_then(|s| s.get::<gst::Fraction>("max-framerate").ok()))
+                .filter(|f| f.numer() > 0 && f.denom() > 0)
+                .unwrap_or(gst::Fraction::new(DEFAULT_VARIABLE_RATE, 1));
+            gst::debug!(CAT, imp = self, "Cover frame rate {}: output caps at {max}", info.fps());
+            cover_caps.make_mut().set("framerate", max);
+        }
         let caps = cover_caps.intersect_with_mode(downstream, gst::CapsIntersectMode::First);
         if caps.is_empty() {
             gst::element_imp_error!(
@@ -418,27 +519,36 @@ impl AggregatorImpl for StegoHide {
         }
         let mut state = common::lock(&self.state);
         if let Some(state) = state.as_mut() {
-            let size = (info.width(), info.height());
-            if state.warmed != Some(size) {
-                let t = std::time::Instant::now();
-                state
-                    .hider
-                    .warm_up(size.0 as usize, size.1 as usize)
-                    .map_err(|e| {
-                        gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1)
-                    })?;
-                state.warmed = Some(size);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Warmed up at {}x{} in {:?}",
-                    size.0,
-                    size.1,
-                    t.elapsed()
-                );
-            }
+            let hider = &mut state.hider;
+            common::warm_up(
+                self.obj().upcast_ref(),
+                *CAT,
+                &mut state.warmed,
+                (info.width(), info.height()),
+                |w, h| hider.warm_up(w, h),
+            )?;
         }
         Ok(())
+    }
+
+    fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
+        if let gst::EventView::Caps(c) = event.view()
+            && let Ok(info) = gst_video::VideoInfo::from_caps(c.caps())
+        {
+            if let Err(e) = stego::frame::check_size(info.width() as usize, info.height() as usize) {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("The {} video is too large: {e}", pad.name()),
+                    ["scale it down (videoscale) before the element"]
+                );
+                return false;
+            }
+            if pad.name() == COVER {
+                self.end_unlinked_secret();
+            }
+        }
+        self.parent_sink_event(pad, event)
     }
 
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -452,6 +562,15 @@ impl AggregatorImpl for StegoHide {
     }
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.sink_pad(COVER).is_none() {
+            // Without a cover there are no output caps: the base class would wait forever.
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Pad,
+                ("stegohide has no cover pad: link the cover video to h.cover (the secret alone cannot be output)")
+            );
+            return Err(gst::FlowError::Error);
+        }
         match self.parent_aggregate(timeout) {
             // The base class took a frame with new caps (e.g. a new cover size) and asks to
             // renegotiate. It would do so only once more data arrives (or, live, on the next
@@ -502,7 +621,7 @@ impl AggregatorImpl for StegoHide {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = common::lock(&self.settings).model.clone();
+        let settings = common::lock(&self.model_settings).clone();
         let hider = settings.load(
             self.obj().upcast_ref(),
             *CAT,
@@ -516,6 +635,9 @@ impl AggregatorImpl for StegoHide {
             logged_no_secret: false,
             last_cover: None,
             output: Output::Frame,
+            secret_unlinked: false,
+            hidden: 0,
+            warned_saturation: false,
         });
         self.parent_start()
     }
@@ -562,7 +684,10 @@ impl VideoAggregatorImpl for StegoHide {
         token: &gst_video::subclass::AggregateFramesToken,
         outbuf: &mut gst::BufferRef,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let policy = common::lock(&self.settings).secret_eos;
+        let (policy, fit) = {
+            let settings = common::lock(&self.settings);
+            (settings.secret_eos, settings.secret_fit)
+        };
         let obj = self.obj();
         let out_info = obj.video_info().ok_or(gst::FlowError::NotNegotiated)?;
 
@@ -579,6 +704,7 @@ impl VideoAggregatorImpl for StegoHide {
             return Err(gst::FlowError::Flushing);
         };
         state.output = Output::Skip;
+        state.hider.set_secret_fit(fit.into());
 
         let cover_eos = cover_pad.is_eos();
         let Some(cover_buf) = cover_pad.current_buffer(token) else {
@@ -614,10 +740,7 @@ impl VideoAggregatorImpl for StegoHide {
         let Some(cover) = cover_pad.prepared_frame(token) else {
             let is_gap = cover_buf.size() == 0 && cover_buf.flags().contains(gst::BufferFlags::GAP);
             if !is_gap {
-                return Err(self.flow_error(
-                    "Cannot map the cover frame",
-                    format!("{cover_buf:?} with {:?}", cover_pad.video_info()),
-                ));
+                return Err(self.bad_buffer("cover", &cover_pad, &cover_buf));
             }
             if cover_eos {
                 gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
@@ -652,10 +775,19 @@ impl VideoAggregatorImpl for StegoHide {
 
         // No secret frame for this cover frame.
         let why = match secret_pad.as_ref() {
+            Some(_) if state.secret_unlinked => NoSecret::NotStarted,
             Some(pad) if pad.is_eos() => NoSecret::Ended,
-            // The current buffer without a frame: a GAP event's empty buffer.
-            Some(pad) if pad.current_buffer(token).is_some() => NoSecret::Gap,
-            _ => NoSecret::NotStarted,
+            // The current buffer without a frame: a GAP event's empty buffer, or a buffer
+            // too small for its caps (an error, not a gap).
+            Some(pad) => match pad.current_buffer(token) {
+                Some(b) if b.size() == 0 && b.flags().contains(gst::BufferFlags::GAP) => {
+                    NoSecret::Gap
+                }
+                Some(b) if b.size() > 0 => return Err(self.bad_buffer("secret", pad, &b)),
+                Some(_) => NoSecret::Gap,
+                None => NoSecret::NotStarted,
+            },
+            None => NoSecret::NotStarted,
         };
         match (why, policy) {
             (NoSecret::Ended, SecretEos::Eos) => {

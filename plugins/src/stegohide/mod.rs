@@ -8,10 +8,22 @@
  * (Baluja, NIPS 2017). The output, the container, has the cover's size, format and timing and
  * looks like the cover; `stegoreveal` recovers the secret from it.
  *
- * The secret is scaled to the cover's size when they differ. When the frame rates differ, each
- * cover frame carries the secret frame current at its time. When the secret ends first,
- * `secret-eos` decides what follows; when the cover ends, the output ends. Until the first
- * secret frame arrives (or without a `secret` pad), the cover passes through unchanged.
+ * A secret of another size is scaled to the cover's as `secret-fit` says: `fit` (the default:
+ * aspect kept, centred, black bars), `crop` (aspect kept, centre crop) or `stretch`; it may
+ * change while playing. When the frame rates differ, each cover frame carries the secret frame
+ * current at its time. When the secret ends first, `secret-eos` decides what follows; when the
+ * cover ends, the output ends. Until the first secret frame arrives (or without a `secret`
+ * pad, or with a `secret` pad that is still unlinked when the cover starts), the cover passes
+ * through unchanged. A `secret` pad without a `cover` pad is an error.
+ *
+ * A cover of variable frame rate (`framerate=0/1`: a still from `pngdec`) gets output caps at
+ * its `max-framerate`, else 25/1, as compositor does; the buffers keep the cover's timestamps.
+ *
+ * Errors stop the pipeline with the cause: a model that cannot be loaded or run at the
+ * negotiated size (out of memory, a wrong `size_multiple`), a video larger than 8192x8192
+ * pixels in all, a buffer smaller than its caps say. A cover whose pixels are mostly
+ * saturated (a colour channel at 0 or 255: colour bars, blown highlights) posts one warning:
+ * it cannot carry the secret well.
  *
  * The cover drives the output: exactly one container per cover frame, with that frame's
  * timestamps and duration; a missing cover frame is never filled in by repeating the last one.
@@ -31,8 +43,10 @@
  * The hiding model is the `variant`'s file in the project's `models/` folder: `fast` (the
  * default: the real-time nets, `hide-fast.onnx`, the better shipped pair) or `paper`
  * (Baluja's nets, `hide.onnx`, ~50× slower). Setting `model-file` loads that file instead,
- * whatever the variant; reading `model-file` gives the file that will be loaded. Both can be
- * changed in the NULL and READY states. Use the same variant (or matching model files) in `stegoreveal`.
+ * whatever the variant; reading `model-file` gives the file that will be loaded. These and
+ * `execution-provider`, `device` and `threads` change in the NULL and READY states only: while
+ * PAUSED or PLAYING a new value is refused with a warning on the bus. Use the same variant (or
+ * matching model files) in `stegoreveal`.
  *
  * ## Example launch line
  * ```shell
@@ -67,6 +81,7 @@ glib::wrapper! {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::SecretEos::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::SecretFit::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     crate::ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     crate::Variant::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
 use gst::glib;
+use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
@@ -52,11 +53,7 @@ impl ObjectImpl for StegoReveal {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let set = common::lock(&self.settings).set_property(value, pspec);
-        if set {
-            gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
-            common::notify_model_file(&*self.obj(), pspec);
-        }
+        ModelSettings::set_on(&self.settings, self.obj().upcast_ref(), *CAT, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -170,26 +167,14 @@ impl VideoFilterImpl for StegoReveal {
                 "Caps set before the element was started"
             ));
         };
-        let size = (in_info.width(), in_info.height());
-        if state.warmed != Some(size) {
-            let t = std::time::Instant::now();
-            state
-                .revealer
-                .warm_up(size.0 as usize, size.1 as usize)
-                .map_err(|e| {
-                    gst::loggable_error!(CAT, "Warm-up at {}x{} failed: {e}", size.0, size.1)
-                })?;
-            state.warmed = Some(size);
-            gst::info!(
-                CAT,
-                imp = self,
-                "Warmed up at {}x{} in {:?}",
-                size.0,
-                size.1,
-                t.elapsed()
-            );
-        }
-        Ok(())
+        let revealer = &mut state.revealer;
+        common::warm_up(
+            self.obj().upcast_ref(),
+            *CAT,
+            &mut state.warmed,
+            (in_info.width(), in_info.height()),
+            |w, h| revealer.warm_up(w, h),
+        )
     }
 
     fn transform_frame(

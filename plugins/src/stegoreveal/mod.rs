@@ -15,7 +15,12 @@
  * default: the real-time nets, `reveal-fast.onnx`) or `paper` (Baluja's nets, `reveal.onnx`,
  * ~50× slower); it must match the model that hid the secret. Setting `model-file` loads
  * that file instead, whatever the variant; reading `model-file` gives the file that will be
- * loaded. Both can be changed in the NULL and READY states.
+ * loaded. These and `execution-provider`, `device` and `threads` change in the NULL and
+ * READY states only: while PAUSED or PLAYING a new value is refused with a warning on the bus.
+ *
+ * A model that cannot be loaded or run at the negotiated size (out of memory, a wrong
+ * `size_multiple`) or a video larger than 8192x8192 pixels in all is an element error with
+ * its cause, and the pipeline stops.
  *
  * ## Example launch line
  * ```shell

@@ -41,6 +41,7 @@ echo "== stills: hide, reveal, evaluate"
 $STEGO hide --variant fast --cover data/images/skimage_astronaut.png --secret data/images/skimage_coffee.png -o out/container.png
 $STEGO reveal --variant fast out/container.png -o out/revealed.png
 # The held-out photos (never trained on).
-$STEGO eval data/heldout --resize 256 --crop 256 --variant fast --figure out/eval.png --csv out/eval.csv
-$STEGO eval data/heldout --resize 256 --crop 256 --variant paper --figure out/eval-paper.png --csv out/eval-paper.csv
-echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv (fast nets), eval-paper.png, eval-paper.csv (paper nets), container.mkv, revealed_*.png"
+$STEGO eval data/eval/photos --size 640x480 --lsb --variant fast --figure out/eval.png --csv out/eval.csv
+$STEGO eval data/eval/footage --secrets data/eval/photos --size 640x480 --codec x264:23 --variant robust --figure out/eval-robust-x264.png --csv out/eval-robust-x264.csv
+$STEGO eval data/eval/photos --size 320x240 --variant paper --figure out/eval-paper.png --csv out/eval-paper.csv
+echo "outputs in $ROOT/out: container.png, revealed.png, eval.png, eval.csv (fast nets, 640x480, with LSB), eval-robust-x264.* (robust nets through x264), eval-paper.* (paper nets, 320x240), container.mkv, revealed_*.png"

@@ -327,9 +327,9 @@ impl ElementImpl for StegoHide {
                 "Filter/Effect/Video/Aggregator",
                 "Hides the video on the secret pad inside the video on the cover pad with a deep \
                  steganography network (Baluja 2017); the output has the cover's size, format and \
-                 timing. The secret survives only lossless recordings of the container (FFV1 \
-                 from RGB/BGRx, PNG; nearly: x264 4:4:4 at quantizer 0); 4:2:0 H.264 and other lossy codecs \
-                 destroy it. Example: gst-launch-1.0 videotestsrc ! video/x-raw,width=320,height=240 ! \
+                 timing. With variant=fast the secret survives only lossless recordings of the \
+                 container (FFV1 from RGB/BGRx, PNG; nearly: x264 4:4:4 at quantizer 0); 4:2:0 H.264 and \
+                 JPEG destroy it. variant=robust keeps a rough likeness through x264/JPEG in I420. Example: gst-launch-1.0 videotestsrc ! video/x-raw,width=320,height=240 ! \
                  h.cover videotestsrc pattern=ball ! h.secret stegohide name=h ! stegoreveal ! \
                  videoconvert ! autovideosink",
                 "stego project",

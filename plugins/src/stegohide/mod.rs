@@ -34,15 +34,18 @@
  * Both pads take packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before
  * them for other formats). A frame's alpha passes through unchanged.
  *
- * Only a lossless recording of the container keeps the secret: FFV1 fed RGB/BGRx
- * (`videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 ! matroskamux`), PNG frames, or, nearly,
- * x264 in 4:4:4 at quantizer 0 (`videoconvert ! video/x-raw,format=Y444 ! x264enc pass=quant
- * quantizer=0`). H.264 in 4:2:0 (`format=I420`) and other lossy codecs destroy it (the fast
- * nets' secret falls to about 14 dB PSNR), as does chroma subsampling anywhere on the way.
+ * Which recordings keep the secret depends on the variant. With `fast` (and `paper`) only a
+ * lossless one: FFV1 fed RGB/BGRx (`videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 !
+ * matroskamux`), PNG frames, or, nearly, x264 in 4:4:4 at quantizer 0; H.264 or JPEG in 4:2:0
+ * (`format=I420`) destroys it (about 11 dB PSNR left), as does chroma subsampling anywhere on
+ * the way. With `robust`, a rough likeness survives x264 in I420 (about 23 dB at quantizer 18
+ * or x264enc's defaults, 19 dB at 23, 14 dB at 28 on 640x480 footage) and JPEG (23 dB at
+ * quality 90), at a visible cost to the cover (about 32.5 dB).
  *
  * The hiding model is the `variant`'s file in the project's `models/` folder: `fast` (the
- * default: the real-time nets, `hide-fast.onnx`, the better shipped pair) or `paper`
- * (Baluja's nets, `hide.onnx`, ~50× slower). Setting `model-file` loads that file instead,
+ * default: the real-time nets, `hide-fast.onnx`), `robust` (the same nets trained through
+ * simulated x264/JPEG recordings, `hide-robust.onnx`) or `paper` (Baluja's nets, `hide.onnx`,
+ * ~30× slower). Setting `model-file` loads that file instead,
  * whatever the variant; reading `model-file` gives the file that will be loaded. These and
  * `execution-provider`, `device` and `threads` change in the NULL and READY states only: while
  * PAUSED or PLAYING a new value is refused with a warning on the bus. Use the same variant (or

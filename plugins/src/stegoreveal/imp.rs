@@ -73,7 +73,8 @@ impl ElementImpl for StegoReveal {
                 "Stego Reveal",
                 "Filter/Effect/Video",
                 "Reveals the secret video that stegohide hid in a container video (deep \
-                 steganography, Baluja 2017); the container must arrive losslessly. Example: \
+                 steganography, Baluja 2017); the container must arrive losslessly, or through x264/JPEG in I420 \
+                 with variant=robust. Example: \
                  gst-launch-1.0 videotestsrc ! h.cover videotestsrc pattern=ball ! h.secret \
                  stegohide name=h ! stegoreveal ! videoconvert ! autovideosink",
                 "stego project",

@@ -8,12 +8,14 @@
  * The output has the container's size, format and timing.
  *
  * Takes packed 8-bit RGB, RGBA, RGBx, BGR, BGRA and BGRx (put `videoconvert` before it for
- * other formats). The container must reach it losslessly (raw video, or a lossless codec):
- * the hidden signal lives in small pixel differences that lossy compression removes.
+ * other formats). With the `fast` and `paper` variants the container must reach it losslessly
+ * (raw video, FFV1 from RGB, PNG): the hidden signal lives in small pixel differences that
+ * lossy compression removes. Containers of the `robust` variant may come through x264 or JPEG
+ * in I420; the secret is then a rough likeness (about 19–23 dB PSNR at x264 quantizer 23–18).
  *
  * The reveal model is the `variant`'s file in the project's `models/` folder: `fast` (the
- * default: the real-time nets, `reveal-fast.onnx`) or `paper` (Baluja's nets, `reveal.onnx`,
- * ~50× slower); it must match the model that hid the secret. Setting `model-file` loads
+ * default: the real-time nets, `reveal-fast.onnx`), `robust` (`reveal-robust.onnx`) or
+ * `paper` (Baluja's nets, `reveal.onnx`, ~30× slower); it must match the model that hid the secret. Setting `model-file` loads
  * that file instead, whatever the variant; reading `model-file` gives the file that will be
  * loaded. These and `execution-provider`, `device` and `threads` change in the NULL and
  * READY states only: while PAUSED or PLAYING a new value is refused with a warning on the bus.

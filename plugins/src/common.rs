@@ -308,7 +308,7 @@ impl ModelSettings {
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
                 .blurb(&format!(
-                    "onnxruntime intra-op threads (0 = onnxruntime's default){NOT_WHILE_RUNNING}"
+                    "onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core){NOT_WHILE_RUNNING}"
                 ))
                 .maximum(stego::runtime::MAX_THREADS as u32)
                 .default_value(DEFAULT_THREADS)

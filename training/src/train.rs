@@ -514,20 +514,9 @@ fn psnr_from_mse(mse: f64) -> f64 {
     if mse <= 0.0 { f64::INFINITY } else { -10.0 * mse.log10() }
 }
 
-/// The training forward pass: returns (loss, cover MSE, secret MSE).
+/// The training forward pass: returns (loss, cover MSE, secret MSE). With `recording`, the
+/// secret is revealed from a simulated recording of the container (`--robust`).
 pub fn training_loss(
-    nets: &Nets,
-    cover: &Tensor,
-    secret: &Tensor,
-    beta: f64,
-    distance: Distance,
-    noise: Option<&Tensor>,
-) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-    training_loss_recorded(nets, cover, secret, beta, distance, noise, None)
-}
-
-/// [`training_loss`] with the secret revealed from a simulated recording of the container.
-pub fn training_loss_recorded(
     nets: &Nets,
     cover: &Tensor,
     secret: &Tensor,
@@ -824,7 +813,7 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             (Some(mix), Some(p)) => Some((p, mix.draw(&mut rng))),
             _ => None,
         };
-        let (loss, cover_mse, secret_mse) = training_loss_recorded(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref(), recording)?;
+        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref(), recording)?;
         let grads = loss.backward()?;
         let lr = schedule.lr(step);
         opt.step(&grads, lr)?;

@@ -238,8 +238,8 @@ fn loss_distances() {
     let (c2, s2) = (mean(&container, &cover, true), mean(&revealed, &secret, true));
     let (c1, s1) = (mean(&container, &cover, false), mean(&revealed, &secret, false));
 
-    let (l2, cm, sm) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L2, None).unwrap();
-    let (l1, cm1, sm1) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L1, None).unwrap();
+    let (l2, cm, sm) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L2, None, None).unwrap();
+    let (l1, cm1, sm1) = train::training_loss(&nets, &cover, &secret, 2.0, Distance::L1, None, None).unwrap();
     let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * b.abs().max(1e-3);
     assert!(close(scalar(&l2), c2 + 2.0 * s2), "{} vs {}", scalar(&l2), c2 + 2.0 * s2);
     assert!(close(scalar(&l1), c1 + 2.0 * s1), "{} vs {}", scalar(&l1), c1 + 2.0 * s1);

@@ -315,8 +315,8 @@ mod tests {
         mix.check().unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
         let draws: Vec<Recording> = (0..400).map(|_| mix.draw(&mut rng)).collect();
-        assert!(draws.iter().any(|r| *r == Recording::Lossless));
-        assert!(draws.iter().any(|r| *r == Recording::Yuv420));
+        assert!(draws.contains(&Recording::Lossless));
+        assert!(draws.contains(&Recording::Yuv420));
         assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step } if (4.0..=16.5).contains(step))));
         assert!(draws.iter().any(|r| matches!(r, Recording::Jpeg { quality } if (70..=95).contains(quality))));
         assert!(RecordingMix { lossless: 0.9, x264: 0.5, ..mix }.check().unwrap_err().contains("add up"));

@@ -965,7 +965,7 @@ fn cuda_without_a_gpu_is_a_clear_error() {
                 "the error names the provider: {err}"
             );
             assert!(
-                err.contains("execution-provider cpu") || err.contains("cpu"),
+                err.contains("use execution provider cpu"),
                 "the error says what to do: {err}"
             );
         }

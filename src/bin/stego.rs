@@ -478,40 +478,18 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: Eva
     }
     println!("{:<64} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7}", "pair (cover <- secret)", "cover APD", "PSNR dB", "SSIM", "secr APD", "PSNR dB", "SSIM");
     for r in &results {
-        println!(
-            "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
-            truncate(&r.name, 64),
-            r.cover.apd,
-            r.cover.psnr,
-            r.cover.ssim,
-            r.secret.apd,
-            r.secret.psnr,
-            r.secret.ssim
-        );
+        print_row(&truncate(&r.name, 64), &r.cover, &r.secret);
     }
-    let n = results.len() as f64;
-    let mean = |f: &dyn Fn(&PairResult) -> f64| results.iter().map(f).sum::<f64>() / n;
-    println!(
-        "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
-        format!("mean of {} pairs", results.len()),
-        mean(&|r| r.cover.apd),
-        mean(&|r| r.cover.psnr),
-        mean(&|r| r.cover.ssim),
-        mean(&|r| r.secret.apd),
-        mean(&|r| r.secret.psnr),
-        mean(&|r| r.secret.ssim)
+    print_row(
+        &format!("mean of {} pairs", results.len()),
+        &mean_metrics(results.iter().map(|r| &r.cover)),
+        &mean_metrics(results.iter().map(|r| &r.secret)),
     );
     for k in 0..results.first().map_or(0, |r| r.lsb.len()) {
-        let m = |f: &dyn Fn(&Metrics) -> f64, secret: bool| mean(&|r| f(if secret { &r.lsb[k].2 } else { &r.lsb[k].1 }));
-        println!(
-            "{:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
-            format!("{}-bit LSB substitution, same pairs", results[0].lsb[k].0),
-            m(&|x| x.apd, false),
-            m(&|x| x.psnr, false),
-            m(&|x| x.ssim, false),
-            m(&|x| x.apd, true),
-            m(&|x| x.psnr, true),
-            m(&|x| x.ssim, true)
+        print_row(
+            &format!("{}-bit LSB substitution, same pairs", results[0].lsb[k].0),
+            &mean_metrics(results.iter().map(|r| &r.lsb[k].1)),
+            &mean_metrics(results.iter().map(|r| &r.lsb[k].2)),
         );
     }
     if let Some(csv) = csv {
@@ -525,6 +503,21 @@ fn eval(dir: &Path, figure: &Path, csv: Option<&Path>, shape: Shape, extras: Eva
     save_png(&fig, figure)?;
     eprintln!("stego: wrote figure {}", figure.display());
     Ok(())
+}
+
+/// One line of `eval`'s table: a label, then the cover's and the secret's metrics.
+fn print_row(label: &str, cover: &Metrics, secret: &Metrics) {
+    println!(
+        "{label:<64} {:>9.3} {:>9.2} {:>7.4} | {:>9.3} {:>9.2} {:>7.4}",
+        cover.apd, cover.psnr, cover.ssim, secret.apd, secret.psnr, secret.ssim
+    );
+}
+
+/// The mean of each metric.
+fn mean_metrics<'a>(all: impl ExactSizeIterator<Item = &'a Metrics>) -> Metrics {
+    let n = all.len() as f64;
+    let sum = all.fold(Metrics::default(), |s, m| Metrics { apd: s.apd + m.apd, psnr: s.psnr + m.psnr, ssim: s.ssim + m.ssim });
+    Metrics { apd: sum.apd / n, psnr: sum.psnr / n, ssim: sum.ssim / n }
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -345,14 +345,9 @@ pub fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Multiplies every value of `img` by `gain`, rounding and clipping to 0..=255: a brighter
+/// Multiplies each channel of `img` by its gain, rounding and clipping to 0..=255: a brighter
 /// exposure blows out highlights to 255 (what an overexposed frame holds), a darker one
 /// compresses the range.
-pub fn apply_gain(img: &mut RgbImage, gain: f32) {
-    apply_gains(img, [gain; 3]);
-}
-
-/// Multiplies each channel of `img` by its gain, rounding and clipping to 0..=255.
 pub fn apply_gains(img: &mut RgbImage, gains: [f32; 3]) {
     for px in img.pixels_mut() {
         for (v, g) in px.0.iter_mut().zip(gains) {
@@ -365,6 +360,12 @@ pub fn apply_gains(img: &mut RgbImage, gains: [f32; 3]) {
 fn log_gain(x: f64, rng: &mut impl Rng) -> f32 {
     let a = (1.0 + x).ln();
     rng.random_range(-a..=a).exp() as f32
+}
+
+/// An image index other than `i` (of `n`), uniformly, for a pair's secret; `i` itself when
+/// there is only one image.
+fn other_image(i: usize, n: usize, rng: &mut impl Rng) -> usize {
+    if n > 1 { (i + rng.random_range(1..n)) % n } else { i }
 }
 
 /// One training batch: covers and secrets drawn independently from `images` (a pair's cover
@@ -386,7 +387,7 @@ pub fn sample_batch(images: &[Pyramid], batch: usize, size: u32, aug: &Augment, 
     let mut secrets = Vec::with_capacity(batch);
     for _ in 0..batch {
         let ci = local.random_range(0..images.len());
-        let si = if images.len() > 1 { (ci + local.random_range(1..images.len())) % images.len() } else { ci };
+        let si = other_image(ci, images.len(), &mut local);
         covers.push(pick(ci, &mut local));
         secrets.push(pick(si, &mut local));
     }
@@ -402,7 +403,7 @@ pub fn validation_pairs(val: &[Pyramid], n: usize, size: u32, frame_side: Option
     let mut secrets = Vec::with_capacity(n);
     for k in 0..n {
         let ci = k % val.len();
-        let si = if val.len() > 1 { (ci + rng.random_range(1..val.len())) % val.len() } else { ci };
+        let si = other_image(ci, val.len(), &mut rng);
         covers.push(random_crop(&val[ci], size, frame_side, &mut rng));
         secrets.push(random_crop(&val[si], size, frame_side, &mut rng));
     }
@@ -452,7 +453,7 @@ mod tests {
     #[test]
     fn exposure_scales_and_clips() {
         let mut img = RgbImage::from_fn(4, 1, |x, _| image::Rgb([x as u8 * 80, 100, 255]));
-        apply_gain(&mut img, 1.5);
+        apply_gains(&mut img, [1.5; 3]);
         assert_eq!(img.as_raw(), &[0, 150, 255, 120, 150, 255, 240, 150, 255, 255, 150, 255]);
         // In a batch: gains stay inside [1/(1+e), 1+e], some crops are brighter and some darker.
         let flat = Pyramid::new(RgbImage::from_pixel(80, 80, image::Rgb([100, 100, 100])));

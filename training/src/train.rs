@@ -426,16 +426,7 @@ fn save_checkpoint(out: &Path, varmap: &VarMap, opt: &AdamW, state: &RunState) -
 
 /// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`.
 pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
-    let data = varmap.data().lock().expect("varmap lock");
-    for (name, var) in data.iter() {
-        let t = tensors.get(name).with_context(|| format!("{} lacks {name}", path.display()))?;
-        if t.dims() != var.dims() {
-            bail!("{}: {name} has shape {:?}, the nets need {:?}", path.display(), t.dims(), var.dims());
-        }
-        var.set(&t.to_dtype(DType::F32)?)?;
-    }
-    Ok(())
+    load_into(varmap, path, device, false).map(|_| ())
 }
 
 /// Like [`load_weights`], but a checkpoint tensor may be smaller than the variable in its
@@ -445,6 +436,12 @@ pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()>
 /// initial weights (their outgoing weights, in the next layer, start at zero). Training then
 /// grows them from the old function ("Net2Net"-style widening). Returns the names widened.
 pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Result<Vec<String>> {
+    load_into(varmap, path, device, true)
+}
+
+/// Loads `path` into the variables of `varmap`; tensors of another shape are refused, or,
+/// with `widen`, widened as [`load_weights_grown`] says. Returns the names widened.
+fn load_into(varmap: &VarMap, path: &Path, device: &Device, widen: bool) -> Result<Vec<String>> {
     let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
     let mut grown = Vec::new();
@@ -458,11 +455,14 @@ pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Resu
             continue;
         }
         let (old, new) = (t.dims().to_vec(), var.dims().to_vec());
+        if !widen {
+            bail!("{}: {name} has shape {old:?}, the nets need {new:?}", path.display());
+        }
         let fits = old.len() == new.len() && old.iter().zip(&new).enumerate().all(|(i, (o, n))| if i < 2 { o <= n } else { o == n });
         if !fits {
             bail!("{}: {name} has shape {old:?}, the nets need {new:?} (only more channels can be added)", path.display());
         }
-        let mut v = var.as_tensor().to_dtype(DType::F32)?;
+    let mut v = var.as_tensor().to_dtype(DType::F32)?;
         if new.len() > 1 && new[1] > old[1] {
             // Old units ignore the new input channels.
             let zeros = v.narrow(0, 0, old[0])?.narrow(1, old[1], new[1] - old[1])?.zeros_like()?;

@@ -299,6 +299,11 @@ impl Arch {
             Arch::Fast => stego::contract::Variant::Fast,
         }
     }
+    /// The runtime variant of these nets, trained through simulated recordings (`--robust`)
+    /// or not: robust nets are the `robust` variant whatever their architecture.
+    pub fn trained_variant(self, robust: bool) -> stego::contract::Variant {
+        if robust { stego::contract::Variant::Robust } else { self.variant() }
+    }
     /// Parameter count of the three nets.
     pub fn parameters(self) -> usize {
         match self {

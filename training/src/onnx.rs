@@ -235,7 +235,7 @@ pub struct ExportInfo {
 impl ExportInfo {
     /// The runtime variant these models are.
     pub fn variant(&self) -> stego::contract::Variant {
-        if self.robust { stego::contract::Variant::Robust } else { self.arch.variant() }
+        self.arch.trained_variant(self.robust)
     }
 }
 

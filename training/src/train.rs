@@ -230,7 +230,7 @@ impl TrainConfig {
     /// How this run draws and alters its crops.
     /// The runtime variant the run's models are.
     pub fn variant(&self) -> stego::contract::Variant {
-        if self.recordings.is_some() { stego::contract::Variant::Robust } else { self.arch.variant() }
+        self.arch.trained_variant(self.recordings.is_some())
     }
 
     pub fn augment(&self) -> data::Augment {

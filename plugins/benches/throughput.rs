@@ -580,9 +580,7 @@ fn main() {
         .unwrap_or(3);
     let sizes = arg(&args, "--sizes").unwrap_or_else(|| "320x240,640x480,1280x720".into());
     let roles = arg(&args, "--roles").unwrap_or_else(|| "hide,reveal".into());
-    let model_dir = arg(&args, "--model-dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(stego::default_model_dir);
+    let model_dir = arg(&args, "--model-dir").map(PathBuf::from);
     let variant_name = arg(&args, "--variant").unwrap_or_else(|| contract::Variant::default().as_str().into());
     let Some(variant) = contract::Variant::from_name(&variant_name) else {
         eprintln!(
@@ -591,6 +589,14 @@ fn main() {
         );
         std::process::exit(2);
     };
+    // Without --model-dir: the folder the library finds the variant's hiding model in.
+    let model_dir = model_dir.unwrap_or_else(|| match stego::resolve_model(None, variant, Role::Hide) {
+        Ok(file) => file.parent().map(PathBuf::from).unwrap_or_default(),
+        Err(e) => {
+            eprintln!("stego throughput: {e}: give --model-dir");
+            std::process::exit(2);
+        }
+    });
     let precision = arg(&args, "--precision").unwrap_or_else(|| "fp32".into());
     if precision != "fp32" && precision != "fp16" {
         eprintln!("bad --precision {precision:?}: use fp32 or fp16");

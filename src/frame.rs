@@ -591,7 +591,9 @@ fn planar_to_frame_threads(
     Ok(())
 }
 
-/// Conversions with an explicit number of threads, for `benches/convert.rs` (not a stable API).
+/// Conversions with an explicit number of threads and deterministic test frames, for the
+/// benchmarks and tests (feature `bench-support`; not a stable API).
+#[cfg(any(test, feature = "bench-support"))]
 #[doc(hidden)]
 pub mod bench_support {
     use super::*;

@@ -12,8 +12,13 @@
 //! - [`pipeline`]: [`Hider`] and [`Revealer`], frame in, frame out;
 //! - [`metrics`]: APD, PSNR, SSIM;
 //! - [`lsb`]: least-significant-bit substitution, the baseline beside the models' figures;
-//! - [`image_io`]: still images with clear errors and safe writes;
+//! - `image_io` (feature `image`, which the `cli` feature enables): still PNG and JPEG images
+//!   with clear errors and safe writes;
 //! - [`fsio`]: writing output files: atomic replace for files, streams for FIFOs, devices and `-`.
+//!
+//! Cargo features: `cli` (the `stego` tool, default), `image` (`image_io`), `bench-support`
+//! (`frame::bench_support`, default; for the benchmarks and tests). The GStreamer plugin uses
+//! none of them.
 //!
 //! ```no_run
 //! use stego::{Hider, RuntimeOptions, Variant, contract::Role, frame::{Frame, FrameMut, PixelFormat}};
@@ -37,6 +42,7 @@ pub mod contract;
 pub mod error;
 pub mod frame;
 pub mod fsio;
+#[cfg(feature = "image")]
 pub mod image_io;
 pub mod lsb;
 pub mod metrics;

@@ -76,15 +76,7 @@ struct CellSpec {
 
 /// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
 fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, threads, provider } = *spec;
     let opts = RuntimeOptions {
         threads,
         execution_provider: provider,
@@ -194,15 +186,7 @@ fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
 /// ready tensors of (a) and the ready frames of (b), the frames wait in memory, and no source
 /// thread wakes up per frame on the cores onnxruntime's threads are using.
 fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, .. } = *spec;
     use gst::prelude::*;
     gst::init().map_err(|e| e.to_string())?;
     gststego::plugin_register_static().map_err(|e| e.to_string())?;
@@ -210,8 +194,8 @@ fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String>
     let n = frames + 1;
     let t = format!(
         "{} execution-provider={}",
-        threads.unwrap_or(0),
-        provider.as_str()
+        spec.threads.unwrap_or(0),
+        spec.provider.as_str()
     );
     let src = |name: &str| {
         format!("appsrc name={name} caps=\"{caps}\" format=time block=false max-buffers=0 max-bytes=0 max-time=0")
@@ -404,15 +388,7 @@ fn output_within(mut cmd: Command, limit: Option<std::time::Duration>) -> Result
 }
 
 fn run_cell(method: &str, spec: &CellSpec, limit: Option<std::time::Duration>) -> Result<Cell, String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, threads, provider } = *spec;
     let out = if method == "python" {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let py = std::env::var_os("STEGO_BENCH_PYTHON")

@@ -341,15 +341,15 @@ impl ModelSettings {
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
         match pspec.name() {
             "model-file" => {
-                let file: Option<String> = value.get().unwrap_or(None);
+                let file: Option<String> = value.get().expect("type checked upstream");
                 self.explicit_model_file = file.filter(|f| !f.is_empty()).map(PathBuf::from);
             }
-            "variant" => self.variant = value.get().unwrap_or_default(),
+            "variant" => self.variant = value.get().expect("type checked upstream"),
             "execution-provider" => {
-                self.execution_provider = value.get().unwrap_or(DEFAULT_EXECUTION_PROVIDER);
+                self.execution_provider = value.get().expect("type checked upstream");
             }
-            "device" => self.device = value.get().unwrap_or(DEFAULT_DEVICE),
-            "threads" => self.threads = value.get().unwrap_or(DEFAULT_THREADS),
+            "device" => self.device = value.get().expect("type checked upstream"),
+            "threads" => self.threads = value.get().expect("type checked upstream"),
             _ => return false,
         }
         true
@@ -413,6 +413,13 @@ pub fn warm_up(
     *warmed = Some(size);
     gst::info!(cat, obj = element, "Warmed up at {w}x{h} in {:?}", t.elapsed());
     Ok(())
+}
+
+/// Posts `what: err` as a stream error of `element` (the pipeline stops with it) and returns
+/// the flow error to hand upstream.
+pub fn flow_error(element: &gst::Element, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
+    gst::element_error!(element, gst::StreamError::Failed, ("{what}: {err}"));
+    gst::FlowError::Error
 }
 
 /// Why a buffer could not be mapped as a frame of its caps, without dumping the buffer.

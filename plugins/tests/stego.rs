@@ -1156,6 +1156,11 @@ fn inspect_shows_origin_and_the_recording_requirement() {
     let factory = gst::ElementFactory::find("stegohide").unwrap();
     let description = factory.metadata(gst::ELEMENT_METADATA_DESCRIPTION).unwrap();
     assert!(description.contains("lossless") && description.contains("4:2:0 H.264"), "{description}");
+    // One line each, as gst-inspect lists them; the examples are in the element docs.
+    for name in ["stegohide", "stegoreveal"] {
+        let d = gst::ElementFactory::find(name).unwrap().metadata(gst::ELEMENT_METADATA_DESCRIPTION).unwrap().to_string();
+        assert!(d.len() <= 120 && !d.contains("gst-launch"), "{name}: {d}");
+    }
     let threads = gst::ElementFactory::make("stegoreveal").build().unwrap().find_property("threads").unwrap();
     let blurb = threads.blurb().unwrap();
     assert!(blurb.starts_with("onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core)"), "{blurb}");

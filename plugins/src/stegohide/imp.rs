@@ -145,8 +145,7 @@ impl StegoHide {
     }
 
     fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
-        gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
-        gst::FlowError::Error
+        common::flow_error(self.obj().upcast_ref(), what, err)
     }
 
     /// Caps the cover pad accepts: what downstream accepts (the output follows the cover's
@@ -296,8 +295,8 @@ impl ObjectImpl for StegoHide {
         }
         let mut settings = common::lock(&self.settings);
         match pspec.name() {
-            "secret-eos" => settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS),
-            "secret-fit" => settings.secret_fit = value.get().unwrap_or_default(),
+            "secret-eos" => settings.secret_eos = value.get().expect("type checked upstream"),
+            "secret-fit" => settings.secret_fit = value.get().expect("type checked upstream"),
             _ => return,
         }
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -325,13 +324,8 @@ impl ElementImpl for StegoHide {
             gst::subclass::ElementMetadata::new(
                 "Stego Hide",
                 "Filter/Effect/Video/Aggregator",
-                "Hides the video on the secret pad inside the video on the cover pad with a deep \
-                 steganography network (Baluja 2017); the output has the cover's size, format and \
-                 timing. With variant=fast the secret survives only lossless recordings of the \
-                 container (FFV1 from RGB/BGRx, PNG; nearly: x264 4:4:4 at quantizer 0); 4:2:0 H.264 and \
-                 JPEG destroy it. variant=robust keeps a rough likeness through x264/JPEG in I420. Example: gst-launch-1.0 videotestsrc ! video/x-raw,width=320,height=240 ! \
-                 h.cover videotestsrc pattern=ball ! h.secret stegohide name=h ! stegoreveal ! \
-                 videoconvert ! autovideosink",
+                "Hides the secret pad's video in the cover pad's video (deep steganography); \
+                 record the container losslessly, not as 4:2:0 H.264",
                 "stego project",
             )
         });

@@ -324,8 +324,7 @@ impl ElementImpl for StegoHide {
             gst::subclass::ElementMetadata::new(
                 "Stego Hide",
                 "Filter/Effect/Video/Aggregator",
-                "Hides the secret pad's video in the cover pad's video (deep steganography); \
-                 record the container losslessly, not as 4:2:0 H.264",
+                "Deep steganography: hides the secret pad's video in the cover's; record losslessly, not as 4:2:0 H.264",
                 "stego project",
             )
         });

@@ -123,7 +123,7 @@ pub(crate) fn try_resize<T: Clone + Default>(v: &mut Vec<T>, n: usize, what: &st
     Ok(())
 }
 
-/// A zeroed vector of `n` values, or an error when memory runs out (see [`try_resize`]).
+/// A zeroed vector of `n` values, or an error when memory runs out (see `try_resize`).
 pub fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
     try_resize(&mut v, n, what)?;

@@ -16,7 +16,8 @@
 //!   with clear errors and safe writes;
 //! - [`fsio`]: writing output files: atomic replace for files, streams for FIFOs, devices and `-`.
 //!
-//! Cargo features: `cli` (the `stego` tool, default), `image` (`image_io`), `bench-support`
+//! Cargo features: `cli` (the `stego` tool, default), `image` (`image_io`; `cli` enables it),
+//! `ndarray` ([`Model::run`] on `ndarray` arrays, default), `bench-support`
 //! (`frame::bench_support`, default; for the benchmarks and tests). The GStreamer plugin uses
 //! none of them.
 //!

@@ -5,6 +5,7 @@ use super::cuda::{cuda_builder, cuda_error, explain_cuda_failure};
 use super::{ExecutionProvider, RuntimeOptions, check_options, environment};
 use crate::contract::{self, Role};
 use crate::error::{Error, Result};
+#[cfg(feature = "ndarray")]
 use ndarray::{Array4, ArrayView4};
 use ort::environment::Environment;
 use ort::session::Session;
@@ -219,7 +220,9 @@ impl Model {
     }
 
     /// Runs the model on `[N, 3, H, W]` inputs given in the role's input order, returning a
-    /// new output array. Convenient for tests and tools; streams use [`Model::run_into`].
+    /// new output array. Convenient for tests and tools; streams use [`Model::run_into`]
+    /// (feature `ndarray`).
+    #[cfg(feature = "ndarray")]
     pub fn run(&mut self, inputs: &[ArrayView4<f32>]) -> Result<Array4<f32>> {
         let shape = self.check_inputs(inputs.iter().map(|a| a.shape()))?;
         let mut out = Array4::<f32>::zeros(shape);
@@ -235,6 +238,7 @@ impl Model {
         Ok(out)
     }
 
+    #[cfg(feature = "ndarray")]
     fn check_inputs<'a>(&self, shapes: impl Iterator<Item = &'a [usize]>) -> Result<(usize, usize, usize, usize)> {
         let shapes: Vec<&[usize]> = shapes.collect();
         let n = self.role.inputs().len();

@@ -1,4 +1,6 @@
-//! The library's error type. Every message names the bad value and says what to do.
+//! The library's error type. Every message names the bad value, and its fields carry the data
+//! (paths, causes) so that each front end can add its own advice: the library's messages name
+//! no command-line option, property or install script.
 
 use std::path::PathBuf;
 
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The onnxruntime shared library could not be found or loaded.
-    #[error("cannot load the onnxruntime library{}: {reason}; run scripts/setup.sh to install it into .ort/, or set ORT_DYLIB_PATH to a libonnxruntime.so (version 1.31)", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("cannot load the onnxruntime library{}: {reason}; it needs onnxruntime 1.31 (libonnxruntime.so), which ORT_DYLIB_PATH can name", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     RuntimeLibrary { path: Option<PathBuf>, reason: String },
 
     /// onnxruntime was already loaded from another file in this process.
@@ -15,21 +17,26 @@ pub enum Error {
     RuntimeAlreadyLoaded { loaded: PathBuf, requested: PathBuf },
 
     /// A model file does not exist.
-    #[error("model file {0} does not exist: give the path of an existing .onnx model file, or train one with `cargo run -p training`")]
+    #[error("model file {0} does not exist")]
     ModelMissing(PathBuf),
 
+    /// The model file of a variant and role is in none of the folders searched
+    /// (see [`crate::runtime::resolve_model`]).
+    #[error("model file {file} (the {variant} variant's {role} model) does not exist in {}", searched.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    ModelNotFound { variant: crate::contract::Variant, role: crate::contract::Role, file: &'static str, searched: Vec<PathBuf> },
+
     /// A model file could not be read or parsed by onnxruntime.
-    #[error("cannot load model {path}: {reason}; the file is unreadable or not a valid ONNX model: replace it with a file exported by `cargo run -p training -- export`")]
+    #[error("cannot load model {path}: {reason}; the file is unreadable or not a valid ONNX model")]
     ModelLoad { path: PathBuf, reason: String },
 
     /// A model does not follow the stego contract (names, shapes, types, metadata).
-    #[error("model {path} is not a stego {role} model: {reason}; use the {role}.onnx exported by the training crate")]
+    #[error("model {path} is not a stego {role} model: {reason}")]
     ModelContract { path: PathBuf, role: crate::contract::Role, reason: String },
 
-    /// The requested execution provider cannot be used.
-    /// `advice` says what the reason points to and what to do (see `runtime::cuda_advice`).
-    #[error("execution provider {provider} is not usable: {reason}; {advice}; or use execution provider cpu (or auto to fall back to the CPU)")]
-    ExecutionProvider { provider: String, reason: String, advice: String },
+    /// The requested execution provider cannot be used: onnxruntime's `reason` and what it
+    /// points to (`cause`).
+    #[error("execution provider {provider} is not usable: {reason}; {cause}; or use execution provider cpu (or auto to fall back to the CPU)")]
+    ExecutionProvider { provider: String, reason: String, cause: crate::runtime::CudaCause },
 
     /// An option value is not valid.
     #[error("invalid {what} {value:?}: {expected}")]

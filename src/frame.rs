@@ -65,22 +65,30 @@ impl PixelFormat {
     }
 }
 
-impl fmt::Display for PixelFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `Display` by `name()` and `FromStr` by `name()` in any case over `ALL`, for an enum of
+/// named choices; a bad name is [`Error::InvalidValue`] with `what` and `expected`.
+macro_rules! named_choice {
+    ($ty:ty, $what:literal, $expected:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                <$ty>::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s)).ok_or_else(|| Error::InvalidValue {
+                    what: $what,
+                    value: s.to_string(),
+                    expected: $expected.into(),
+                })
+            }
+        }
+    };
 }
 
-impl FromStr for PixelFormat {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        PixelFormat::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| Error::InvalidValue {
-            what: "pixel format",
-            value: s.to_string(),
-            expected: "one of RGB, RGBA, RGBx, BGR, BGRA, BGRx (convert others with videoconvert)".into(),
-        })
-    }
-}
+named_choice!(PixelFormat, "pixel format", "one of RGB, RGBA, RGBx, BGR, BGRA, BGRx (convert others with videoconvert)");
 
 /// The largest frame or image, in pixels, that the library converts (8192x8192, 64 Mpx: twice
 /// 8K UHD's 7680x4320). Larger ones are refused before anything is allocated for them: their
@@ -115,7 +123,7 @@ pub(crate) fn try_resize<T: Clone + Default>(v: &mut Vec<T>, n: usize, what: &st
     Ok(())
 }
 
-/// A zeroed vector of `n` values, or an error when memory runs out (see [`try_resize`]).
+/// A zeroed vector of `n` values, or an error when memory runs out (see `try_resize`).
 pub fn try_zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
     try_resize(&mut v, n, what)?;
@@ -142,28 +150,36 @@ pub struct Frame<'a> {
     stride: usize,
 }
 
+/// The constructors and the layout accessors [`Frame`] and [`FrameMut`] share, over a buffer
+/// of type `$data`.
+macro_rules! frame_layout {
+    ($data:ty) => {
+        /// A frame over `data` with rows `stride` bytes apart; checks that the buffer is large enough.
+        pub fn new(data: $data, format: PixelFormat, width: usize, height: usize, stride: usize) -> Result<Self> {
+            check_layout(format, width, height, stride, data.len())?;
+            Ok(Self { data, format, width, height, stride })
+        }
+        /// A frame whose rows are tightly packed.
+        pub fn packed(data: $data, format: PixelFormat, width: usize, height: usize) -> Result<Self> {
+            Self::new(data, format, width, height, width * format.bytes_per_pixel())
+        }
+        pub fn format(&self) -> PixelFormat {
+            self.format
+        }
+        pub fn width(&self) -> usize {
+            self.width
+        }
+        pub fn height(&self) -> usize {
+            self.height
+        }
+        pub fn stride(&self) -> usize {
+            self.stride
+        }
+    };
+}
+
 impl<'a> Frame<'a> {
-    /// A frame over `data` with rows `stride` bytes apart; checks that the buffer is large enough.
-    pub fn new(data: &'a [u8], format: PixelFormat, width: usize, height: usize, stride: usize) -> Result<Self> {
-        check_layout(format, width, height, stride, data.len())?;
-        Ok(Frame { data, format, width, height, stride })
-    }
-    /// A frame whose rows are tightly packed.
-    pub fn packed(data: &'a [u8], format: PixelFormat, width: usize, height: usize) -> Result<Self> {
-        Self::new(data, format, width, height, width * format.bytes_per_pixel())
-    }
-    pub fn format(&self) -> PixelFormat {
-        self.format
-    }
-    pub fn width(&self) -> usize {
-        self.width
-    }
-    pub fn height(&self) -> usize {
-        self.height
-    }
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    frame_layout!(&'a [u8]);
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
@@ -196,27 +212,7 @@ pub struct FrameMut<'a> {
 }
 
 impl<'a> FrameMut<'a> {
-    /// A writable frame over `data` with rows `stride` bytes apart; checks the buffer's size.
-    pub fn new(data: &'a mut [u8], format: PixelFormat, width: usize, height: usize, stride: usize) -> Result<Self> {
-        check_layout(format, width, height, stride, data.len())?;
-        Ok(FrameMut { data, format, width, height, stride })
-    }
-    /// A writable frame whose rows are tightly packed.
-    pub fn packed(data: &'a mut [u8], format: PixelFormat, width: usize, height: usize) -> Result<Self> {
-        Self::new(data, format, width, height, width * format.bytes_per_pixel())
-    }
-    pub fn format(&self) -> PixelFormat {
-        self.format
-    }
-    pub fn width(&self) -> usize {
-        self.width
-    }
-    pub fn height(&self) -> usize {
-        self.height
-    }
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    frame_layout!(&'a mut [u8]);
     /// A read-only view of the same frame.
     pub fn as_frame(&self) -> Frame<'_> {
         Frame { data: self.data, format: self.format, width: self.width, height: self.height, stride: self.stride }
@@ -374,29 +370,23 @@ macro_rules! dispatch_format {
     }};
 }
 
-fn unpack_band_generic<const BPP: usize, const R: usize, const G: usize, const B: usize>(
-    frame: &Frame,
-    y0: usize,
-    out_w: usize,
-    r: &mut [f32],
-    g: &mut [f32],
-    b: &mut [f32],
-) {
-    unpack_band::<BPP, R, G, B>(frame, y0, out_w, r, g, b)
+/// The portable and the AVX2 build of a band kernel `$band`: `$generic` and `$avx2`, for
+/// [`dispatch_format!`]. The AVX2 one is the same code compiled with AVX2 enabled.
+macro_rules! band_kernels {
+    ($band:ident => $generic:ident, $avx2:ident, ($($arg:ident: $ty:ty),*)) => {
+        fn $generic<const BPP: usize, const R: usize, const G: usize, const B: usize>($($arg: $ty),*) {
+            $band::<BPP, R, G, B>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2<const BPP: usize, const R: usize, const G: usize, const B: usize>($($arg: $ty),*) {
+            $band::<BPP, R, G, B>($($arg),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn unpack_band_avx2<const BPP: usize, const R: usize, const G: usize, const B: usize>(
-    frame: &Frame,
-    y0: usize,
-    out_w: usize,
-    r: &mut [f32],
-    g: &mut [f32],
-    b: &mut [f32],
-) {
-    unpack_band::<BPP, R, G, B>(frame, y0, out_w, r, g, b)
-}
+band_kernels!(unpack_band => unpack_band_generic, unpack_band_avx2, (frame: &Frame, y0: usize, out_w: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]));
 
 fn unpack_band_dispatch(frame: &Frame, y0: usize, out_w: usize, r: &mut [f32], g: &mut [f32], b: &mut [f32]) {
     dispatch_format!(frame.format, unpack_band_generic, unpack_band_avx2, (frame, y0, out_w, r, g, b))
@@ -511,29 +501,7 @@ fn pack_band<const BPP: usize, const R: usize, const G: usize, const B: usize>(
     }
 }
 
-fn pack_band_generic<const BPP: usize, const R: usize, const G: usize, const B: usize>(
-    src: PackSource,
-    y0: usize,
-    rows: usize,
-    w: usize,
-    dst: &mut [u8],
-    stride: usize,
-) {
-    pack_band::<BPP, R, G, B>(src, y0, rows, w, dst, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn pack_band_avx2<const BPP: usize, const R: usize, const G: usize, const B: usize>(
-    src: PackSource,
-    y0: usize,
-    rows: usize,
-    w: usize,
-    dst: &mut [u8],
-    stride: usize,
-) {
-    pack_band::<BPP, R, G, B>(src, y0, rows, w, dst, stride)
-}
+band_kernels!(pack_band => pack_band_generic, pack_band_avx2, (src: PackSource, y0: usize, rows: usize, w: usize, dst: &mut [u8], stride: usize));
 
 fn pack_band_dispatch(format: PixelFormat, src: PackSource, y0: usize, rows: usize, w: usize, dst: &mut [u8], stride: usize) {
     dispatch_format!(format, pack_band_generic, pack_band_avx2, (src, y0, rows, w, dst, stride))
@@ -591,7 +559,9 @@ fn planar_to_frame_threads(
     Ok(())
 }
 
-/// Conversions with an explicit number of threads, for `benches/convert.rs` (not a stable API).
+/// Conversions with an explicit number of threads and deterministic test frames, for the
+/// benchmarks and tests (feature `bench-support`; not a stable API).
+#[cfg(any(test, feature = "bench-support"))]
 #[doc(hidden)]
 pub mod bench_support {
     use super::*;
@@ -618,15 +588,8 @@ pub mod bench_support {
     }
 
     /// [`planar_to_frame`] on `threads` bands.
-    pub fn planar_to_frame_threads(
-        planar: &[f32],
-        tensor_w: usize,
-        tensor_h: usize,
-        out: &mut FrameMut,
-        alpha_from: Option<&Frame>,
-        threads: usize,
-    ) -> Result<()> {
-        super::planar_to_frame_threads(planar, tensor_w, tensor_h, out, alpha_from, threads)
+    pub fn planar_to_frame_threads(planar: &[f32], tw: usize, th: usize, out: &mut FrameMut, alpha: Option<&Frame>, threads: usize) -> Result<()> {
+        super::planar_to_frame_threads(planar, tw, th, out, alpha, threads)
     }
 }
 
@@ -878,22 +841,7 @@ impl SecretFit {
     }
 }
 
-impl fmt::Display for SecretFit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SecretFit {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        SecretFit::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| Error::InvalidValue {
-            what: "secret fit",
-            value: s.to_string(),
-            expected: "stretch, fit (aspect kept, black bars) or crop (aspect kept, centre crop)".into(),
-        })
-    }
-}
+named_choice!(SecretFit, "secret fit", "stretch, fit (aspect kept, black bars) or crop (aspect kept, centre crop)");
 
 /// The share (0 to 1) of the frame's pixels that have a colour channel at 0 or 255. A cover
 /// that is mostly saturated (colour bars, blown highlights, black) leaves the hiding net no
@@ -929,6 +877,36 @@ fn pad_planar(src: &[f32], w: usize, h: usize, out: &mut [f32], tw: usize, th: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Golden values from Pillow 13.0.0: `Image.fromarray(plane, mode="F").resize((dw, dh),
+    /// Image.Resampling.BICUBIC)` on float32 planes (no 8-bit rounding), the filter this
+    /// resampler follows (Catmull-Rom, a = −0.5, support widened by the factor when shrinking).
+    /// The planes stay inside [0, 1], where our clamping changes nothing (Pillow does not clamp
+    /// float images).
+    #[test]
+    fn resampler_matches_pillow_bicubic() {
+        let plane = |w: usize, h: usize| -> Vec<f32> {
+            (0..h).flat_map(|y| (0..w).map(move |x| 0.25 + 0.5 * (((x * 7 + y * 13) % 17) as f32 / 16.0))).collect()
+        };
+        let up: [f32; 48] = [
+            0.205018, 0.312419, 0.492578, 0.667772, 0.619468, 0.389136, 0.499879, 0.617714, 0.453027, 0.411268, 0.394159, 0.591264, 0.552526,
+            0.298543, 0.426274, 0.560268, 0.686257, 0.548102, 0.385354, 0.508507, 0.480449, 0.298477, 0.370566, 0.452464, 0.547535, 0.629434,
+            0.701523, 0.519551, 0.491493, 0.614646, 0.451898, 0.313743, 0.439732, 0.573726, 0.701457, 0.447474, 0.408736, 0.605841, 0.588732,
+            0.546973, 0.382286, 0.500121, 0.610864, 0.380532, 0.332228, 0.507422, 0.687581, 0.794982,
+        ];
+        let down: [f32; 12] = [0.499575, 0.470242, 0.474727, 0.492454, 0.515127, 0.524875, 0.506665, 0.512538, 0.468633, 0.492451, 0.505182, 0.519939];
+        let mut r = Resampler::default();
+        for ((sw, sh, dw, dh), want) in [((5, 4, 8, 6), &up[..]), ((9, 7, 4, 3), &down[..])] {
+            let src: Vec<f32> = plane(sw, sh).repeat(3);
+            let mut dst = vec![0f32; 3 * dw * dh];
+            r.resample(&src, sw, sh, &mut dst, dw, dh).unwrap();
+            for (c, got) in dst.chunks(dw * dh).enumerate() {
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    assert!((g - w).abs() < 2e-6, "{sw}x{sh} -> {dw}x{dh}, channel {c}, value {i}: {g} vs Pillow's {w}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn quantize_rounds_half_up_and_clamps() {

@@ -6,19 +6,27 @@
 //!
 //! This library is the runtime shared by the `stego` CLI and the GStreamer elements:
 //! - [`contract`]: the models' input/output names, layout and metadata;
-//! - [`runtime`]: loading onnxruntime and the models, execution providers;
+//! - [`runtime`]: finding the models and onnxruntime (the search order is in its docs), loading
+//!   them, execution providers;
 //! - [`frame`]: the one frame ↔ tensor conversion (packed RGB/BGR formats, strides, resizing);
 //! - [`pipeline`]: [`Hider`] and [`Revealer`], frame in, frame out;
 //! - [`metrics`]: APD, PSNR, SSIM;
 //! - [`lsb`]: least-significant-bit substitution, the baseline beside the models' figures;
-//! - [`image_io`]: still images with clear errors and safe writes;
+//! - `image_io` (feature `image`, which the `cli` feature enables): still PNG and JPEG images
+//!   with clear errors and safe writes;
 //! - [`fsio`]: writing output files: atomic replace for files, streams for FIFOs, devices and `-`.
 //!
+//! Cargo features: `cli` (the `stego` tool, default), `image` (`image_io`; `cli` enables it),
+//! `ndarray` ([`Model::run`] on `ndarray` arrays, default), `bench-support`
+//! (`frame::bench_support`, default; for the benchmarks and tests). The GStreamer plugin uses
+//! none of them.
+//!
 //! ```no_run
-//! use stego::{Hider, Revealer, RuntimeOptions, contract::Role, frame::{Frame, FrameMut, PixelFormat}};
+//! use stego::{Hider, RuntimeOptions, Variant, contract::Role, frame::{Frame, FrameMut, PixelFormat}};
 //! # fn main() -> Result<(), stego::Error> {
 //! let opts = RuntimeOptions::default();
-//! let mut hider = Hider::new(&stego::default_model_file(Role::Hide), &opts)?;
+//! let model = stego::resolve_model(None, Variant::default(), Role::Hide)?;
+//! let mut hider = Hider::new(&model, &opts)?;
 //! let (w, h) = (64, 48);
 //! let cover = vec![100u8; w * h * 3];
 //! let secret = vec![200u8; 32 * 32 * 3];
@@ -35,6 +43,7 @@ pub mod contract;
 pub mod error;
 pub mod frame;
 pub mod fsio;
+#[cfg(feature = "image")]
 pub mod image_io;
 pub mod lsb;
 pub mod metrics;
@@ -43,5 +52,5 @@ pub mod runtime;
 
 pub use contract::Variant;
 pub use error::{Error, Result};
-pub use pipeline::{Hider, Revealer, default_model_dir, default_model_file, default_model_file_for};
-pub use runtime::{ExecutionProvider, Model, RuntimeOptions};
+pub use pipeline::{Hider, Revealer};
+pub use runtime::{ExecutionProvider, Model, RuntimeOptions, resolve_model};

@@ -159,6 +159,21 @@ mod tests {
         assert!(ssim(&a, &n, 16, 16) < 0.5);
     }
 
+    /// Golden value from scikit-image 0.26.0: `structural_similarity(a, b, data_range=1.0,
+    /// channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)` on the
+    /// same planar images as float64 (its Gaussian window, truncated at 3.5 σ, is our 11×11; it
+    /// averages the interior windows and the channels as we do).
+    #[test]
+    fn ssim_matches_scikit_image() {
+        let (w, h) = (24, 20);
+        let a = crate::frame::bench_support::pseudo_random_bytes(3 * w * h, 7);
+        let noise = crate::frame::bench_support::pseudo_random_bytes(3 * w * h, 8);
+        let b: Vec<u8> = a.iter().zip(&noise).map(|(&x, &n)| ((3 * x as u32 + n as u32) / 4) as u8).collect();
+        let planar = |v: &[u8]| -> Vec<f32> { v.iter().map(|&x| dequantize(x)).collect() };
+        let got = ssim(&planar(&a), &planar(&b), w, h);
+        assert!((got - 0.9226056423220926).abs() < 1e-6, "{got} vs scikit-image's 0.9226056423220926");
+    }
+
     #[test]
     fn rgb8_matches_planar() {
         let a: Vec<u8> = (0..4 * 3 * 3).map(|i| (i * 7) as u8).collect();

@@ -1,27 +1,10 @@
 //! Frame-level hiding and revealing: the part shared by the CLI and the GStreamer elements.
 
-use crate::contract::{Role, Variant};
+use crate::contract::Role;
 use crate::error::{Error, Result};
 use crate::frame::{Converter, Frame, FrameMut, SecretFit, check_size, planar_to_frame, try_zeroed};
 use crate::runtime::{Model, RuntimeOptions};
-use std::path::{Path, PathBuf};
-
-/// The folder of the shipped models (`models/` of the project; see [`crate::runtime::project_root`]).
-pub fn default_model_dir() -> PathBuf {
-    crate::runtime::project_root().join("models")
-}
-
-/// The default model file of a role (`models/hide-fast.onnx` or `models/reveal-fast.onnx`):
-/// the default [`Variant`]'s models.
-pub fn default_model_file(role: Role) -> PathBuf {
-    default_model_file_for(role, Variant::default())
-}
-
-/// The default model file of a role and variant in the shipped models folder
-/// (`models/hide.onnx`, `models/reveal-fast.onnx`, …; see [`Variant::file_name`]).
-pub fn default_model_file_for(role: Role, variant: Variant) -> PathBuf {
-    default_model_dir().join(variant.file_name(role))
-}
+use std::path::Path;
 
 /// Runs `f` on a mid-grey RGB input frame and an output frame of `width x height` (warm-up).
 fn with_grey_frames(width: usize, height: usize, f: impl FnOnce(&Frame, &mut FrameMut) -> Result<()>) -> Result<()> {
@@ -82,16 +65,14 @@ impl Hider {
         let (tw, th) = (padded(w, m), padded(h, m));
         let plane = 3 * tw * th;
         let (cc, sc, fit) = (&mut self.cover_conv, &mut self.secret_conv, self.secret_fit);
-        let mut result = Ok(());
         self.model.run_with(
             [1, 3, th, tw],
             |inputs| {
                 cc.to_tensor(cover, w, h, &mut inputs[0][..plane], tw, th)?;
                 sc.to_tensor_fit(secret, w, h, fit, &mut inputs[1][..plane], tw, th)
             },
-            |container| result = planar_to_frame(container, tw, th, out, Some(cover)),
-        )?;
-        result
+            |container| planar_to_frame(container, tw, th, out, Some(cover)),
+        )
     }
 }
 
@@ -124,12 +105,10 @@ impl Revealer {
         let m = self.model.size_multiple();
         let (tw, th) = (padded(w, m), padded(h, m));
         let conv = &mut self.conv;
-        let mut result = Ok(());
         self.model.run_with(
             [1, 3, th, tw],
             |inputs| conv.to_tensor(container, w, h, &mut inputs[0][..], tw, th),
-            |revealed| result = planar_to_frame(revealed, tw, th, out, None),
-        )?;
-        result
+            |revealed| planar_to_frame(revealed, tw, th, out, None),
+        )
     }
 }

@@ -224,7 +224,7 @@ fn bad_images() {
 }
 
 #[test]
-fn cuda_without_a_gpu() {
+fn cuda_on_this_machine_works_or_says_why() {
     let (_dir, out) = setup_bad();
     let c = data_image("skimage_chelsea.png");
     let gpu = std::process::Command::new("nvidia-smi").arg("-L").output().map(|o| o.status.success()).unwrap_or(false);
@@ -232,25 +232,33 @@ fn cuda_without_a_gpu() {
     if gpu {
         // With a GPU the run either works (the GPU build of onnxruntime) or says why not.
         assert!(o.status.success() || stderr(&o).contains("execution provider cuda"), "{}", stderr(&o));
-        return;
+    } else {
+        assert_fails_with(&o, &["execution provider cuda", "not usable", "use execution provider cpu"]);
+        // The advice names the cause: the CPU-only library, or (with `STEGO_GPU=1 scripts/setup.sh`'s
+        // install) the missing NVIDIA driver.
+        let e = stderr(&o);
+        assert!(e.contains("CPU-only build") || e.contains("no NVIDIA driver was found (libcuda.so.1"), "{e}");
+        assert_absent(&out);
     }
-    assert_fails_with(&o, &["execution provider cuda", "not usable", "use execution provider cpu"]);
-    // The advice names the cause: the CPU-only library, or (with `STEGO_GPU=1 scripts/setup.sh`'s
-    // install) the missing NVIDIA driver.
-    let e = stderr(&o);
-    assert!(e.contains("CPU-only build") || e.contains("no NVIDIA driver was found (libcuda.so.1"), "{e}");
-    assert_absent(&out);
+}
+
+/// With the CPU-only onnxruntime, on any machine: `cuda` is an error that names the library and
+/// the CLI's fix, and `auto` falls back to the CPU and says so.
+#[test]
+fn cuda_with_the_cpu_only_library() {
+    let (_dir, out) = setup_bad();
+    let c = data_image("skimage_chelsea.png");
     let cpu_lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort/cpu/libonnxruntime.so");
-    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "cuda"], &[("ORT_DYLIB_PATH", s(&cpu_lib))]);
+    let env = [("ORT_DYLIB_PATH", s(&cpu_lib))];
+    let o = stego(&["hide", "--cover", s(&c), "--secret", s(&c), "-o", s(&out), "--execution-provider", "cuda"], &env);
     assert_fails_with(&o, &["execution provider cuda", "is a CPU-only build", &cpu_lib.display().to_string(), "STEGO_GPU=1 scripts/setup.sh"]);
     assert_absent(&out);
-    // auto falls back to the CPU and says so.
     let tiny = tempfile::tempdir().unwrap();
     let img = tiny.path().join("tiny.png");
     RgbImage::from_pixel(16, 12, image::Rgb([10, 200, 30])).save(&img).unwrap();
-    let o = stego(&["hide", "--cover", s(&img), "--secret", s(&img), "-o", s(&out), "--execution-provider", "auto"], &[]);
+    let o = stego(&["hide", "--cover", s(&img), "--secret", s(&img), "-o", s(&out), "--execution-provider", "auto"], &env);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("warning: CUDA is not usable"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: CUDA is not usable") && stderr(&o).contains("CPU-only build"), "{}", stderr(&o));
     assert!(out.is_file());
 }
 

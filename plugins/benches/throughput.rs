@@ -5,8 +5,8 @@
 //!
 //! `cargo bench -p gst-plugin-stego --bench throughput -- [--frames N] [--threads T]
 //!  [--sizes 320x240,640x480,1280x720] [--roles hide,reveal] [--model-dir DIR]
-//!  [--variant fast|paper (default fast)] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]
-//!  [--cell-timeout S]`
+//!  [--variant fast|robust|paper (default fast)] [--precision fp32|fp16] [--execution-provider cpu|cuda] [--rounds R]
+//!  [--cell-timeout S]` (`-- --help` lists them).
 //!
 //! `--cell-timeout S` stops a cell's process after S seconds and reports it as an error.
 //!
@@ -28,10 +28,71 @@ use stego::contract::{self, Role};
 use stego::frame::{Frame, FrameMut, PixelFormat};
 use stego::runtime::{ExecutionProvider, Model, RuntimeOptions};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+/// The benchmark's options (see the module docs).
+#[derive(clap::Parser, Debug)]
+#[command(name = "throughput", about = "Throughput of one model: bare onnxruntime, the library, the elements, Python")]
+struct Args {
+    /// Timed frames per cell after warm-up.
+    #[arg(long, default_value_t = 3)]
+    frames: usize,
+    /// onnxruntime intra-op threads [default: onnxruntime's, one per physical core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Frame sizes, WxH, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "320x240,640x480,1280x720", value_parser = parse_size)]
+    sizes: Vec<(usize, usize)>,
+    /// Roles, comma-separated: hide, reveal.
+    #[arg(long, value_delimiter = ',', default_value = "hide,reveal", value_parser = parse_role)]
+    roles: Vec<Role>,
+    /// Folder of the models [default: where the library finds the variant's hiding model].
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Which models: fast, robust or paper.
+    #[arg(long, default_value = "fast", value_parser = parse_variant)]
+    variant: contract::Variant,
+    /// fp32, or fp16 for the float16 exports (`hide-fp16.onnx`, …: `training export --fp16`).
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "fp16"])]
+    precision: String,
+    /// cpu or cuda (one provider per run: not auto).
+    #[arg(long, default_value = "cpu", value_parser = parse_provider)]
+    execution_provider: ExecutionProvider,
+    /// Interleaved rounds per (role, size).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Stops a cell's process after S seconds and reports it as an error.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    cell_timeout: Option<u64>,
+    /// Runs one cell in this process: METHOD ROLE MODEL WxH FRAMES (the table's own use).
+    #[arg(long, num_args = 5, hide = true)]
+    worker: Option<Vec<String>>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    s.split_once('x')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| format!("{s:?} is not a size: use WxH"))
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    [Role::Hide, Role::Reveal]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not a role: use hide or reveal"))
+}
+
+fn parse_variant(s: &str) -> Result<contract::Variant, String> {
+    contract::Variant::from_name(s).ok_or_else(|| format!("use one of {}", contract::Variant::NAMES.join(", ")))
+}
+
+fn parse_provider(s: &str) -> Result<ExecutionProvider, String> {
+    match s.parse::<ExecutionProvider>().map_err(|e| e.to_string())? {
+        ExecutionProvider::Auto => Err("the benchmark measures one provider: use cpu or cuda".into()),
+        p => Ok(p),
+    }
 }
 
 fn peak_rss_kib() -> u64 {
@@ -76,15 +137,7 @@ struct CellSpec {
 
 /// Runs one cell in this process and prints `RESULT frames seconds peak_rss_kib`.
 fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, threads, provider } = *spec;
     let opts = RuntimeOptions {
         threads,
         execution_provider: provider,
@@ -194,15 +247,7 @@ fn worker(method: &str, spec: &CellSpec) -> Result<(), String> {
 /// ready tensors of (a) and the ready frames of (b), the frames wait in memory, and no source
 /// thread wakes up per frame on the cores onnxruntime's threads are using.
 fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, .. } = *spec;
     use gst::prelude::*;
     gst::init().map_err(|e| e.to_string())?;
     gststego::plugin_register_static().map_err(|e| e.to_string())?;
@@ -210,8 +255,8 @@ fn gst_cell(spec: &CellSpec, cover: &[u8], secret: &[u8]) -> Result<f64, String>
     let n = frames + 1;
     let t = format!(
         "{} execution-provider={}",
-        threads.unwrap_or(0),
-        provider.as_str()
+        spec.threads.unwrap_or(0),
+        spec.provider.as_str()
     );
     let src = |name: &str| {
         format!("appsrc name={name} caps=\"{caps}\" format=time block=false max-buffers=0 max-bytes=0 max-time=0")
@@ -404,15 +449,7 @@ fn output_within(mut cmd: Command, limit: Option<std::time::Duration>) -> Result
 }
 
 fn run_cell(method: &str, spec: &CellSpec, limit: Option<std::time::Duration>) -> Result<Cell, String> {
-    let CellSpec {
-        role,
-        ref model,
-        w,
-        h,
-        frames,
-        threads,
-        provider,
-    } = *spec;
+    let CellSpec { role, ref model, w, h, frames, threads, provider } = *spec;
     let out = if method == "python" {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let py = std::env::var_os("STEGO_BENCH_PYTHON")
@@ -533,95 +570,36 @@ fn preflight(model: &std::path::Path, role: Role, opts: &RuntimeOptions) -> Resu
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let threads = arg(&args, "--threads").and_then(|t| t.parse().ok());
-    let provider: ExecutionProvider = match arg(&args, "--execution-provider")
-        .unwrap_or_else(|| "cpu".into())
-        .parse()
-    {
-        Ok(ExecutionProvider::Auto) => {
-            eprintln!("bad --execution-provider auto: the benchmark measures one provider; use cpu or cuda");
-            std::process::exit(2);
-        }
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Some(i) = args.iter().position(|a| a == "--worker") {
-        let g = |k: usize| args.get(i + k).cloned().unwrap_or_default();
-        let role = if g(2) == "reveal" {
-            Role::Reveal
-        } else {
-            Role::Hide
-        };
-        let (w, h) = g(4)
-            .split_once('x')
-            .map(|(a, b)| (a.parse().unwrap_or(0), b.parse().unwrap_or(0)))
-            .unwrap_or((0, 0));
+    let args = <Args as clap::Parser>::parse();
+    let (threads, provider, frames, variant) = (args.threads, args.execution_provider, args.frames, args.variant);
+    if let Some(w) = &args.worker {
         let spec = CellSpec {
-            role,
-            model: PathBuf::from(g(3)),
-            w,
-            h,
-            frames: g(5).parse().unwrap_or(1),
+            role: parse_role(&w[1]).unwrap_or(Role::Hide),
+            model: PathBuf::from(&w[2]),
+            w: parse_size(&w[3]).map_or(0, |s| s.0),
+            h: parse_size(&w[3]).map_or(0, |s| s.1),
+            frames: w[4].parse().unwrap_or(1),
             threads,
             provider,
         };
-        if let Err(e) = worker(&g(1), &spec) {
+        if let Err(e) = worker(&w[0], &spec) {
             eprintln!("worker error: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let frames: usize = arg(&args, "--frames")
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(3);
-    let sizes = arg(&args, "--sizes").unwrap_or_else(|| "320x240,640x480,1280x720".into());
-    let roles = arg(&args, "--roles").unwrap_or_else(|| "hide,reveal".into());
-    let model_dir = arg(&args, "--model-dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(stego::default_model_dir);
-    let variant_name = arg(&args, "--variant").unwrap_or_else(|| contract::Variant::default().as_str().into());
-    let Some(variant) = contract::Variant::from_name(&variant_name) else {
-        eprintln!(
-            "bad --variant {variant_name:?}: use one of {}",
-            contract::Variant::NAMES.join(", ")
-        );
-        std::process::exit(2);
-    };
-    let precision = arg(&args, "--precision").unwrap_or_else(|| "fp32".into());
-    if precision != "fp32" && precision != "fp16" {
-        eprintln!("bad --precision {precision:?}: use fp32 or fp16");
-        std::process::exit(2);
-    }
-    let rounds: usize = if args.iter().any(|a| a == "--rounds") {
-        let r = arg(&args, "--rounds").unwrap_or_default();
-        match r.parse() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                eprintln!("bad --rounds {r:?}: use a positive whole number");
-                std::process::exit(2);
-            }
+    let rounds = args.rounds as usize;
+    let cell_limit = args.cell_timeout.map(std::time::Duration::from_secs);
+    let role_list = &args.roles;
+    let precision = args.precision.as_str();
+    // Without --model-dir: the folder the library finds the variant's hiding model in.
+    let model_dir = args.model_dir.clone().unwrap_or_else(|| match stego::resolve_model(None, variant, Role::Hide) {
+        Ok(file) => file.parent().map(PathBuf::from).unwrap_or_default(),
+        Err(e) => {
+            eprintln!("stego throughput: {e}: give --model-dir");
+            std::process::exit(2);
         }
-    } else {
-        3
-    };
-    let cell_limit = match arg(&args, "--cell-timeout") {
-        None => None,
-        Some(t) => match t.parse::<u64>() {
-            Ok(n) if n > 0 => Some(std::time::Duration::from_secs(n)),
-            _ => {
-                eprintln!("bad --cell-timeout {t:?}: use a positive number of seconds");
-                std::process::exit(2);
-            }
-        },
-    };
-    let role_list: Vec<Role> = roles
-        .split(',')
-        .map(|r| if r == "reveal" { Role::Reveal } else { Role::Hide })
-        .collect();
+    });
     let model_for = |role: Role| {
         model_dir.join(if precision == "fp16" {
             variant.fp16_file_name(role)
@@ -632,7 +610,7 @@ fn main() {
     // Each model once on the provider against the CPU before the table: a provider that cannot
     // run gives one clear error instead of the same one in every cell, and wrong outputs stop
     // the benchmark.
-    for &role in &role_list {
+    for &role in role_list {
         let opts = RuntimeOptions { threads, execution_provider: provider, ..Default::default() };
         let model = model_for(role);
         match preflight(&model, role, &opts) {
@@ -652,16 +630,9 @@ fn main() {
         "| role | size | method | fps | fps range | ms/frame | GFLOP/s | peak RSS MiB | vs (a) |"
     );
     println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
-    for &role in &role_list {
+    for &role in role_list {
         let model = model_for(role);
-        for size in sizes.split(',') {
-            let Some((w, h)) = size
-                .split_once('x')
-                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
-            else {
-                eprintln!("bad size {size:?}: use WxH");
-                std::process::exit(2);
-            };
+        for &(w, h) in &args.sizes {
             let spec = CellSpec {
                 role,
                 model: model.clone(),

@@ -157,18 +157,13 @@ pub const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Cpu
 pub const DEFAULT_DEVICE: i32 = 0;
 pub const DEFAULT_THREADS: u32 = 0;
 
-/// The shipped model of `role` and `variant` (`models/hide.onnx`, `models/reveal-fast.onnx`,
-/// …), as the library finds it.
-pub fn default_model_file(role: stego::contract::Role, variant: Variant) -> PathBuf {
-    stego::default_model_file_for(role, variant.into())
-}
-
 /// The model properties both elements have, as a plain value copied out under a short lock.
 #[derive(Debug, Clone)]
 pub struct ModelSettings {
     /// Whose model: the hiding or the reveal model.
     pub role: stego::contract::Role,
-    /// `model-file` as set explicitly; `None`: the variant's file in the shipped models folder.
+    /// `model-file` as set explicitly; `None`: the variant's file, found by
+    /// [`stego::resolve_model`] when the element starts.
     pub explicit_model_file: Option<PathBuf>,
     pub variant: Variant,
     pub execution_provider: ExecutionProvider,
@@ -188,12 +183,13 @@ impl ModelSettings {
         }
     }
 
-    /// The model file to load (and the value of `model-file`): the one set explicitly, else
-    /// the variant's file in the shipped models folder.
-    pub fn model_file(&self) -> PathBuf {
-        self.explicit_model_file
-            .clone()
-            .unwrap_or_else(|| default_model_file(self.role, self.variant))
+    /// The model file to load: the one set explicitly, else the variant's file as
+    /// [`stego::resolve_model`] finds it (an error that lists the folders searched).
+    pub fn model_file(&self) -> stego::Result<PathBuf> {
+        match &self.explicit_model_file {
+            Some(f) => Ok(f.clone()),
+            None => stego::resolve_model(None, self.variant.into(), self.role),
+        }
     }
 
     /// The library's runtime options for these settings.
@@ -217,11 +213,8 @@ impl ModelSettings {
         model: impl FnOnce(&T) -> &stego::Model,
     ) -> Result<T, gst::ErrorMessage> {
         let options = self.runtime_options();
-        let file = self.model_file();
-        let name = element
-            .factory()
-            .map(|f| f.name().to_string())
-            .unwrap_or_else(|| element.name().to_string());
+        let name = element_name(element);
+        let file = self.model_file().map_err(|e| start_error(&name, &e))?;
         gst::debug!(
             cat,
             obj = element,
@@ -229,20 +222,6 @@ impl ModelSettings {
             file.display(),
             self.variant
         );
-        if self.explicit_model_file.is_none() && !file.exists() {
-            let dir = file.parent().unwrap_or(std::path::Path::new("."));
-            let v = stego::Variant::from(self.variant);
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                (
-                    "{name}: model file {} does not exist: {}, or set variant={}",
-                    file.display(),
-                    v.missing_hint(dir),
-                    v.other()
-                ),
-                ["or set the model-file property to an existing model"]
-            ));
-        }
         let loaded = load(&file, &options).map_err(|e| start_error(&name, &e))?;
         let m = model(&loaded);
         gst::info!(
@@ -261,17 +240,16 @@ impl ModelSettings {
     /// The property specs of `model-file`, `variant`, `execution-provider`, `device` and
     /// `threads`.
     pub fn properties(role: stego::contract::Role) -> Vec<glib::ParamSpec> {
-        let default_file = default_model_file(role, Variant::default());
-        let dir = stego::default_model_dir();
         vec![
             glib::ParamSpecString::builder("model-file")
                 .nick("Model file")
                 .blurb(&format!(
                     "ONNX {role} model (the stego contract); when not set (or set to NULL), the \
-                     variant's model in {} (reading gives the file that will be loaded){NOT_WHILE_RUNNING}",
-                    dir.display()
+                     variant's model, looked for when the element starts in STEGO_MODEL_DIR, else in \
+                     models/ of the installed layout (STEGO_HOME, or a folder above the plugin), else \
+                     in /usr/local/share/stego/models and /usr/share/stego/models (reading gives the \
+                     file that will be loaded){NOT_WHILE_RUNNING}"
                 ))
-                .default_value(Some(default_file.to_string_lossy().as_ref()))
                 .mutable_ready()
                 .build(),
             glib::ParamSpecEnum::builder_with_default("variant", Variant::default())
@@ -344,7 +322,7 @@ impl ModelSettings {
                 (
                     "{}: {} cannot change while the element is {state:?}: the new value {:?} is \
                      ignored and the loaded model keeps running; set it in the NULL or READY state",
-                    element.factory().map(|f| f.name().to_string()).unwrap_or_default(),
+                    element_name(element),
                     pspec.name(),
                     value
                 )
@@ -363,15 +341,15 @@ impl ModelSettings {
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
         match pspec.name() {
             "model-file" => {
-                let file: Option<String> = value.get().unwrap_or(None);
+                let file: Option<String> = value.get().expect("type checked upstream");
                 self.explicit_model_file = file.filter(|f| !f.is_empty()).map(PathBuf::from);
             }
-            "variant" => self.variant = value.get().unwrap_or_default(),
+            "variant" => self.variant = value.get().expect("type checked upstream"),
             "execution-provider" => {
-                self.execution_provider = value.get().unwrap_or(DEFAULT_EXECUTION_PROVIDER);
+                self.execution_provider = value.get().expect("type checked upstream");
             }
-            "device" => self.device = value.get().unwrap_or(DEFAULT_DEVICE),
-            "threads" => self.threads = value.get().unwrap_or(DEFAULT_THREADS),
+            "device" => self.device = value.get().expect("type checked upstream"),
+            "threads" => self.threads = value.get().expect("type checked upstream"),
             _ => return false,
         }
         true
@@ -380,7 +358,11 @@ impl ModelSettings {
     /// Reads one of the model properties; `None` when `pspec` is not one of them.
     pub fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
         Some(match pspec.name() {
-            "model-file" => self.model_file().to_string_lossy().to_value(),
+            "model-file" => self
+                .model_file()
+                .ok()
+                .map(|f| f.to_string_lossy().into_owned())
+                .to_value(),
             "variant" => self.variant.to_value(),
             "execution-provider" => self.execution_provider.to_value(),
             "device" => self.device.to_value(),
@@ -410,10 +392,7 @@ pub fn warm_up(
     }
     let (w, h) = (size.0 as usize, size.1 as usize);
     let t = std::time::Instant::now();
-    let name = element
-        .factory()
-        .map(|f| f.name().to_string())
-        .unwrap_or_else(|| element.name().to_string());
+    let name = element_name(element);
     if let Err(e) = stego::frame::check_size(w, h) {
         gst::element_error!(
             element,
@@ -434,6 +413,13 @@ pub fn warm_up(
     *warmed = Some(size);
     gst::info!(cat, obj = element, "Warmed up at {w}x{h} in {:?}", t.elapsed());
     Ok(())
+}
+
+/// Posts `what: err` as a stream error of `element` (the pipeline stops with it) and returns
+/// the flow error to hand upstream.
+pub fn flow_error(element: &gst::Element, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
+    gst::element_error!(element, gst::StreamError::Failed, ("{what}: {err}"));
+    gst::FlowError::Error
 }
 
 /// Why a buffer could not be mapped as a frame of its caps, without dumping the buffer.
@@ -535,9 +521,17 @@ pub fn frame_mut<'a>(
     stego::frame::FrameMut::new(data, format, width, height, stride).map_err(|e| e.to_string())
 }
 
-/// The element error for a library error raised while creating the session in `start()`:
-/// the library's message (which names the file or provider and what to do) plus the
-/// element's own property to change.
+/// The element's name for its messages: its factory's (`stegohide`), else its own.
+pub fn element_name(element: &gst::Element) -> String {
+    element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_else(|| element.name().to_string())
+}
+
+/// The element error for a library error raised while finding the model or creating the
+/// session in `start()`: the library's message (which names the file or provider and what
+/// is wrong) plus the element's own advice: the property to change, the file to install.
 pub fn start_error(element: &str, err: &stego::Error) -> gst::ErrorMessage {
     use stego::Error as E;
     match err {
@@ -546,19 +540,45 @@ pub fn start_error(element: &str, err: &stego::Error) -> gst::ErrorMessage {
             ("{element}: {err}"),
             ["set the model-file property to an existing model"]
         ),
+        E::ModelNotFound { variant, searched, .. } => {
+            let dir = searched.first().map_or(std::path::Path::new("models"), |d| d.as_path());
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("{element}: {err}: {}, or set variant={}", variant.missing_hint(dir), variant.other()),
+                ["or set the model-file property to an existing model, or STEGO_MODEL_DIR to its folder"]
+            )
+        }
         E::ModelLoad { .. } | E::ModelContract { .. } => gst::error_msg!(
             gst::ResourceError::OpenRead,
             ("{element}: {err}"),
             ["set the model-file property to a model exported by the training crate"]
         ),
-        E::ExecutionProvider { .. } => gst::error_msg!(
+        E::ExecutionProvider { cause, .. } => gst::error_msg!(
             gst::LibraryError::Init,
             ("{element}: {err}"),
-            ["element property: execution-provider=cpu, or auto to fall back to the CPU"]
+            ["element property: execution-provider=cpu, or auto to fall back to the CPU{}", cuda_advice(cause)]
         ),
-        E::RuntimeLibrary { .. } | E::RuntimeAlreadyLoaded { .. } => {
+        E::RuntimeLibrary { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{element}: {err}"),
+            ["install onnxruntime 1.31 into .ort/cpu (or onnxruntime-gpu into .ort/gpu) of the installed layout, \
+              as scripts/setup.sh does, or set ORT_DYLIB_PATH"]
+        ),
+        E::RuntimeAlreadyLoaded { .. } => {
             gst::error_msg!(gst::LibraryError::Init, ("{element}: {err}"))
         }
         _ => gst::error_msg!(gst::LibraryError::Settings, ("{element}: {err}")),
+    }
+}
+
+/// The element's advice for a CUDA failure whose fix is another onnxruntime install.
+fn cuda_advice(cause: &stego::runtime::CudaCause) -> &'static str {
+    use stego::runtime::CudaCause as C;
+    match cause {
+        C::CpuOnlyBuild { .. } => {
+            "; for CUDA install onnxruntime-gpu into .ort/gpu (STEGO_GPU=1 scripts/setup.sh) or set ORT_DYLIB_PATH to it"
+        }
+        C::GpuLibraryMissing => "; run STEGO_GPU=1 scripts/setup.sh again to reinstall what .ort/gpu lacks",
+        _ => "",
     }
 }

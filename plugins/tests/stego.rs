@@ -1050,6 +1050,7 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
     ] {
         let e = gst::ElementFactory::make(factory).build().unwrap();
         let model_file = |e: &gst::Element| PathBuf::from(e.property::<String>("model-file"));
+        let resolved = |v: stego::Variant| stego::resolve_model(None, v, role).unwrap();
 
         // The property: a GstStegoVariant with nicks paper, fast and robust, default fast (the library's default),
         // changeable in NULL and READY like model-file.
@@ -1063,15 +1064,17 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
             e.property::<gststego::Variant>("variant"),
             gststego::Variant::Fast
         );
+        // Nothing is looked up at class init: the default is unset, resolved when read or started.
+        let file_spec = e.find_property("model-file").unwrap();
+        assert_eq!(file_spec.default_value().get::<Option<String>>().unwrap(), None);
         assert_eq!(
             model_file(&e),
-            stego::default_model_file(role),
+            resolved(stego::Variant::default()),
             "{factory}: the default model file is the default variant's"
         );
-        assert_eq!(
-            model_file(&e),
-            stego::default_model_dir().join(fast_file),
-            "{factory}: the default variant is fast"
+        assert!(
+            model_file(&e).ends_with(PathBuf::from("models").join(fast_file)),
+            "{factory}: the default variant is fast, found in the checkout's models/"
         );
 
         // variant=paper: model-file follows (and says so) while it is not set explicitly.
@@ -1087,14 +1090,14 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
         );
         assert_eq!(
             model_file(&e),
-            stego::default_model_file_for(role, stego::Variant::Paper),
+            resolved(stego::Variant::Paper),
             "{factory}: variant=paper selects the paper model"
         );
         assert!(notified.load(std::sync::atomic::Ordering::SeqCst) >= 1);
         e.set_property_from_str("variant", "robust");
         assert_eq!(
             model_file(&e),
-            stego::default_model_dir().join(if role == Role::Hide { "hide-robust.onnx" } else { "reveal-robust.onnx" }),
+            resolved(stego::Variant::Robust),
             "{factory}: variant=robust selects the robust model"
         );
         e.set_property_from_str("variant", "paper");
@@ -1117,13 +1120,13 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
         e.set_property("model-file", None::<&str>);
         assert_eq!(
             model_file(&e),
-            stego::default_model_file_for(role, stego::Variant::Fast)
+            resolved(stego::Variant::Fast)
         );
         e.set_property("model-file", explicit);
         e.set_property("model-file", "");
         assert_eq!(
             model_file(&e),
-            stego::default_model_file_for(role, stego::Variant::Fast)
+            resolved(stego::Variant::Fast)
         );
     }
 }
@@ -1132,8 +1135,8 @@ fn variant_selects_the_default_model_file_and_model_file_wins() {
 fn variant_fast_runs_the_shipped_fast_models() {
     // 30x22 is not a multiple of the fast nets' 4x4 cells: the library pads and crops.
     for r in [Role::Hide, Role::Reveal] {
-        let f = stego::default_model_file_for(r, stego::Variant::Fast);
-        assert!(f.is_file(), "{} is shipped in models/", f.display());
+        let f = stego::resolve_model(None, stego::Variant::Fast, r).expect("the fast models are shipped in models/");
+        assert!(f.is_file(), "{} is a file", f.display());
     }
     run_pipeline(
         "videotestsrc num-buffers=2 ! video/x-raw,format=RGB,width=30,height=22 ! h.cover \
@@ -1153,6 +1156,11 @@ fn inspect_shows_origin_and_the_recording_requirement() {
     let factory = gst::ElementFactory::find("stegohide").unwrap();
     let description = factory.metadata(gst::ELEMENT_METADATA_DESCRIPTION).unwrap();
     assert!(description.contains("lossless") && description.contains("4:2:0 H.264"), "{description}");
+    // One line each, as gst-inspect lists them; the examples are in the element docs.
+    for name in ["stegohide", "stegoreveal"] {
+        let d = gst::ElementFactory::find(name).unwrap().metadata(gst::ELEMENT_METADATA_DESCRIPTION).unwrap().to_string();
+        assert!(d.len() <= 120 && !d.contains("gst-launch"), "{name}: {d}");
+    }
     let threads = gst::ElementFactory::make("stegoreveal").build().unwrap().find_property("threads").unwrap();
     let blurb = threads.blurb().unwrap();
     assert!(blurb.starts_with("onnxruntime intra-op threads (0 = onnxruntime's default, one per physical core)"), "{blurb}");

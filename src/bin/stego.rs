@@ -12,6 +12,8 @@ use stego::{Hider, Revealer};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[path = "stego/advice.rs"]
+mod advice;
 #[path = "stego/codec.rs"]
 mod codec;
 use codec::Codec;
@@ -98,7 +100,7 @@ enum Command {
     Info {
         /// ONNX model file.
         model: PathBuf,
-        /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
+        /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the installed layout, then the system].
         #[arg(long)]
         onnxruntime: Option<PathBuf>,
     },
@@ -132,7 +134,8 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 #[derive(Args, Debug, Clone)]
 struct Common {
     /// Folder holding the models: hide-fast.onnx and reveal-fast.onnx, or hide.onnx and
-    /// reveal.onnx with --variant paper [default: the shipped models/]
+    /// reveal.onnx with --variant paper [default: STEGO_MODEL_DIR, else models/ of the
+    /// installed layout (STEGO_HOME, or a folder above the executable), else the system's]
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
     /// Which models to take from --model-dir: fast (the real-time nets, the better shipped
@@ -161,7 +164,7 @@ struct Common {
     /// onnxruntime intra-op threads, 1 to 256 [default: one per physical core].
     #[arg(long, global = true, value_parser = parse_threads)]
     threads: Option<usize>,
-    /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the project, then the system].
+    /// libonnxruntime.so to load [default: ORT_DYLIB_PATH, then .ort/ of the installed layout, then the system].
     #[arg(long, global = true)]
     onnxruntime: Option<PathBuf>,
 }
@@ -193,7 +196,7 @@ impl Common {
         RuntimeOptions { library: self.onnxruntime.clone(), execution_provider: self.execution_provider, device_id: self.device, threads: self.threads }
     }
     /// The model file of `role`: --hide-model/--reveal-model, else the --variant's file in
-    /// --model-dir. A missing model of the variant is an error here that says how to get one.
+    /// --model-dir, else as the library searches (see `stego::runtime`).
     fn model_path(&self, role: Role) -> Result<PathBuf> {
         let explicit = match role {
             Role::Hide => &self.hide_model,
@@ -202,13 +205,7 @@ impl Common {
         if let Some(p) = explicit {
             return Ok(p.clone());
         }
-        let dir = self.model_dir.clone().unwrap_or_else(stego::default_model_dir);
-        let path = dir.join(self.variant.file_name(role));
-        if !path.exists() {
-            let v = self.variant;
-            bail!("model file {} does not exist: {}, or use --variant {}", path.display(), v.missing_hint(&dir), v.other());
-        }
-        Ok(path)
+        Ok(stego::resolve_model(self.model_dir.as_deref(), self.variant, role)?)
     }
     fn hider(&self) -> Result<Hider> {
         let h = Hider::new(&self.model_path(Role::Hide)?, &self.options())?;
@@ -259,7 +256,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stego: error: {e:#}");
+            let advice = advice::for_chain(&e).map(|a| format!("; {a}")).unwrap_or_default();
+            eprintln!("stego: error: {e:#}{advice}");
             ExitCode::FAILURE
         }
     }

@@ -134,7 +134,7 @@ impl StegoHide {
         cover_pad: &gst_base::AggregatorPad,
         start_rt: gst::ClockTime,
         cover: &gst::BufferRef,
-    ) -> Option<(gst::ClockTime, Option<gst::ClockTime>)> {
+    ) -> Timing {
         let pts = self.output_position(start_rt)?;
         let end = cover
             .pts()
@@ -145,8 +145,7 @@ impl StegoHide {
     }
 
     fn flow_error(&self, what: &str, err: impl std::fmt::Display) -> gst::FlowError {
-        gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
-        gst::FlowError::Error
+        common::flow_error(self.obj().upcast_ref(), what, err)
     }
 
     /// Caps the cover pad accepts: what downstream accepts (the output follows the cover's
@@ -296,8 +295,8 @@ impl ObjectImpl for StegoHide {
         }
         let mut settings = common::lock(&self.settings);
         match pspec.name() {
-            "secret-eos" => settings.secret_eos = value.get().unwrap_or(DEFAULT_SECRET_EOS),
-            "secret-fit" => settings.secret_fit = value.get().unwrap_or_default(),
+            "secret-eos" => settings.secret_eos = value.get().expect("type checked upstream"),
+            "secret-fit" => settings.secret_fit = value.get().expect("type checked upstream"),
             _ => return,
         }
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -325,13 +324,7 @@ impl ElementImpl for StegoHide {
             gst::subclass::ElementMetadata::new(
                 "Stego Hide",
                 "Filter/Effect/Video/Aggregator",
-                "Hides the video on the secret pad inside the video on the cover pad with a deep \
-                 steganography network (Baluja 2017); the output has the cover's size, format and \
-                 timing. With variant=fast the secret survives only lossless recordings of the \
-                 container (FFV1 from RGB/BGRx, PNG; nearly: x264 4:4:4 at quantizer 0); 4:2:0 H.264 and \
-                 JPEG destroy it. variant=robust keeps a rough likeness through x264/JPEG in I420. Example: gst-launch-1.0 videotestsrc ! video/x-raw,width=320,height=240 ! \
-                 h.cover videotestsrc pattern=ball ! h.secret stegohide name=h ! stegoreveal ! \
-                 videoconvert ! autovideosink",
+                "Deep steganography: hides the secret pad's video in the cover's; record losslessly, not as 4:2:0 H.264",
                 "stego project",
             )
         });
@@ -706,53 +699,9 @@ impl VideoAggregatorImpl for StegoHide {
         state.output = Output::Skip;
         state.hider.set_secret_fit(fit.into());
 
-        let cover_eos = cover_pad.is_eos();
-        let Some(cover_buf) = cover_pad.current_buffer(token) else {
-            if cover_eos {
-                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
-                return Err(gst::FlowError::Eos);
-            }
-            gst::log!(CAT, imp = self, "No cover frame for this period: no output");
+        let Some((cover, timing)) = self.choose_cover(token, state, &cover_pad)? else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let cover_agg_pad = cover_pad.upcast_ref::<gst_base::AggregatorPad>();
-        let new_cover_rt = cover_buf
-            .pts()
-            .and_then(|pts| Self::running_time(cover_agg_pad, pts))
-            .filter(|rt| state.last_cover.is_none_or(|last| *rt > last));
-        let Some(cover_rt) = new_cover_rt else {
-            if cover_eos {
-                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
-                return Err(gst::FlowError::Eos);
-            }
-            gst::log!(
-                CAT,
-                imp = self,
-                "No new cover frame for this period (cover buffer at {:?} already used): no \
-                 output",
-                cover_buf.pts()
-            );
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        state.last_cover = Some(cover_rt);
-        let timing = self.output_timing(cover_agg_pad, cover_rt, &cover_buf);
-
-        let Some(cover) = cover_pad.prepared_frame(token) else {
-            let is_gap = cover_buf.size() == 0 && cover_buf.flags().contains(gst::BufferFlags::GAP);
-            if !is_gap {
-                return Err(self.bad_buffer("cover", &cover_pad, &cover_buf));
-            }
-            if cover_eos {
-                gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
-                return Err(gst::FlowError::Eos);
-            }
-            gst::debug!(CAT, imp = self, "A gap on the cover: no output frame");
-            if let Some((pts, duration)) = timing {
-                state.output = Output::Gap(gst::event::Gap::new(pts, duration));
-            }
-            return Ok(gst::FlowSuccess::Ok);
-        };
-
         // The cover frame's timing, not the base class's output period.
         if let Some((pts, duration)) = timing {
             outbuf.set_pts(pts);
@@ -763,32 +712,96 @@ impl VideoAggregatorImpl for StegoHide {
         let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &out_info)
             .map_err(|e| self.flow_error("Cannot map the output buffer", e))?;
         state.output = Output::Frame;
+        self.hide_secret_in(token, state, policy, &cover, &mut out)
+    }
+}
 
+/// The cover buffer's timestamp and duration in the output segment (see
+/// [`StegoHide::output_timing`]).
+type Timing = Option<(gst::ClockTime, Option<gst::ClockTime>)>;
+
+impl StegoHide {
+    /// The end of the output: the cover has ended.
+    fn cover_ended(&self) -> gst::FlowError {
+        gst::debug!(CAT, imp = self, "The cover has ended: ending the output");
+        gst::FlowError::Eos
+    }
+
+    /// The cover frame this output period turns into a container, with its timing; `None`
+    /// when the period outputs nothing (no new cover frame, or a gap on the cover, which
+    /// `state.output` then carries on as a GAP event). Ends the output once the cover has ended.
+    fn choose_cover<'a>(
+        &self,
+        token: &'a gst_video::subclass::AggregateFramesToken,
+        state: &mut State,
+        cover_pad: &gst_video::VideoAggregatorPad,
+    ) -> Result<Option<(gst_video::VideoFrameRef<&'a gst::BufferRef>, Timing)>, gst::FlowError> {
+        let cover_eos = cover_pad.is_eos();
+        let Some(cover_buf) = cover_pad.current_buffer(token) else {
+            if cover_eos {
+                return Err(self.cover_ended());
+            }
+            gst::log!(CAT, imp = self, "No cover frame for this period: no output");
+            return Ok(None);
+        };
+        let cover_agg_pad = cover_pad.upcast_ref::<gst_base::AggregatorPad>();
+        let new_cover_rt = cover_buf
+            .pts()
+            .and_then(|pts| Self::running_time(cover_agg_pad, pts))
+            .filter(|rt| state.last_cover.is_none_or(|last| *rt > last));
+        let Some(cover_rt) = new_cover_rt else {
+            if cover_eos {
+                return Err(self.cover_ended());
+            }
+            gst::log!(
+                CAT,
+                imp = self,
+                "No new cover frame for this period (cover buffer at {:?} already used): no \
+                 output",
+                cover_buf.pts()
+            );
+            return Ok(None);
+        };
+        state.last_cover = Some(cover_rt);
+        let timing = self.output_timing(cover_agg_pad, cover_rt, &cover_buf);
+
+        if let Some(cover) = cover_pad.prepared_frame(token) {
+            return Ok(Some((cover, timing)));
+        }
+        let is_gap = cover_buf.size() == 0 && cover_buf.flags().contains(gst::BufferFlags::GAP);
+        if !is_gap {
+            return Err(self.bad_buffer("cover", cover_pad, &cover_buf));
+        }
+        if cover_eos {
+            return Err(self.cover_ended());
+        }
+        gst::debug!(CAT, imp = self, "A gap on the cover: no output frame");
+        if let Some((pts, duration)) = timing {
+            state.output = Output::Gap(gst::event::Gap::new(pts, duration));
+        }
+        Ok(None)
+    }
+
+    /// Hides the secret frame current at the cover's time in `cover`, writing `out`; without
+    /// one, `secret-eos` (`policy`) decides: the last secret frame, the cover passed through,
+    /// or the end of the output.
+    fn hide_secret_in(
+        &self,
+        token: &gst_video::subclass::AggregateFramesToken,
+        state: &mut State,
+        policy: SecretEos,
+        cover: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        out: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let secret_pad = self.sink_pad(SECRET);
         if let Some(pad) = secret_pad.as_ref()
             && let Some(secret) = pad.prepared_frame(token)
         {
             state.logged_no_secret = false;
             state.last_secret = pad.current_buffer(token).zip(pad.video_info());
-            return self.hide(state, &cover, &secret, &mut out);
+            return self.hide(state, cover, &secret, out);
         }
-
-        // No secret frame for this cover frame.
-        let why = match secret_pad.as_ref() {
-            Some(_) if state.secret_unlinked => NoSecret::NotStarted,
-            Some(pad) if pad.is_eos() => NoSecret::Ended,
-            // The current buffer without a frame: a GAP event's empty buffer, or a buffer
-            // too small for its caps (an error, not a gap).
-            Some(pad) => match pad.current_buffer(token) {
-                Some(b) if b.size() == 0 && b.flags().contains(gst::BufferFlags::GAP) => {
-                    NoSecret::Gap
-                }
-                Some(b) if b.size() > 0 => return Err(self.bad_buffer("secret", pad, &b)),
-                Some(_) => NoSecret::Gap,
-                None => NoSecret::NotStarted,
-            },
-            None => NoSecret::NotStarted,
-        };
+        let why = self.why_no_secret(token, state, secret_pad.as_ref())?;
         match (why, policy) {
             (NoSecret::Ended, SecretEos::Eos) => {
                 gst::debug!(
@@ -804,7 +817,7 @@ impl VideoAggregatorImpl for StegoHide {
                     let secret =
                         gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
                             .map_err(|e| self.flow_error("Cannot map the last secret frame", e))?;
-                    return self.hide(state, &cover, &secret, &mut out);
+                    return self.hide(state, cover, &secret, out);
                 }
             }
             _ => {}
@@ -817,7 +830,32 @@ impl VideoAggregatorImpl for StegoHide {
             );
             state.logged_no_secret = true;
         }
-        self.passthrough(&cover, &mut out)
+        self.passthrough(cover, out)
+    }
+
+    /// Why the secret pad has no frame for this cover frame; a secret buffer too small for
+    /// its caps is an error, not a gap.
+    fn why_no_secret(
+        &self,
+        token: &gst_video::subclass::AggregateFramesToken,
+        state: &State,
+        secret_pad: Option<&gst_video::VideoAggregatorPad>,
+    ) -> Result<NoSecret, gst::FlowError> {
+        Ok(match secret_pad {
+            Some(_) if state.secret_unlinked => NoSecret::NotStarted,
+            Some(pad) if pad.is_eos() => NoSecret::Ended,
+            // The current buffer without a frame: a GAP event's empty buffer, or a buffer
+            // too small for its caps.
+            Some(pad) => match pad.current_buffer(token) {
+                Some(b) if b.size() == 0 && b.flags().contains(gst::BufferFlags::GAP) => {
+                    NoSecret::Gap
+                }
+                Some(b) if b.size() > 0 => return Err(self.bad_buffer("secret", pad, &b)),
+                Some(_) => NoSecret::Gap,
+                None => NoSecret::NotStarted,
+            },
+            None => NoSecret::NotStarted,
+        })
     }
 }
 

@@ -42,7 +42,7 @@
  * or x264enc's defaults, 19 dB at 23, 14 dB at 28 on 640x480 footage) and JPEG (23 dB at
  * quality 90), at a visible cost to the cover (about 32.5 dB).
  *
- * The hiding model is the `variant`'s file in the project's `models/` folder: `fast` (the
+ * The hiding model is the `variant`'s file: `fast` (the
  * default: the real-time nets, `hide-fast.onnx`), `robust` (the same nets trained through
  * simulated x264/JPEG recordings, `hide-robust.onnx`) or `paper` (Baluja's nets, `hide.onnx`,
  * ~30× slower). Setting `model-file` loads that file instead,
@@ -50,6 +50,13 @@
  * `execution-provider`, `device` and `threads` change in the NULL and READY states only: while
  * PAUSED or PLAYING a new value is refused with a warning on the bus. Use the same variant (or
  * matching model files) in `stegoreveal`.
+ *
+ * When `model-file` is not set, the model is the `variant`'s file, looked for when the element
+ * starts: in `STEGO_MODEL_DIR` when set, else in `models/` of the installed layout (`STEGO_HOME`,
+ * or a folder above the plugin's file, such as the checkout holding `target/release/`), else in
+ * `/usr/local/share/stego/models` and `/usr/share/stego/models`. onnxruntime is found the same
+ * way: `ORT_DYLIB_PATH`, else `.ort/gpu/` or `.ort/cpu/` of the installed layout, else the
+ * system's library folders.
  *
  * ## Example launch line
  * ```shell

@@ -72,11 +72,7 @@ impl ElementImpl for StegoReveal {
             gst::subclass::ElementMetadata::new(
                 "Stego Reveal",
                 "Filter/Effect/Video",
-                "Reveals the secret video that stegohide hid in a container video (deep \
-                 steganography, Baluja 2017); the container must arrive losslessly, or through x264/JPEG in I420 \
-                 with variant=robust. Example: \
-                 gst-launch-1.0 videotestsrc ! h.cover videotestsrc pattern=ball ! h.secret \
-                 stegohide name=h ! stegoreveal ! videoconvert ! autovideosink",
+                "Reveals the secret video that stegohide hid in a container video (deep steganography)",
                 "stego project",
             )
         });
@@ -184,8 +180,7 @@ impl VideoFilterImpl for StegoReveal {
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let fail = |what: &str, err: &dyn std::fmt::Display| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{what}: {err}"));
-            gst::FlowError::Error
+            common::flow_error(self.obj().upcast_ref(), what, err)
         };
         let mut state = common::lock(&self.state);
         let Some(state) = state.as_mut() else {

@@ -13,12 +13,19 @@
  * lossy compression removes. Containers of the `robust` variant may come through x264 or JPEG
  * in I420; the secret is then a rough likeness (about 19–23 dB PSNR at x264 quantizer 23–18).
  *
- * The reveal model is the `variant`'s file in the project's `models/` folder: `fast` (the
+ * The reveal model is the `variant`'s file: `fast` (the
  * default: the real-time nets, `reveal-fast.onnx`), `robust` (`reveal-robust.onnx`) or
  * `paper` (Baluja's nets, `reveal.onnx`, ~30× slower); it must match the model that hid the secret. Setting `model-file` loads
  * that file instead, whatever the variant; reading `model-file` gives the file that will be
  * loaded. These and `execution-provider`, `device` and `threads` change in the NULL and
  * READY states only: while PAUSED or PLAYING a new value is refused with a warning on the bus.
+ *
+ * When `model-file` is not set, the model is the `variant`'s file, looked for when the element
+ * starts: in `STEGO_MODEL_DIR` when set, else in `models/` of the installed layout (`STEGO_HOME`,
+ * or a folder above the plugin's file, such as the checkout holding `target/release/`), else in
+ * `/usr/local/share/stego/models` and `/usr/share/stego/models`. onnxruntime is found the same
+ * way: `ORT_DYLIB_PATH`, else `.ort/gpu/` or `.ort/cpu/` of the installed layout, else the
+ * system's library folders.
  *
  * A model that cannot be loaded or run at the negotiated size (out of memory, a wrong
  * `size_multiple`) or a video larger than 8192x8192 pixels in all is an element error with

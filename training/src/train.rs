@@ -650,29 +650,38 @@ pub fn export_info(state: &RunState) -> ExportInfo {
 
 /// Trains (or continues) a run; see the module docs for the files written.
 pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
-    let device = crate::default_device();
+    let (config, prior, init_weights) = prepare_config(config, opts)?;
+    let mut trainer = Trainer::new(config, prior.as_ref(), init_weights.as_deref(), opts)?;
+    let (start, end) = (trainer.start, trainer.end);
+    for step in (start + 1)..=end {
+        trainer.step(step)?;
+        let last = step == end;
+        if step.is_multiple_of(trainer.config.val_every.max(1)) || last {
+            trainer.validate(step)?;
+        }
+        if step.is_multiple_of(trainer.config.checkpoint_every.max(1)) || last {
+            trainer.save()?;
+        }
+    }
+    trainer.pb.finish_and_clear();
+    if start == end && prior.is_some() && opts.progress {
+        eprintln!("nothing to do: the run is at step {start} of {}", trainer.config.steps);
+    }
+    trainer.finish(opts)
+}
+
+/// The configuration of the run to train: the saved one with `resume` (only its length may
+/// change), else `config` checked against the output folder. Also the run it continues, and
+/// the weights it starts from with `init_from`.
+fn prepare_config(config: TrainConfig, opts: &RunOptions) -> Result<(TrainConfig, Option<RunState>, Option<PathBuf>)> {
     let out = config.out.clone();
     let state_path = out.join(STATE_FILE);
     let (mut config, prior) = if opts.resume {
         let prior = RunState::read(&state_path).context("--resume needs a previous run in the output folder")?;
-        let mut c = prior.config.clone();
-        c.out = out.clone();
-        if let Some(steps) = opts.resume_steps.filter(|&s| s != c.steps) {
-            // The only setting a resume may change: the length of the run (the cosine
-            // schedule stretches to the new end; lengthening re-warms from the resume step).
-            eprintln!("resume: total steps {} → {steps}", c.steps);
-            if steps > c.steps && prior.step < steps {
-                c.rewarm_at.push(prior.step);
-            }
-            c.steps = steps;
-        }
-        (c, Some(prior))
+        (resumed_config(&prior, &out, opts.resume_steps), Some(prior))
     } else {
         if state_path.exists() {
-            bail!(
-                "{} already holds a run; pass --resume to continue it or choose another --out",
-                out.display()
-            );
+            bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
         }
         (fit_warmup(config), None)
     };
@@ -686,137 +695,176 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         if prior.is_some() {
             bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
         }
-        let parent = read_init_from(dir)?;
-        let p = &parent.config;
-        if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
-            bail!(
-                "--init-from {} holds {} nets with hide output {}, this run asks for {} / {}: pass --arch {} --hide-output {}",
-                dir.display(),
-                p.arch.as_str(),
-                p.hide_output.as_str(),
-                config.arch.as_str(),
-                config.hide_output.as_str(),
-                p.arch.as_str(),
-                p.hide_output.as_str()
-            );
-        }
-        config.init_from = Some(InitFrom {
-            dir: dir.clone(),
-            step: parent.step,
-            train_seconds: parent.train_seconds,
-            from: p.init_from.clone().map(Box::new),
-        });
+        config.init_from = Some(init_from(dir, &config)?);
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
     config.check()?;
-    std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
+    Ok((config, prior, init_weights))
+}
 
-    // Nets and optimizer.
-    let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
-    let nets = nets.with_hide_output(config.hide_output);
-    let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
-    let mut start = 0;
-    let mut train_seconds = 0.0;
-    let mut last_validation = None;
-    if let Some(prior) = &prior {
-        load_weights(&varmap, &out.join(CHECKPOINT_FILE), &device)?;
-        opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
-        start = prior.step;
-        train_seconds = prior.train_seconds;
-        last_validation = prior.last_validation;
-        truncate_csv(&out.join(METRICS_CSV), start)?;
-        truncate_csv(&out.join(VALIDATION_CSV), start)?;
-    } else if let Some(path) = &init_weights {
-        let grown = load_weights_grown(&varmap, path, &device)?;
-        if !grown.is_empty() && opts.progress {
+/// The saved configuration of `prior`, in folder `out`, lengthened or shortened to `steps`.
+fn resumed_config(prior: &RunState, out: &Path, steps: Option<u64>) -> TrainConfig {
+    let mut c = prior.config.clone();
+    c.out = out.to_path_buf();
+    if let Some(steps) = steps.filter(|&s| s != c.steps) {
+        // The only setting a resume may change: the length of the run (the cosine
+        // schedule stretches to the new end; lengthening re-warms from the resume step).
+        eprintln!("resume: total steps {} → {steps}", c.steps);
+        if steps > c.steps && prior.step < steps {
+            c.rewarm_at.push(prior.step);
+        }
+        c.steps = steps;
+    }
+    c
+}
+
+/// The lineage of a run that starts from the weights of the run in `dir`, which must hold the
+/// nets `config` asks for.
+fn init_from(dir: &Path, config: &TrainConfig) -> Result<InitFrom> {
+    let parent = read_init_from(dir)?;
+    let p = &parent.config;
+    if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
+        bail!(
+            "--init-from {} holds {} nets with hide output {}, this run asks for {} / {}: pass --arch {} --hide-output {}",
+            dir.display(),
+            p.arch.as_str(),
+            p.hide_output.as_str(),
+            config.arch.as_str(),
+            config.hide_output.as_str(),
+            p.arch.as_str(),
+            p.hide_output.as_str()
+        );
+    }
+    Ok(InitFrom {
+        dir: dir.to_path_buf(),
+        step: parent.step,
+        train_seconds: parent.train_seconds,
+        from: p.init_from.clone().map(Box::new),
+    })
+}
+
+/// A training session: the nets, optimizer and data of a run, and its progress display.
+struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    varmap: VarMap,
+    nets: Nets,
+    opt: AdamW,
+    dataset: Dataset,
+    val_covers: Vec<RgbImage>,
+    val_secrets: Vec<RgbImage>,
+    schedule: Schedule,
+    noise: Normal<f32>,
+    proxy: Option<codec::CodecProxy>,
+    /// The first and last step of this session.
+    start: u64,
+    end: u64,
+    /// What `state.json` gets at the next checkpoint.
+    state: RunState,
+    /// Training seconds of the earlier sessions.
+    train_seconds: f64,
+    session_start: Instant,
+    progress: bool,
+    pb: ProgressBar,
+    last_line: Instant,
+    rate: StepRate,
+    plot_warned: bool,
+}
+
+impl Trainer {
+    /// Builds the nets and optimizer (with the run's checkpoint on resume, or the weights of
+    /// `init_weights`), and loads the data.
+    fn new(config: TrainConfig, prior: Option<&RunState>, init_weights: Option<&Path>, opts: &RunOptions) -> Result<Self> {
+        let device = crate::default_device();
+        let out = config.out.clone();
+        std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
+        let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
+        let nets = nets.with_hide_output(config.hide_output);
+        let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
+        let (start, train_seconds, last_validation) = match prior {
+            Some(prior) => {
+                load_weights(&varmap, &out.join(CHECKPOINT_FILE), &device)?;
+                opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
+                truncate_csv(&out.join(METRICS_CSV), prior.step)?;
+                truncate_csv(&out.join(VALIDATION_CSV), prior.step)?;
+                (prior.step, prior.train_seconds, prior.last_validation)
+            }
+            None => {
+                if let Some(path) = init_weights {
+                    init_weights_from(&varmap, path, &device, opts.progress)?;
+                }
+                (0, 0.0, None)
+            }
+        };
+        let dataset = load_data(&config, opts.progress)?;
+        if opts.progress {
             eprintln!(
-                "init: {} weight(s) of {} were narrower than these nets and were widened (new units start with zero outgoing weights, so the nets compute what they did): {}",
-                grown.len(),
-                path.display(),
-                grown.join(", ")
+                "device: {device:?}; nets: {} parameters; run: {}",
+                nets::parameter_count(&nets::varmap_tensors(&varmap)),
+                out.display()
             );
         }
+        let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.frame_side, config.seed);
+        let end = opts.max_session_steps.map_or(config.steps, |n| (start + n).min(config.steps));
+        let state = RunState {
+            step: start,
+            optimizer_t: opt.t,
+            config: config.clone(),
+            data: dataset.description.clone(),
+            last_validation,
+            train_seconds,
+        };
+        Ok(Self {
+            schedule: config.schedule(),
+            noise: Normal::new(0.0f32, config.noise_std as f32).context("noise std")?,
+            proxy: config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?,
+            pb: progress_bar(opts.progress, config.steps, start),
+            config,
+            device,
+            varmap,
+            nets,
+            opt,
+            dataset,
+            val_covers,
+            val_secrets,
+            start,
+            end,
+            state,
+            train_seconds,
+            session_start: Instant::now(),
+            progress: opts.progress,
+            last_line: Instant::now(),
+            rate: StepRate::new(),
+            plot_warned: false,
+        })
     }
 
-    // Data.
-    let data_opts = DataOptions {
-        max_side: config.max_side,
-        val_fraction: config.val_fraction,
-        seed: config.seed,
-        max_images: config.max_images,
-    };
-    let t0 = Instant::now();
-    let dataset = Dataset::load(&config.data, &data_opts)?;
-    let data_desc = dataset.description.clone();
-    if opts.progress {
-        eprintln!(
-            "data: {data_desc} — {} train / {} val images decoded in {:.1}s",
-            dataset.train.len(),
-            dataset.val.len(),
-            t0.elapsed().as_secs_f64()
-        );
-        eprintln!(
-            "device: {device:?}; nets: {} parameters; run: {}",
-            nets::parameter_count(&nets::varmap_tensors(&varmap)),
-            out.display()
-        );
+    fn out(&self) -> &Path {
+        &self.config.out
     }
-    let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.frame_side, config.seed);
 
-    let schedule = config.schedule();
-    let noise = Normal::new(0.0f32, config.noise_std as f32).context("noise std")?;
-    let proxy = config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?;
-    let end = match opts.max_session_steps {
-        Some(n) => (start + n).min(config.steps),
-        None => config.steps,
-    };
-    let pb = if opts.progress { ProgressBar::new(config.steps) } else { ProgressBar::hidden() };
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} (eta {eta}) {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    pb.set_position(start);
-    let session_start = Instant::now();
-    let mut last_line = Instant::now();
-    let log = |line: String| {
-        if opts.progress {
-            if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
-        }
-    };
-    let mut plot_warned = false;
-    let mut rate_t = Instant::now();
-    let mut rate_steps = 0u64;
-    let mut steps_per_s = 0.0;
-    let mut state = RunState {
-        step: start,
-        optimizer_t: opt.t,
-        config: config.clone(),
-        data: data_desc.clone(),
-        last_validation,
-        train_seconds,
-    };
-
-    for step in (start + 1)..=end {
+    /// One optimizer step on the batch of `step`; appends its row to `metrics.csv`.
+    fn step(&mut self, step: u64) -> Result<()> {
         let step_t = Instant::now();
-        let mut rng = data::step_rng(config.seed, step);
-        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, &config.augment(), &mut rng);
-        let cover = data::to_tensor(&covers, &device)?;
-        let secret = data::to_tensor(&secrets, &device)?;
-        let noise_t = if config.noise_std > 0.0 {
-            let v: Vec<f32> = (0..cover.elem_count()).map(|_| noise.sample(&mut rng)).collect();
-            Some(Tensor::from_vec(v, cover.shape(), &device)?)
+        let c = &self.config;
+        let mut rng = data::step_rng(c.seed, step);
+        let (covers, secrets) = data::sample_batch(&self.dataset.train, c.batch_size, c.crop, &c.augment(), &mut rng);
+        let cover = data::to_tensor(&covers, &self.device)?;
+        let secret = data::to_tensor(&secrets, &self.device)?;
+        let noise_t = if c.noise_std > 0.0 {
+            let v: Vec<f32> = (0..cover.elem_count()).map(|_| self.noise.sample(&mut rng)).collect();
+            Some(Tensor::from_vec(v, cover.shape(), &self.device)?)
         } else {
             None
         };
-        let recording = match (&config.recordings, &proxy) {
+        let recording = match (&c.recordings, &self.proxy) {
             (Some(mix), Some(p)) => Some((p, mix.draw(&mut rng))),
             _ => None,
         };
-        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref(), recording)?;
+        let (loss, cover_mse, secret_mse) = training_loss(&self.nets, &cover, &secret, c.beta, c.distance, noise_t.as_ref(), recording)?;
         let grads = loss.backward()?;
-        let lr = schedule.lr(step);
-        opt.step(&grads, lr)?;
+        let lr = self.schedule.lr(step);
+        self.opt.step(&grads, lr)?;
         let (loss_v, cm, sm) = (
             loss.to_scalar::<f32>()? as f64,
             cover_mse.to_scalar::<f32>()? as f64,
@@ -826,95 +874,174 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             bail!("loss is {loss_v} at step {step}: lower --lr");
         }
         let dt = step_t.elapsed().as_secs_f64();
+        let (cp, sp) = (psnr_from_mse(cm), psnr_from_mse(sm));
         append_csv(
-            &out.join(METRICS_CSV),
+            &self.out().join(METRICS_CSV),
             METRICS_HEADER,
-            &format!("{step},{lr:.6e},{loss_v:.6e},{cm:.6e},{sm:.6e},{:.3},{:.3},{dt:.3}", psnr_from_mse(cm), psnr_from_mse(sm)),
+            &format!("{step},{lr:.6e},{loss_v:.6e},{cm:.6e},{sm:.6e},{cp:.3},{sp:.3},{dt:.3}"),
         )?;
-        rate_steps += 1;
-        let since = rate_t.elapsed().as_secs_f64();
-        if since >= 5.0 || steps_per_s == 0.0 {
-            steps_per_s = rate_steps as f64 / since.max(1e-9);
-            rate_t = Instant::now();
-            rate_steps = 0;
-        }
-        let msg = format!(
-            "loss {loss_v:.5} | PSNR cover {:.2} secret {:.2} dB | {steps_per_s:.2} step/s",
-            psnr_from_mse(cm),
-            psnr_from_mse(sm)
-        );
-        pb.set_position(step);
+        let msg = format!("loss {loss_v:.5} | PSNR cover {cp:.2} secret {sp:.2} dB | {:.2} step/s", self.rate.tick());
+        self.pb.set_position(step);
         // Without a terminal the bar is hidden: print a line every 30 s instead.
-        if opts.progress && pb.is_hidden() && (last_line.elapsed().as_secs() >= 30 || step == start + 1) {
-            eprintln!("step {step}/{}: lr {lr:.2e} | {msg}", config.steps);
-            last_line = Instant::now();
+        if self.progress && self.pb.is_hidden() && (self.last_line.elapsed().as_secs() >= 30 || step == self.start + 1) {
+            eprintln!("step {step}/{}: lr {lr:.2e} | {msg}", self.config.steps);
+            self.last_line = Instant::now();
         }
-        pb.set_message(msg);
-        state.step = step;
-        state.optimizer_t = opt.t;
+        self.pb.set_message(msg);
+        self.state.step = step;
+        self.state.optimizer_t = self.opt.t;
+        Ok(())
+    }
 
-        let last = step == end;
-        if step.is_multiple_of(config.val_every.max(1)) || last {
-            let infer = Nets::inference_from_varmap(config.arch, &varmap, &device)?.with_hide_output(config.hide_output);
-            let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
-            append_csv(
-                &out.join(VALIDATION_CSV),
-                VALIDATION_HEADER,
-                &format!(
-                    "{step},{:.4},{:.3},{:.5},{:.4},{:.3},{:.5},{:.6e},{:.6e}",
-                    v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim, v.cover_mse, v.secret_mse
-                ),
-            )?;
-            let scale = (128 / config.crop).clamp(1, 8);
-            let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
-            fig.save(out.join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
-            // A plot that cannot be drawn (no font) does not stop the training: the CSV files
-            // hold its data and `training plot` redraws it.
-            if let Err(e) = draw_loss_plot(&out)
-                && !plot_warned
-            {
-                let line = format!("warning: {} not drawn: {e:#}", out.join(LOSS_PLOT).display());
-                if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
-                plot_warned = true;
-            }
-            log(format!(
+    /// Validates the nets of `step`: a row of `validation.csv`, the sample figure, the plot.
+    fn validate(&mut self, step: u64) -> Result<()> {
+        let c = &self.config;
+        let infer = Nets::inference_from_varmap(c.arch, &self.varmap, &self.device)?.with_hide_output(c.hide_output);
+        let (v, imgs) = validate(&infer, &self.val_covers, &self.val_secrets, c.batch_size, &self.device)?;
+        append_csv(
+            &self.out().join(VALIDATION_CSV),
+            VALIDATION_HEADER,
+            &format!(
+                "{step},{:.4},{:.3},{:.5},{:.4},{:.3},{:.5},{:.6e},{:.6e}",
+                v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim, v.cover_mse, v.secret_mse
+            ),
+        )?;
+        let scale = (128 / c.crop).clamp(1, 8);
+        let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
+        fig.save(self.out().join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
+        // A plot that cannot be drawn (no font) does not stop the training: the CSV files
+        // hold its data and `training plot` redraws it.
+        if let Err(e) = draw_loss_plot(self.out())
+            && !self.plot_warned
+        {
+            self.log(format!("warning: {} not drawn: {e:#}", self.out().join(LOSS_PLOT).display()), true);
+            self.plot_warned = true;
+        }
+        self.log(
+            format!(
                 "step {step}: validation cover APD {:.2} PSNR {:.2} dB SSIM {:.4} | secret APD {:.2} PSNR {:.2} dB SSIM {:.4}",
                 v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim
-            ));
-            state.last_validation = Some(v);
-        }
-        if step.is_multiple_of(config.checkpoint_every.max(1)) || last {
-            state.train_seconds = train_seconds + session_start.elapsed().as_secs_f64();
-            save_checkpoint(&out, &varmap, &opt, &state)?;
-        }
-    }
-    pb.finish_and_clear();
-    if start == end && prior.is_some() && opts.progress {
-        eprintln!("nothing to do: the run is at step {start} of {}", config.steps);
+            ),
+            false,
+        );
+        self.state.last_validation = Some(v);
+        Ok(())
     }
 
-    let mut exported = Vec::new();
-    if !opts.no_export && state.step == config.steps {
-        let info = export_info(&state);
-        let weights = nets::varmap_tensors(&varmap);
-        exported.push(onnx::export(&weights, &out, &info)?);
-        if let Some(dir) = &opts.export_to {
-            exported.push(onnx::export(&weights, dir, &info)?);
+    /// Prints a line above the progress bar (with `progress`, or always if `always`).
+    fn log(&self, line: String, always: bool) {
+        if self.progress || always {
+            if self.pb.is_hidden() { eprintln!("{line}") } else { self.pb.println(line) }
         }
     }
-    if opts.progress {
-        eprintln!("run folder {}:", out.display());
-        for f in [CHECKPOINT_FILE, OPTIMIZER_FILE, STATE_FILE, METRICS_CSV, VALIDATION_CSV, LOSS_PLOT, SAMPLES_DIR] {
-            eprintln!("  {}", out.join(f).display());
-        }
-        for e in &exported {
-            eprintln!("models: {} {}", e.hide.display(), e.reveal.display());
-        }
-        if state.step < config.steps {
-            eprintln!("stopped at step {} of {}: continue with --resume", state.step, config.steps);
-        }
+
+    /// Saves the checkpoint, the optimizer and `state.json`.
+    fn save(&mut self) -> Result<()> {
+        self.state.train_seconds = self.train_seconds + self.session_start.elapsed().as_secs_f64();
+        save_checkpoint(self.out(), &self.varmap, &self.opt, &self.state)
     }
-    Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
+
+    /// Exports the models when the run is complete, and lists the run's files.
+    fn finish(self, opts: &RunOptions) -> Result<TrainOutcome> {
+        let out = self.config.out.clone();
+        let state = self.state;
+        let mut exported = Vec::new();
+        if !opts.no_export && state.step == self.config.steps {
+            let info = export_info(&state);
+            let weights = nets::varmap_tensors(&self.varmap);
+            exported.push(onnx::export(&weights, &out, &info)?);
+            if let Some(dir) = &opts.export_to {
+                exported.push(onnx::export(&weights, dir, &info)?);
+            }
+        }
+        if opts.progress {
+            eprintln!("run folder {}:", out.display());
+            for f in [CHECKPOINT_FILE, OPTIMIZER_FILE, STATE_FILE, METRICS_CSV, VALIDATION_CSV, LOSS_PLOT, SAMPLES_DIR] {
+                eprintln!("  {}", out.join(f).display());
+            }
+            for e in &exported {
+                eprintln!("models: {} {}", e.hide.display(), e.reveal.display());
+            }
+            if state.step < self.config.steps {
+                eprintln!("stopped at step {} of {}: continue with --resume", state.step, self.config.steps);
+            }
+        }
+        Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
+    }
+}
+
+/// Loads the weights of another run (`--init-from`), widening narrower ones.
+fn init_weights_from(varmap: &VarMap, path: &Path, device: &Device, progress: bool) -> Result<()> {
+    let grown = load_weights_grown(varmap, path, device)?;
+    if !grown.is_empty() && progress {
+        eprintln!(
+            "init: {} weight(s) of {} were narrower than these nets and were widened (new units start with zero outgoing weights, so the nets compute what they did): {}",
+            grown.len(),
+            path.display(),
+            grown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Decodes the run's images.
+fn load_data(config: &TrainConfig, progress: bool) -> Result<Dataset> {
+    let data_opts = DataOptions {
+        max_side: config.max_side,
+        val_fraction: config.val_fraction,
+        seed: config.seed,
+        max_images: config.max_images,
+    };
+    let t0 = Instant::now();
+    let dataset = Dataset::load(&config.data, &data_opts)?;
+    if progress {
+        eprintln!(
+            "data: {} — {} train / {} val images decoded in {:.1}s",
+            dataset.description,
+            dataset.train.len(),
+            dataset.val.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(dataset)
+}
+
+/// The progress bar of a run of `steps` at `start` (hidden without `progress`).
+fn progress_bar(progress: bool, steps: u64, start: u64) -> ProgressBar {
+    let pb = if progress { ProgressBar::new(steps) } else { ProgressBar::hidden() };
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} (eta {eta}) {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_position(start);
+    pb
+}
+
+/// Steps per second, measured over windows of at least 5 s (the first step gives the first
+/// figure).
+struct StepRate {
+    since: Instant,
+    steps: u64,
+    per_s: f64,
+}
+
+impl StepRate {
+    fn new() -> Self {
+        Self { since: Instant::now(), steps: 0, per_s: 0.0 }
+    }
+
+    /// Counts a step; returns the current rate.
+    fn tick(&mut self) -> f64 {
+        self.steps += 1;
+        let since = self.since.elapsed().as_secs_f64();
+        if since >= 5.0 || self.per_s == 0.0 {
+            self.per_s = self.steps as f64 / since.max(1e-9);
+            self.since = Instant::now();
+            self.steps = 0;
+        }
+        self.per_s
+    }
 }
 
 /// A new run's schedule must reach its peak rate: a warm-up as long as the run or longer

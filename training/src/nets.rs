@@ -139,12 +139,13 @@ fn run_blocks(blocks: &[AggregatedBlock], x: &Tensor) -> Result<Tensor> {
 #[serde(rename_all = "lowercase")]
 pub enum HideOutput {
     /// `sigmoid(z)`: the paper's layout (the Keras version used a ReLU; see the crate docs).
-    #[default]
     Sigmoid,
     /// `sigmoid(logit(c̃) + z)` with `c̃ = ε + (1 − 2ε)·cover`, ε = 1/512: the hide net learns a
     /// residual over the cover. At initialisation the container already equals the cover
     /// (z ≈ 0), so training spends its steps on hiding rather than on learning to copy the
-    /// cover through five blocks; still bounded to (0, 1) with a gradient everywhere.
+    /// cover through five blocks; still bounded to (0, 1) with a gradient everywhere. The
+    /// default, for both architectures.
+    #[default]
     Residual,
 }
 
@@ -152,6 +153,12 @@ pub enum HideOutput {
 pub const RESIDUAL_EPS: f32 = 1.0 / 512.0;
 
 impl HideOutput {
+    /// The output of the nets trained before there was a choice (the paper nets; runs saved
+    /// then have no `hide_output` in their `state.json`).
+    pub fn before_option() -> Self {
+        HideOutput::Sigmoid
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             HideOutput::Sigmoid => "sigmoid",
@@ -242,13 +249,13 @@ impl Module for RevealNet {
 
 /// The three nets together, weights under `prep.`, `hide.` and `reveal.`.
 #[derive(Debug, Clone)]
-pub struct StegoNets {
+pub struct PaperNets {
     pub prep: PrepNet,
     pub hide: HideNet,
     pub reveal: RevealNet,
 }
 
-impl StegoNets {
+impl PaperNets {
     pub fn new(vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             prep: PrepNet::new(vb.pp("prep"))?,
@@ -278,7 +285,7 @@ impl StegoNets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
-    /// Baluja's paper nets ([`StegoNets`]): `hide.onnx`, `reveal.onnx`.
+    /// Baluja's paper nets ([`PaperNets`]): `hide.onnx`, `reveal.onnx`.
     #[default]
     Paper,
     /// The real-time nets ([`FastNets`]): `hide-fast.onnx`, `reveal-fast.onnx`.
@@ -423,7 +430,7 @@ impl FastNets {
             hide_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, h.pp("out"))?,
             reveal: relu_convs(FAST_REVEAL_CONVS, FAST_CELL, &r)?,
             reveal_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, r.pp("out"))?,
-            output: HideOutput::Residual,
+            output: HideOutput::default(),
         })
     }
 
@@ -447,7 +454,7 @@ impl FastNets {
 /// The nets of either architecture.
 #[derive(Debug, Clone)]
 pub enum Nets {
-    Paper(StegoNets),
+    Paper(PaperNets),
     Fast(FastNets),
 }
 
@@ -455,7 +462,7 @@ impl Nets {
     /// The nets of `arch`, weights under `vb`.
     pub fn new(arch: Arch, vb: VarBuilder) -> Result<Self> {
         Ok(match arch {
-            Arch::Paper => Nets::Paper(StegoNets::new(vb)?),
+            Arch::Paper => Nets::Paper(PaperNets::new(vb)?),
             Arch::Fast => Nets::Fast(FastNets::new(vb)?),
         })
     }
@@ -504,7 +511,7 @@ pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
 /// Creates the three nets in a fresh [`VarMap`] with weights drawn deterministically from
 /// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
 /// i.e. Kaiming-uniform with a = √5).
-pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, StegoNets)> {
+pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, PaperNets)> {
     match init_arch(Arch::Paper, device, seed)? {
         (v, Nets::Paper(n)) => Ok((v, n)),
         _ => unreachable!("Arch::Paper makes paper nets"),

@@ -108,7 +108,7 @@ pub struct TrainConfig {
     /// Use at most this many training images per folder.
     pub max_images: Option<usize>,
     /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
-    #[serde(default)]
+    #[serde(default = "nets::HideOutput::before_option")]
     pub hide_output: nets::HideOutput,
     /// Which nets (runs saved before this option read as `paper`).
     #[serde(default)]
@@ -207,7 +207,7 @@ impl Default for TrainConfig {
             max_side: 512,
             max_images: None,
             init_from: None,
-            hide_output: nets::HideOutput::Residual,
+            hide_output: nets::HideOutput::default(),
             // The runtime's default variant.
             arch: nets::Arch::Fast,
             rewarm_at: Vec::new(),
@@ -1116,7 +1116,8 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
             data: "unknown".into(),
             training: "unknown".into(),
             metrics: "none".into(),
-            hide_output: if arch == nets::Arch::Fast { nets::HideOutput::Residual } else { nets::HideOutput::Sigmoid },
+            // Paper checkpoints without a state.json predate the choice.
+            hide_output: if arch == nets::Arch::Paper { nets::HideOutput::before_option() } else { nets::HideOutput::default() },
             arch,
             fp16,
             robust: false,

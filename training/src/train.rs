@@ -417,16 +417,17 @@ fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
 }
 
 fn save_checkpoint(out: &Path, varmap: &VarMap, opt: &AdamW, state: &RunState) -> Result<()> {
-    let weights = nets::varmap_tensors(varmap);
-    write_atomic(&out.join(CHECKPOINT_FILE), |p| Ok(candle_core::safetensors::save(&weights, p)?))?;
+    write_atomic(&out.join(CHECKPOINT_FILE), |p| Ok(varmap.save(p)?))?;
     write_atomic(&out.join(OPTIMIZER_FILE), |p| Ok(opt.save(p)?))?;
     write_atomic(&out.join(STATE_FILE), |p| Ok(std::fs::write(p, serde_json::to_string_pretty(state)?)?))?;
     Ok(())
 }
 
-/// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`.
-pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
-    load_into(varmap, path, device, false).map(|_| ())
+/// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`; every
+/// variable must be there, with its shape.
+pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<()> {
+    // A VarMap is a shared handle: loading through a clone sets the variables of `varmap`.
+    varmap.clone().load(path).with_context(|| format!("loading the weights of {}", path.display()))
 }
 
 /// Like [`load_weights`], but a checkpoint tensor may be smaller than the variable in its
@@ -436,12 +437,6 @@ pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()>
 /// initial weights (their outgoing weights, in the next layer, start at zero). Training then
 /// grows them from the old function ("Net2Net"-style widening). Returns the names widened.
 pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Result<Vec<String>> {
-    load_into(varmap, path, device, true)
-}
-
-/// Loads `path` into the variables of `varmap`; tensors of another shape are refused, or,
-/// with `widen`, widened as [`load_weights_grown`] says. Returns the names widened.
-fn load_into(varmap: &VarMap, path: &Path, device: &Device, widen: bool) -> Result<Vec<String>> {
     let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
     let mut grown = Vec::new();
@@ -455,14 +450,11 @@ fn load_into(varmap: &VarMap, path: &Path, device: &Device, widen: bool) -> Resu
             continue;
         }
         let (old, new) = (t.dims().to_vec(), var.dims().to_vec());
-        if !widen {
-            bail!("{}: {name} has shape {old:?}, the nets need {new:?}", path.display());
-        }
         let fits = old.len() == new.len() && old.iter().zip(&new).enumerate().all(|(i, (o, n))| if i < 2 { o <= n } else { o == n });
         if !fits {
             bail!("{}: {name} has shape {old:?}, the nets need {new:?} (only more channels can be added)", path.display());
         }
-    let mut v = var.as_tensor().to_dtype(DType::F32)?;
+        let mut v = var.as_tensor().to_dtype(DType::F32)?;
         if new.len() > 1 && new[1] > old[1] {
             // Old units ignore the new input channels.
             let zeros = v.narrow(0, 0, old[0])?.narrow(1, old[1], new[1] - old[1])?.zeros_like()?;
@@ -783,7 +775,7 @@ impl Trainer {
         let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
         let (start, train_seconds, last_validation) = match prior {
             Some(prior) => {
-                load_weights(&varmap, &out.join(CHECKPOINT_FILE), &device)?;
+                load_weights(&varmap, &out.join(CHECKPOINT_FILE))?;
                 opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
                 truncate_csv(&out.join(METRICS_CSV), prior.step)?;
                 truncate_csv(&out.join(VALIDATION_CSV), prior.step)?;

@@ -147,13 +147,13 @@ struct TrainArgs {
         d().hide_output.as_str()
     ))]
     hide_output: Option<training::nets::HideOutput>,
-    #[arg(long, value_enum, help = format!(
+    #[arg(long, value_parser = arch_parser(), help = format!(
         "Which nets to train: `fast` = the real-time nets on 4×4 cells, the runtime's default variant \
          (hide-fast.onnx, reveal-fast.onnx; --crop must be a multiple of 4); `paper` = Baluja's nets, \
          ~50× costlier (hide.onnx, reveal.onnx) [default: {}, or the --init-from run's]",
         d().arch.as_str()
     ))]
-    arch: Option<training::nets::Arch>,
+    arch: Option<stego::Variant>,
     /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
     /// moments and schedule; the saved settings win over the options given, except --steps.
     #[arg(long)]
@@ -198,6 +198,13 @@ struct ExportArgs {
     /// named `*-fp16.onnx`: for GPUs.
     #[arg(long)]
     fp16: bool,
+}
+
+/// `--arch`: `paper` or `fast`, listed in the help.
+fn arch_parser() -> impl clap::builder::TypedValueParser<Value = stego::Variant> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(training::nets::ARCH_NAMES)
+        .map(|name: String| training::nets::parse_arch(&name).expect("one of ARCH_NAMES"))
 }
 
 /// `LO:HI` as a pair of sizes.

@@ -33,6 +33,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use stego::Variant;
 
 use crate::fastconv;
 
@@ -281,67 +282,81 @@ impl PaperNets {
     }
 }
 
-/// Which nets a run trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// Baluja's paper nets ([`PaperNets`]): `hide.onnx`, `reveal.onnx`.
-    #[default]
-    Paper,
-    /// The real-time nets ([`FastNets`]): `hide-fast.onnx`, `reveal-fast.onnx`.
-    Fast,
-}
-
-impl Arch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::Paper => "paper",
-            Arch::Fast => "fast",
-        }
-    }
-    /// The model variant of the runtime contract.
-    pub fn variant(self) -> stego::contract::Variant {
-        match self {
-            Arch::Paper => stego::contract::Variant::Paper,
-            Arch::Fast => stego::contract::Variant::Fast,
-        }
-    }
+/// What the training needs to know of the nets of each runtime [`Variant`]. The `robust`
+/// variant is the fast nets trained through simulated recordings, so it has their shapes; a
+/// run's `--arch` is `paper` or `fast` (`--robust` makes fast nets robust).
+pub trait VariantNets: Copy {
+    /// The nets' architecture: [`Variant::Paper`] or [`Variant::Fast`] (for `robust` too).
+    fn nets(self) -> Variant;
     /// The runtime variant of these nets, trained through simulated recordings (`--robust`)
     /// or not: robust nets are the `robust` variant whatever their architecture.
-    pub fn trained_variant(self, robust: bool) -> stego::contract::Variant {
-        if robust { stego::contract::Variant::Robust } else { self.variant() }
+    fn trained(self, robust: bool) -> Variant {
+        if robust { Variant::Robust } else { self.nets() }
     }
     /// Parameter count of the three nets.
-    pub fn parameters(self) -> usize {
-        match self {
-            Arch::Paper => PAPER_PARAMETERS,
-            Arch::Fast => FAST_PARAMETERS,
-        }
+    fn parameters(self) -> usize {
+        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { FAST_PARAMETERS }
     }
     /// Multiply-accumulates per pixel of (hide, reveal).
-    pub fn macs_per_pixel(self) -> (u64, u64) {
-        match self {
-            Arch::Paper => (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL),
-            Arch::Fast => (FAST_HIDE_MACS_PER_PIXEL, FAST_REVEAL_MACS_PER_PIXEL),
+    fn macs_per_pixel(self) -> (u64, u64) {
+        if self.nets() == Variant::Paper {
+            (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL)
+        } else {
+            (FAST_HIDE_MACS_PER_PIXEL, FAST_REVEAL_MACS_PER_PIXEL)
         }
     }
     /// Height and width of the models' inputs must be multiples of this.
-    pub fn size_multiple(self) -> usize {
-        match self {
-            Arch::Paper => 1,
-            Arch::Fast => FAST_BLOCK,
-        }
+    fn size_multiple(self) -> usize {
+        if self.nets() == Variant::Paper { 1 } else { FAST_BLOCK }
     }
     /// Description stored in the ONNX metadata.
-    pub fn architecture(self) -> &'static str {
+    fn architecture(self) -> &'static str {
+        if self.nets() == Variant::Paper { ARCHITECTURE } else { FAST_ARCHITECTURE }
+    }
+}
+
+impl VariantNets for Variant {
+    fn nets(self) -> Variant {
         match self {
-            Arch::Paper => ARCHITECTURE,
-            Arch::Fast => FAST_ARCHITECTURE,
+            Variant::Paper => Variant::Paper,
+            Variant::Fast | Variant::Robust => Variant::Fast,
         }
     }
-    /// The architecture of a checkpoint, from its weight names.
-    pub fn of_weights(weights: &HashMap<String, Tensor>) -> Arch {
-        if weights.contains_key("hide.conv0.weight") { Arch::Fast } else { Arch::Paper }
+}
+
+/// The architecture of a checkpoint, from its weight names.
+pub fn nets_of_weights(weights: &HashMap<String, Tensor>) -> Variant {
+    if weights.contains_key("hide.conv0.weight") { Variant::Fast } else { Variant::Paper }
+}
+
+/// The values of `--arch`: the two architectures.
+pub const ARCH_NAMES: [&str; 2] = ["paper", "fast"];
+
+/// `--arch NAME`: `paper` or `fast`.
+pub fn parse_arch(name: &str) -> std::result::Result<Variant, String> {
+    Variant::from_name(name)
+        .filter(|v| v.nets() == *v)
+        .ok_or_else(|| format!("'{name}' is not an architecture: {}", ARCH_NAMES.join(" or ")))
+}
+
+/// The `arch` of `state.json`: the architecture's name, `paper` or `fast` (runs saved before
+/// the field existed trained the paper nets).
+pub mod arch_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use stego::Variant;
+
+    pub fn serialize<S: Serializer>(v: &Variant, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+        let name = String::deserialize(d)?;
+        super::parse_arch(&name).map_err(serde::de::Error::custom)
+    }
+
+    /// The nets of runs saved before the field existed.
+    pub fn before_option() -> Variant {
+        Variant::Paper
     }
 }
 
@@ -460,20 +475,20 @@ pub enum Nets {
 
 impl Nets {
     /// The nets of `arch`, weights under `vb`.
-    pub fn new(arch: Arch, vb: VarBuilder) -> Result<Self> {
-        Ok(match arch {
-            Arch::Paper => Nets::Paper(PaperNets::new(vb)?),
-            Arch::Fast => Nets::Fast(FastNets::new(vb)?),
+    pub fn new(arch: Variant, vb: VarBuilder) -> Result<Self> {
+        Ok(match arch.nets() {
+            Variant::Paper => Nets::Paper(PaperNets::new(vb)?),
+            _ => Nets::Fast(FastNets::new(vb)?),
         })
     }
     /// Nets of `arch` reading (detached copies of) the given weights: for inference, no
     /// autograd graph.
-    pub fn from_tensors(arch: Arch, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+    pub fn from_tensors(arch: Variant, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
         let detached: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
         Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
     }
     /// Inference copy of the weights in `varmap` (detached).
-    pub fn inference_from_varmap(arch: Arch, varmap: &VarMap, device: &Device) -> Result<Self> {
+    pub fn inference_from_varmap(arch: Variant, varmap: &VarMap, device: &Device) -> Result<Self> {
         Self::from_tensors(arch, &varmap_tensors(varmap), device)
     }
     /// The same nets with the hide net's output mode set.
@@ -512,14 +527,14 @@ pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
 /// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
 /// i.e. Kaiming-uniform with a = √5).
 pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, PaperNets)> {
-    match init_arch(Arch::Paper, device, seed)? {
+    match init_arch(Variant::Paper, device, seed)? {
         (v, Nets::Paper(n)) => Ok((v, n)),
-        _ => unreachable!("Arch::Paper makes paper nets"),
+        _ => unreachable!("Variant::Paper makes paper nets"),
     }
 }
 
 /// [`init_nets`] for either architecture.
-pub fn init_arch(arch: Arch, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+pub fn init_arch(arch: Variant, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
@@ -576,10 +591,10 @@ mod tests {
     #[test]
     fn fast_nets_count_shapes_and_space_to_depth() {
         let dev = Device::Cpu;
-        let (varmap, nets) = init_arch(Arch::Fast, &dev, 1).unwrap();
+        let (varmap, nets) = init_arch(Variant::Fast, &dev, 1).unwrap();
         let w = varmap_tensors(&varmap);
         assert_eq!(parameter_count(&w), FAST_PARAMETERS);
-        assert_eq!(Arch::of_weights(&w), Arch::Fast);
+        assert_eq!(nets_of_weights(&w), Variant::Fast);
         assert_eq!(w["hide.conv0.weight"].dims(), &[80, 96, 3, 3]);
         assert_eq!(w["reveal.out.weight"].dims(), &[48, 80, 1, 1]);
         let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 12), &dev).unwrap();

@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use candle_core::Tensor;
 use prost::Message;
+use stego::Variant;
 use stego::contract::{self, Role, meta};
 
-use crate::nets::{self, BRANCHES};
+use crate::nets::{self, BRANCHES, VariantNets};
 
 /// The protobuf messages of onnx.proto used here.
 pub mod proto {
@@ -222,8 +223,8 @@ pub struct ExportInfo {
     pub metrics: String,
     /// How the hide net forms the container.
     pub hide_output: nets::HideOutput,
-    /// Which nets the weights are.
-    pub arch: nets::Arch,
+    /// Which nets the weights are (`paper` or `fast`; see [`nets::VariantNets`]).
+    pub arch: Variant,
     /// Store the weights and run the convolutions in float16 (inputs, outputs, the residual
     /// and the sigmoids stay float32): for GPUs, whose tensor cores run float16 many times
     /// faster. Files get `-fp16` before `.onnx`.
@@ -234,8 +235,8 @@ pub struct ExportInfo {
 
 impl ExportInfo {
     /// The runtime variant these models are.
-    pub fn variant(&self) -> stego::contract::Variant {
-        self.arch.trained_variant(self.robust)
+    pub fn variant(&self) -> Variant {
+        self.arch.trained(self.robust)
     }
 }
 
@@ -443,12 +444,12 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
     let entries = [
         (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
         (meta::ROLE, role.as_str().to_string()),
-        (meta::VARIANT, match (info.arch, info.hide_output) {
+        (meta::VARIANT, match (info.arch.nets(), info.hide_output) {
             _ if info.robust => info.variant().as_str().to_string(),
-            (nets::Arch::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
-            (nets::Arch::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
-            (nets::Arch::Fast, nets::HideOutput::Residual) => "fast".to_string(),
-            (nets::Arch::Fast, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
+            (Variant::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
+            (Variant::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
+            (_, nets::HideOutput::Residual) => "fast".to_string(),
+            (_, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
         }),
         (meta::MACS_PER_PIXEL, {
             let (h, r) = info.arch.macs_per_pixel();
@@ -489,14 +490,14 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let mut g = GraphBuilder::new(weights, info.fp16);
     let cover = g.cast_to_work(contract::HIDE_COVER);
     let secret = g.cast_to_work(contract::HIDE_SECRET);
-    let z = match info.arch {
-        nets::Arch::Paper => {
+    let z = match info.arch.nets() {
+        Variant::Paper => {
             let prepared = g.blocks(&secret, "prep", nets::PREP_BLOCKS)?;
             let cat = g.node("Concat", &[&cover, &prepared], None, vec![int_attr("axis", 1)]);
             let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
             g.conv(&x, "hide.out", None)?
         }
-        nets::Arch::Fast => {
+        _ => {
             let c = g.space_to_depth(&cover);
             let s = g.space_to_depth(&secret);
             let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
@@ -527,12 +528,12 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
     let container = g.cast_to_work(contract::REVEAL_CONTAINER);
-    let z = match info.arch {
-        nets::Arch::Paper => {
+    let z = match info.arch.nets() {
+        Variant::Paper => {
             let x = g.blocks(&container, "reveal", nets::REVEAL_BLOCKS)?;
             g.conv(&x, "reveal.out", None)?
         }
-        nets::Arch::Fast => {
+        _ => {
             let s = g.space_to_depth(&container);
             let x = g.relu_convs(&s, "reveal", nets::FAST_REVEAL_CONVS)?;
             let z = g.conv(&x, "reveal.out", None)?;
@@ -552,7 +553,7 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
 }
 
 /// The files [`export`] writes into `dir`: hide, reveal.
-pub fn export_paths(dir: &Path, variant: stego::contract::Variant, fp16: bool) -> [PathBuf; 2] {
+pub fn export_paths(dir: &Path, variant: Variant, fp16: bool) -> [PathBuf; 2] {
     let name = |role| if fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
     [dir.join(name(Role::Hide)), dir.join(name(Role::Reveal))]
 }

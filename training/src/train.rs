@@ -27,11 +27,12 @@ use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
+use stego::Variant;
 use stego::metrics::Metrics;
 
 use crate::codec;
 use crate::data::{self, DataOptions, Dataset};
-use crate::nets::{self, Nets};
+use crate::nets::{self, Nets, VariantNets};
 use crate::onnx::{self, ExportInfo, Exported};
 use crate::optim::{AdamW, AdamWParams, Schedule};
 use crate::plot;
@@ -110,9 +111,10 @@ pub struct TrainConfig {
     /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
     #[serde(default = "nets::HideOutput::before_option")]
     pub hide_output: nets::HideOutput,
-    /// Which nets (runs saved before this option read as `paper`).
-    #[serde(default)]
-    pub arch: nets::Arch,
+    /// Which nets: `paper` or `fast` (a `--robust` run trains fast nets; runs saved before
+    /// this option read as `paper`).
+    #[serde(with = "nets::arch_serde", default = "nets::arch_serde::before_option")]
+    pub arch: Variant,
     /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
     /// rate up there (from its final value to a mid-schedule one); after each such step the
     /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
@@ -209,7 +211,7 @@ impl Default for TrainConfig {
             init_from: None,
             hide_output: nets::HideOutput::default(),
             // The runtime's default variant.
-            arch: nets::Arch::Fast,
+            arch: Variant::default(),
             rewarm_at: Vec::new(),
         }
     }
@@ -229,8 +231,8 @@ impl TrainConfig {
 
     /// How this run draws and alters its crops.
     /// The runtime variant the run's models are.
-    pub fn variant(&self) -> stego::contract::Variant {
-        self.arch.trained_variant(self.recordings.is_some())
+    pub fn variant(&self) -> Variant {
+        self.arch.trained(self.recordings.is_some())
     }
 
     pub fn augment(&self) -> data::Augment {
@@ -347,7 +349,7 @@ impl Validation {
 }
 
 /// The nets (architecture, hide output) of the training run in `dir`, for `--init-from`.
-pub fn run_nets(dir: &Path) -> Result<(nets::Arch, nets::HideOutput)> {
+pub fn run_nets(dir: &Path) -> Result<(Variant, nets::HideOutput)> {
     let c = read_init_from(dir)?.config;
     Ok((c.arch, c.hide_output))
 }
@@ -1063,7 +1065,7 @@ pub fn shipped_models_dir() -> PathBuf {
 /// Refuses an export into `dir` that would replace model files there, unless `force`: the
 /// run's own folder `run` is always written; elsewhere (the shipped `models/` above all)
 /// existing files are kept.
-pub fn check_export_target(dir: &Path, run: &Path, variant: stego::contract::Variant, fp16: bool, force: bool) -> Result<()> {
+pub fn check_export_target(dir: &Path, run: &Path, variant: Variant, fp16: bool, force: bool) -> Result<()> {
     let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
     if force || same(dir, run) {
         return Ok(());
@@ -1094,7 +1096,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
     let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
-    let arch = nets::Arch::of_weights(&weights);
+    let arch = nets::nets_of_weights(&weights);
     let count = nets::parameter_count(&weights);
     if count != arch.parameters() {
         bail!("{}: {count} parameters, the {} nets have {}", checkpoint.display(), arch.as_str(), arch.parameters());
@@ -1109,7 +1111,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
             training: "unknown".into(),
             metrics: "none".into(),
             // Paper checkpoints without a state.json predate the choice.
-            hide_output: if arch == nets::Arch::Paper { nets::HideOutput::before_option() } else { nets::HideOutput::default() },
+            hide_output: if arch == Variant::Paper { nets::HideOutput::before_option() } else { nets::HideOutput::default() },
             arch,
             fp16,
             robust: false,

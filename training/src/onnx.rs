@@ -470,19 +470,71 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
         Role::Reveal => "Deep steganography (Baluja 2017), reveal net: container -> revealed secret",
     };
     ModelProto {
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(doc.into()),
+        ..model_proto(graph, &entries)
+    }
+}
+
+/// A model of `graph` with the metadata `entries`, in the opset and IR version of the exports.
+fn model_proto(graph: GraphProto, entries: &[(&str, String)]) -> ModelProto {
+    ModelProto {
         ir_version: Some(IR_VERSION),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
         producer_name: Some("stego-training".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        producer_version: None,
         domain: Some("stego".into()),
         model_version: Some(1),
-        doc_string: Some(doc.into()),
+        doc_string: None,
         graph: Some(graph),
         metadata_props: entries
-            .into_iter()
-            .map(|(k, v)| StringStringEntryProto { key: Some(k.to_string()), value: Some(v) })
+            .iter()
+            .map(|(k, v)| StringStringEntryProto { key: Some(k.to_string()), value: Some(v.clone()) })
             .collect(),
     }
+}
+
+/// The variant named in the metadata of [`linear_test_models`].
+pub const TEST_STUB_VARIANT: &str = "test-stub";
+
+/// Two tiny models that follow the model contract (input and output names, NCHW float32 in
+/// [0, 1], symbolic N, H, W, metadata of variant [`TEST_STUB_VARIANT`]) with exact arithmetic
+/// instead of trained nets, for tests that check pixel values:
+///
+/// * hide: `container = 0.75·cover + 0.25·secret`;
+/// * reveal: `revealed = 1 − container`.
+pub fn linear_test_models() -> [ModelProto; 2] {
+    let no_weights = HashMap::new();
+    let stub = |role: Role, g: GraphBuilder| {
+        let graph = g.finish(role.as_str(), role.inputs(), role.output());
+        let entries = [
+            (meta::ROLE, role.as_str().to_string()),
+            (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
+            (meta::VARIANT, TEST_STUB_VARIANT.to_string()),
+        ];
+        model_proto(graph, &entries)
+    };
+    let mut g = GraphBuilder::new(&no_weights, false);
+    g.scalar("a", 0.75);
+    g.scalar("b", 0.25);
+    let ca = g.node("Mul", &[contract::HIDE_COVER, "a"], None, vec![]);
+    let sb = g.node("Mul", &[contract::HIDE_SECRET, "b"], None, vec![]);
+    g.node("Add", &[&ca, &sb], Some(contract::HIDE_CONTAINER), vec![]);
+    let hide = stub(Role::Hide, g);
+    let mut g = GraphBuilder::new(&no_weights, false);
+    g.scalar("one", 1.0);
+    g.node("Sub", &["one", contract::REVEAL_CONTAINER], Some(contract::REVEAL_REVEALED), vec![]);
+    [hide, stub(Role::Reveal, g)]
+}
+
+/// Writes [`linear_test_models`] into `dir` as `hide.onnx` and `reveal.onnx`.
+pub fn write_linear_test_models(dir: &Path) -> Result<Exported> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let [hide_m, reveal_m] = linear_test_models();
+    let (hide, reveal) = (dir.join(contract::HIDE_FILE), dir.join(contract::REVEAL_FILE));
+    write_model(&hide_m, &hide)?;
+    write_model(&reveal_m, &reveal)?;
+    Ok(Exported { hide, reveal })
 }
 
 /// `hide.onnx` as a message: prep + hide nets.

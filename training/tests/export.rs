@@ -107,3 +107,28 @@ fn check_export(arch: Variant, hide_output: nets::HideOutput, variant: &str, fp1
         assert!(d <= tol, "reveal {h}x{w}: max abs diff {d}");
     }
 }
+
+/// The linear test models compute their formulas exactly in onnxruntime, and the copies the
+/// plugin tests use are the ones the exporter writes (regenerate them with
+/// `cargo run -p training --example linear_models` after changing it).
+#[test]
+fn linear_test_models_are_exact_and_match_the_plugin_tests_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = onnx::write_linear_test_models(dir.path()).unwrap();
+    let opts = RuntimeOptions::default();
+    let mut hide = Model::load(&files.hide, Role::Hide, &opts).unwrap();
+    let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
+    let cover = random_input((2, 3, 5, 7), 1);
+    let secret = random_input((2, 3, 5, 7), 2);
+    let container = hide.run(&[cover.view(), secret.view()]).unwrap();
+    let expected = cover.mapv(|c| 0.75 * c) + secret.mapv(|s| 0.25 * s);
+    assert_eq!(container, expected);
+    let revealed = reveal.run(&[container.view()]).unwrap();
+    assert_eq!(revealed, container.mapv(|c| 1.0 - c));
+    for (path, m) in [(&files.hide, "hide"), (&files.reveal, "reveal")] {
+        let md = onnx::metadata(&onnx::read_model(path).unwrap());
+        assert_eq!((md[meta::ROLE].as_str(), md[meta::VARIANT].as_str()), (m, onnx::TEST_STUB_VARIANT));
+        let copy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/tests/models").join(format!("{m}.onnx"));
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(path).unwrap(), "{} is not the exporter's", copy.display());
+    }
+}

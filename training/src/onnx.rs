@@ -16,13 +16,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use candle_core::Tensor;
 use prost::Message;
 use stego::Variant;
 use stego::contract::{self, Role, meta};
 
-use crate::nets::{self, BRANCHES, VariantNets};
+use crate::nets::{self, VariantNets};
 
 /// The protobuf messages of onnx.proto used here.
 pub mod proto {
@@ -268,7 +268,7 @@ fn image_value_info(name: &str) -> ValueInfoProto {
     }
 }
 
-fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(attribute_type::INTS),
@@ -277,7 +277,16 @@ fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
-fn int_attr(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn string_attr(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attribute_type::STRING),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn int_attr(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: Some(name.into()), r#type: Some(attribute_type::INT), i: Some(v), ..Default::default() }
 }
 
@@ -302,7 +311,7 @@ fn tensor_proto(name: &str, t: &Tensor, fp16: bool) -> Result<TensorProto> {
 }
 
 /// Builds a graph node by node, pulling weights from the checkpoint map.
-struct GraphBuilder<'a> {
+pub(crate) struct GraphBuilder<'a> {
     weights: &'a HashMap<String, Tensor>,
     /// Weights stored as float16.
     fp16: bool,
@@ -326,7 +335,7 @@ impl<'a> GraphBuilder<'a> {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT as i64)]) } else { x.to_string() }
     }
 
-    fn node(&mut self, op: &str, inputs: &[&str], output: Option<&str>, attrs: Vec<AttributeProto>) -> String {
+    pub(crate) fn node(&mut self, op: &str, inputs: &[&str], output: Option<&str>, attrs: Vec<AttributeProto>) -> String {
         self.counter += 1;
         let name = format!("{}_{}", op.to_lowercase(), self.counter);
         let out = output.map(str::to_string).unwrap_or_else(|| format!("{name}_out"));
@@ -342,7 +351,7 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// A scalar `f32` initializer (broadcast by the elementwise ops).
-    fn scalar(&mut self, name: &str, v: f32) {
+    pub(crate) fn scalar(&mut self, name: &str, v: f32) {
         self.initializers.push(TensorProto {
             dims: vec![],
             data_type: Some(DATA_TYPE_FLOAT),
@@ -352,80 +361,11 @@ impl<'a> GraphBuilder<'a> {
         });
     }
 
-    fn weight(&mut self, name: &str) -> Result<&Tensor> {
+    /// The checkpoint tensor `name`, added to the initializers.
+    pub(crate) fn weight(&mut self, name: &str) -> Result<&Tensor> {
         let t = self.weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
         self.initializers.push(tensor_proto(name, t, self.fp16)?);
         Ok(t)
-    }
-
-    /// Conv with Keras-'same' padding, weights `{prefix}.weight`/`{prefix}.bias`.
-    fn conv(&mut self, x: &str, prefix: &str, output: Option<&str>) -> Result<String> {
-        let wname = format!("{prefix}.weight");
-        let bname = format!("{prefix}.bias");
-        let w = self.weight(&wname)?;
-        let dims = w.dims().to_vec();
-        if dims.len() != 4 || dims[2] != dims[3] {
-            bail!("{wname}: expected a square [Cout, Cin, k, k] kernel, got {dims:?}");
-        }
-        let b = self.weight(&bname)?;
-        if b.dims() != [dims[0]] {
-            bail!("{bname}: shape {:?}, expected [{}]", b.dims(), dims[0]);
-        }
-        let k = dims[2];
-        let [top, bottom, left, right] = crate::fastconv::same_pad(k).map(|p| p as i64);
-        let attrs = vec![
-            ints_attr("kernel_shape", &[k as i64, k as i64]),
-            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
-            ints_attr("pads", &[top, left, bottom, right]),
-            ints_attr("strides", &[1, 1]),
-            ints_attr("dilations", &[1, 1]),
-            int_attr("group", 1),
-        ];
-        Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
-    }
-
-    fn block(&mut self, x: &str, prefix: &str) -> Result<String> {
-        let mut outs = Vec::new();
-        for (k, _) in BRANCHES {
-            outs.push(self.conv(x, &format!("{prefix}.conv{k}"), None)?);
-        }
-        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-        let cat = self.node("Concat", &refs, None, vec![int_attr("axis", 1)]);
-        Ok(self.node("Relu", &[&cat], None, vec![]))
-    }
-
-    fn blocks(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
-        let mut x = x.to_string();
-        for i in 0..n {
-            x = self.block(&x, &format!("{net}.block{i}"))?;
-        }
-        Ok(x)
-    }
-
-    /// `SpaceToDepth` by [`nets::FAST_BLOCK`] (the order of [`nets::space_to_depth`]).
-    fn space_to_depth(&mut self, x: &str) -> String {
-        self.node("SpaceToDepth", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64)])
-    }
-
-    /// `DepthToSpace` by [`nets::FAST_BLOCK`], `DCR` mode (as [`nets::depth_to_space`]).
-    fn depth_to_space(&mut self, x: &str) -> String {
-        let mode = AttributeProto {
-            name: Some("mode".into()),
-            r#type: Some(attribute_type::STRING),
-            s: Some(b"DCR".to_vec()),
-            ..Default::default()
-        };
-        self.node("DepthToSpace", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64), mode])
-    }
-
-    /// `n` × (3×3 conv + ReLU), weights `{net}.conv{i}`.
-    fn relu_convs(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
-        let mut x = x.to_string();
-        for i in 0..n {
-            let c = self.conv(&x, &format!("{net}.conv{i}"), None)?;
-            x = self.node("Relu", &[&c], None, vec![]);
-        }
-        Ok(x)
     }
 
     fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
@@ -543,35 +483,11 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let cover = g.cast_to_work(contract::HIDE_COVER);
     let secret = g.cast_to_work(contract::HIDE_SECRET);
     let z = match info.arch.nets() {
-        Variant::Paper => {
-            let prepared = g.blocks(&secret, "prep", nets::PREP_BLOCKS)?;
-            let cat = g.node("Concat", &[&cover, &prepared], None, vec![int_attr("axis", 1)]);
-            let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
-            g.conv(&x, "hide.out", None)?
-        }
-        _ => {
-            let c = g.space_to_depth(&cover);
-            let s = g.space_to_depth(&secret);
-            let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-            let x = g.relu_convs(&cat, "hide", nets::FAST_HIDE_CONVS)?;
-            let z = g.conv(&x, "hide.out", None)?;
-            g.depth_to_space(&z)
-        }
+        Variant::Paper => nets::paper::onnx_hide(&mut g, &cover, &secret)?,
+        _ => nets::fast::onnx_hide(&mut g, &cover, &secret)?,
     };
-    let mut logits = g.cast_to_f32(&z);
-    if info.hide_output == nets::HideOutput::Residual {
-        // logit(ε + (1 − 2ε)·cover) + z, as nets::cover_logit.
-        g.scalar("residual.scale", 1.0 - 2.0 * nets::RESIDUAL_EPS);
-        g.scalar("residual.eps", nets::RESIDUAL_EPS);
-        g.scalar("residual.one", 1.0);
-        let scaled = g.node("Mul", &[contract::HIDE_COVER, "residual.scale"], None, vec![]);
-        let c = g.node("Add", &[&scaled, "residual.eps"], None, vec![]);
-        let one_minus = g.node("Sub", &["residual.one", &c], None, vec![]);
-        let ratio = g.node("Div", &[&c, &one_minus], None, vec![]);
-        let logit = g.node("Log", &[&ratio], None, vec![]);
-        logits = g.node("Add", &[&logit, &logits], None, vec![]);
-    }
-    g.node("Sigmoid", &[&logits], Some(contract::HIDE_CONTAINER), vec![]);
+    let z = g.cast_to_f32(&z);
+    g.hide_output(info.hide_output, contract::HIDE_COVER, &z, contract::HIDE_CONTAINER);
     let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
     Ok(model(Role::Hide, graph, info))
 }
@@ -581,16 +497,8 @@ pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Res
     let mut g = GraphBuilder::new(weights, info.fp16);
     let container = g.cast_to_work(contract::REVEAL_CONTAINER);
     let z = match info.arch.nets() {
-        Variant::Paper => {
-            let x = g.blocks(&container, "reveal", nets::REVEAL_BLOCKS)?;
-            g.conv(&x, "reveal.out", None)?
-        }
-        _ => {
-            let s = g.space_to_depth(&container);
-            let x = g.relu_convs(&s, "reveal", nets::FAST_REVEAL_CONVS)?;
-            let z = g.conv(&x, "reveal.out", None)?;
-            g.depth_to_space(&z)
-        }
+        Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
+        _ => nets::fast::onnx_reveal(&mut g, &container)?,
     };
     let logits = g.cast_to_f32(&z);
     g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);

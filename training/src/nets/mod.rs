@@ -1,31 +1,15 @@
-//! The three networks of Baluja (NIPS 2017), "Hiding Images in Plain Sight".
+//! The nets, each in candle beside the ONNX graph it exports to:
 //!
-//! * **Prep net**: 2 aggregated blocks on the secret (3 → 65 → 65 channels).
-//! * **Hide net**: 5 aggregated blocks on `concat(cover, prep(secret))` (68 → 65 … 65), then
-//!   a 1×1 convolution to 3 channels and a sigmoid: the container.
-//! * **Reveal net**: 5 aggregated blocks on the container (3 → 65 … 65), then a 1×1
-//!   convolution to 3 channels and a sigmoid: the revealed secret.
+//! * [`paper`]: the three networks of Baluja (NIPS 2017), [`PaperNets`];
+//! * [`fast`]: the real-time nets on 4×4 cells, [`FastNets`] (also the `robust` variant's).
 //!
-//! An aggregated block runs three convolutions on the same input — 50 filters 3×3, 10 filters
-//! 4×4, 5 filters 5×5, all stride 1 with Keras-style 'same' padding (the 4×4 one padded 1
-//! before and 2 after) — concatenates them on channels (65) and applies ReLU
-//! ([`crate::fastconv::aggregated_block`]).
-//!
-//! These are the nets with the paper's **485,541** parameters: the output layers are 1×1
-//! (a 3×3 output layer would give 488,661).
+//! Shared here: the convolution layer, the hide nets' output ([`HideOutput`]), what training
+//! needs to know of each [`Variant`]'s nets ([`VariantNets`]), and the weights' initialisation.
 //!
 //! # Weight names
 //!
 //! One flat `name → tensor` map (a [`VarMap`] while training, `checkpoint.safetensors` on
-//! disk), read back as is by the ONNX exporter:
-//!
-//! ```text
-//! prep.block{0,1}.conv{3,4,5}.{weight,bias}       weight [Cout, Cin, k, k], bias [Cout]
-//! hide.block{0..4}.conv{3,4,5}.{weight,bias}
-//! hide.out.{weight,bias}                          weight [3, 65, 1, 1]
-//! reveal.block{0..4}.conv{3,4,5}.{weight,bias}
-//! reveal.out.{weight,bias}
-//! ```
+//! disk), read back as is by the ONNX exporter; the names are listed in each net's module.
 
 use std::collections::HashMap;
 
@@ -36,33 +20,16 @@ use rand_chacha::ChaCha8Rng;
 use stego::Variant;
 
 use crate::fastconv;
+use crate::onnx::{GraphBuilder, int_attr, ints_attr};
 
-/// Number of filters of each branch of an aggregated block: (kernel size, filters).
-pub const BRANCHES: [(usize, usize); 3] = [(3, 50), (4, 10), (5, 5)];
-/// Output channels of an aggregated block (50 + 10 + 5).
-pub const BLOCK_CHANNELS: usize = 65;
-/// Number of aggregated blocks of the prep net.
-pub const PREP_BLOCKS: usize = 2;
-/// Number of aggregated blocks of the hide net.
-pub const HIDE_BLOCKS: usize = 5;
-/// Number of aggregated blocks of the reveal net.
-pub const REVEAL_BLOCKS: usize = 5;
-/// Kernel size of the output convolution of the hide and reveal nets.
-pub const OUT_KERNEL: usize = 1;
-/// Parameter count of the three paper nets together.
-pub const PAPER_PARAMETERS: usize = 485_541;
-/// Multiply-accumulates per pixel of `hide.onnx` (prep 49,980 + hide 241,275).
-pub const HIDE_MACS_PER_PIXEL: u64 = 49_980 + 241_275;
-/// Multiply-accumulates per pixel of `reveal.onnx`.
-pub const REVEAL_MACS_PER_PIXEL: u64 = 193_500;
+pub mod fast;
+pub mod paper;
+
+pub use fast::*;
+pub use paper::*;
+
 /// Colour channels of images.
 pub const CHANNELS: usize = 3;
-
-/// Short human-readable description, stored in the ONNX metadata.
-pub const ARCHITECTURE: &str = "Baluja 2017 paper nets: aggregated block = relu(concat(conv3x3 x50, \
-conv4x4 x10, conv5x5 x5)), 'same' padding (4x4: 1 before, 2 after); prep = 2 blocks on the \
-secret; hide = 5 blocks on concat(cover, prep) + conv1x1 to 3 + sigmoid; reveal = 5 blocks + \
-conv1x1 to 3 + sigmoid; 485541 parameters in all";
 
 /// One convolution: weight `[Cout, Cin, k, k]` and bias `[Cout]`.
 #[derive(Debug, Clone)]
@@ -89,50 +56,6 @@ impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         fastconv::conv2d_same(x, &self.weight, &self.bias, fastconv::same_pad(self.kernel()))
     }
-}
-
-/// Aggregated block: relu(concat(conv3×3 ×50, conv4×4 ×10, conv5×5 ×5)).
-#[derive(Debug, Clone)]
-pub struct AggregatedBlock {
-    pub convs: [Conv; 3],
-}
-
-impl AggregatedBlock {
-    /// Block on `in_c` input channels; weights `conv3`, `conv4`, `conv5` under `vb`.
-    pub fn new(in_c: usize, vb: VarBuilder) -> Result<Self> {
-        let [(k0, f0), (k1, f1), (k2, f2)] = BRANCHES;
-        Ok(Self {
-            convs: [
-                Conv::new(in_c, f0, k0, vb.pp(format!("conv{k0}")))?,
-                Conv::new(in_c, f1, k1, vb.pp(format!("conv{k1}")))?,
-                Conv::new(in_c, f2, k2, vb.pp(format!("conv{k2}")))?,
-            ],
-        })
-    }
-}
-
-impl Module for AggregatedBlock {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let [a, b, c] = &self.convs;
-        fastconv::aggregated_block(
-            x,
-            [(&a.weight, &a.bias), (&b.weight, &b.bias), (&c.weight, &c.bias)],
-        )
-    }
-}
-
-fn blocks(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<AggregatedBlock>> {
-    (0..n)
-        .map(|i| AggregatedBlock::new(if i == 0 { in_c } else { BLOCK_CHANNELS }, vb.pp(format!("block{i}"))))
-        .collect()
-}
-
-fn run_blocks(blocks: &[AggregatedBlock], x: &Tensor) -> Result<Tensor> {
-    let mut x = x.clone();
-    for b in blocks {
-        x = b.forward(&x)?;
-    }
-    Ok(x)
 }
 
 /// How the hide net turns its last convolution into the container.
@@ -168,6 +91,16 @@ impl HideOutput {
     }
 }
 
+impl HideOutput {
+    /// The container from the hide net's last convolution `z`.
+    pub fn apply(self, cover: &Tensor, z: &Tensor) -> Result<Tensor> {
+        match self {
+            HideOutput::Sigmoid => output_activation(z),
+            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+        }
+    }
+}
+
 /// `logit(ε + (1 − 2ε)·x)`, the cover term of [`HideOutput::Residual`].
 pub fn cover_logit(cover: &Tensor) -> Result<Tensor> {
     let c = cover.affine((1.0 - 2.0 * RESIDUAL_EPS) as f64, RESIDUAL_EPS as f64)?;
@@ -180,105 +113,50 @@ pub fn output_activation(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::sigmoid(x)
 }
 
-/// Preparation network: 2 aggregated blocks on the secret.
-#[derive(Debug, Clone)]
-pub struct PrepNet {
-    pub blocks: Vec<AggregatedBlock>,
-}
-
-impl PrepNet {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        Ok(Self { blocks: blocks(PREP_BLOCKS, CHANNELS, &vb)? })
-    }
-}
-
-impl Module for PrepNet {
-    fn forward(&self, secret: &Tensor) -> Result<Tensor> {
-        run_blocks(&self.blocks, secret)
-    }
-}
-
-/// Hiding network: 5 aggregated blocks on concat(cover, prepared secret), 1×1 conv, sigmoid.
-#[derive(Debug, Clone)]
-pub struct HideNet {
-    pub blocks: Vec<AggregatedBlock>,
-    pub out: Conv,
-    pub output: HideOutput,
-}
-
-impl HideNet {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            blocks: blocks(HIDE_BLOCKS, CHANNELS + BLOCK_CHANNELS, &vb)?,
-            out: Conv::new(BLOCK_CHANNELS, CHANNELS, OUT_KERNEL, vb.pp("out"))?,
-            output: HideOutput::default(),
-        })
-    }
-
-    /// Container from the cover and the prep net's output.
-    pub fn forward(&self, cover: &Tensor, prepared: &Tensor) -> Result<Tensor> {
-        let x = Tensor::cat(&[cover, prepared], 1)?;
-        let z = self.out.forward(&run_blocks(&self.blocks, &x)?)?;
-        match self.output {
-            HideOutput::Sigmoid => output_activation(&z),
-            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+impl GraphBuilder<'_> {
+    /// [`Conv`] in the graph: a convolution with Keras-'same' padding, weights
+    /// `{prefix}.weight`/`{prefix}.bias`.
+    pub(crate) fn conv(&mut self, x: &str, prefix: &str, output: Option<&str>) -> anyhow::Result<String> {
+        let wname = format!("{prefix}.weight");
+        let bname = format!("{prefix}.bias");
+        let dims = self.weight(&wname)?.dims().to_vec();
+        if dims.len() != 4 || dims[2] != dims[3] {
+            anyhow::bail!("{wname}: expected a square [Cout, Cin, k, k] kernel, got {dims:?}");
         }
-    }
-}
-
-/// Reveal network: 5 aggregated blocks on the container, 1×1 conv, sigmoid.
-#[derive(Debug, Clone)]
-pub struct RevealNet {
-    pub blocks: Vec<AggregatedBlock>,
-    pub out: Conv,
-}
-
-impl RevealNet {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            blocks: blocks(REVEAL_BLOCKS, CHANNELS, &vb)?,
-            out: Conv::new(BLOCK_CHANNELS, CHANNELS, OUT_KERNEL, vb.pp("out"))?,
-        })
-    }
-}
-
-impl Module for RevealNet {
-    fn forward(&self, container: &Tensor) -> Result<Tensor> {
-        output_activation(&self.out.forward(&run_blocks(&self.blocks, container)?)?)
-    }
-}
-
-/// The three nets together, weights under `prep.`, `hide.` and `reveal.`.
-#[derive(Debug, Clone)]
-pub struct PaperNets {
-    pub prep: PrepNet,
-    pub hide: HideNet,
-    pub reveal: RevealNet,
-}
-
-impl PaperNets {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            prep: PrepNet::new(vb.pp("prep"))?,
-            hide: HideNet::new(vb.pp("hide"))?,
-            reveal: RevealNet::new(vb.pp("reveal"))?,
-        })
+        let b = self.weight(&bname)?;
+        if b.dims() != [dims[0]] {
+            anyhow::bail!("{bname}: shape {:?}, expected [{}]", b.dims(), dims[0]);
+        }
+        let k = dims[2];
+        let [top, bottom, left, right] = fastconv::same_pad(k).map(|p| p as i64);
+        let attrs = vec![
+            ints_attr("kernel_shape", &[k as i64, k as i64]),
+            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
+            ints_attr("pads", &[top, left, bottom, right]),
+            ints_attr("strides", &[1, 1]),
+            ints_attr("dilations", &[1, 1]),
+            int_attr("group", 1),
+        ];
+        Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
     }
 
-    /// The same nets with the hide net's output mode set.
-    pub fn with_hide_output(mut self, output: HideOutput) -> Self {
-        self.hide.output = output;
-        self
-    }
-
-    /// Prep + hide: (cover, secret) → container, all `[N, 3, H, W]` in [0, 1].
-    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
-        self.hide.forward(cover, &self.prep.forward(secret)?)
-    }
-
-    /// Reveal: container → revealed secret.
-    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
-        self.reveal.forward(container)
+    /// [`HideOutput::apply`] in the graph: the float32 logits `z` of a hide net into the
+    /// container (the `cover` input).
+    pub(crate) fn hide_output(&mut self, output: HideOutput, cover: &str, z: &str, container: &str) {
+        let mut logits = z.to_string();
+        if output == HideOutput::Residual {
+            // logit(ε + (1 − 2ε)·cover) + z, as cover_logit.
+            self.scalar("residual.scale", 1.0 - 2.0 * RESIDUAL_EPS);
+            self.scalar("residual.eps", RESIDUAL_EPS);
+            self.scalar("residual.one", 1.0);
+            let scaled = self.node("Mul", &[cover, "residual.scale"], None, vec![]);
+            let c = self.node("Add", &[&scaled, "residual.eps"], None, vec![]);
+            let one_minus = self.node("Sub", &["residual.one", &c], None, vec![]);
+            let ratio = self.node("Div", &[&c, &one_minus], None, vec![]);
+            let logit = self.node("Log", &[&ratio], None, vec![]);
+            logits = self.node("Add", &[&logit, &logits], None, vec![]);
+        }
+        self.node("Sigmoid", &[&logits], Some(container), vec![]);
     }
 }
 
@@ -357,112 +235,6 @@ pub mod arch_serde {
     /// The nets of runs saved before the field existed.
     pub fn before_option() -> Variant {
         Variant::Paper
-    }
-}
-
-/// Space-to-depth block of the fast nets: they work on 4×4 pixel cells.
-pub const FAST_BLOCK: usize = 4;
-/// Channels of a 4×4 cell of an RGB image (4·4·3).
-pub const FAST_CELL: usize = FAST_BLOCK * FAST_BLOCK * CHANNELS;
-/// Channels of the hidden layers of the fast nets.
-pub const FAST_WIDTH: usize = 80;
-/// 3×3 convolutions (each followed by ReLU) of the fast hide net.
-pub const FAST_HIDE_CONVS: usize = 2;
-/// 3×3 convolutions (each followed by ReLU) of the fast reveal net.
-pub const FAST_REVEAL_CONVS: usize = 3;
-/// Parameter count of the fast nets.
-pub const FAST_PARAMETERS: usize = (9 * 2 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_HIDE_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_WIDTH * FAST_CELL + FAST_CELL)
-    + (9 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_REVEAL_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_WIDTH * FAST_CELL + FAST_CELL);
-/// Multiply-accumulates per pixel of `hide-fast.onnx` (per 4×4 cell / 16).
-pub const FAST_HIDE_MACS_PER_PIXEL: u64 = ((9 * 2 * FAST_CELL * FAST_WIDTH
-    + (FAST_HIDE_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
-    + FAST_WIDTH * FAST_CELL)
-    / (FAST_BLOCK * FAST_BLOCK)) as u64;
-/// Multiply-accumulates per pixel of `reveal-fast.onnx`.
-pub const FAST_REVEAL_MACS_PER_PIXEL: u64 = ((9 * FAST_CELL * FAST_WIDTH
-    + (FAST_REVEAL_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
-    + FAST_WIDTH * FAST_CELL)
-    / (FAST_BLOCK * FAST_BLOCK)) as u64;
-
-/// Description of the fast nets, stored in the ONNX metadata.
-pub const FAST_ARCHITECTURE: &str = "stego fast nets: space-to-depth 4 (ONNX SpaceToDepth order, 48 channels per \
-4x4 cell); hide = concat(s2d(cover), s2d(secret)) -> conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> \
-conv1x1 80->48 -> depth-to-space 4 (DCR) = z, container = sigmoid(logit(cover) + z); reveal = s2d(container) -> \
-3 x (conv3x3 -> 80 + relu) -> conv1x1 80->48 -> depth-to-space 4 -> sigmoid";
-
-/// `[N, C, H, W]` → `[N, C·b², H/b, W/b]`, the channel order of ONNX `SpaceToDepth`
-/// (channel `(by·b + bx)·C + c`).
-pub fn space_to_depth(x: &Tensor, b: usize) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    if h % b != 0 || w % b != 0 {
-        candle_core::bail!("space_to_depth: {h}x{w} is not a multiple of {b}");
-    }
-    x.reshape((n, c, h / b, b, w / b, b))?.permute([0, 3, 5, 1, 2, 4])?.contiguous()?.reshape((n, c * b * b, h / b, w / b))
-}
-
-/// Inverse of [`space_to_depth`]: ONNX `DepthToSpace` in `DCR` mode.
-pub fn depth_to_space(x: &Tensor, b: usize) -> Result<Tensor> {
-    let (n, cb, h, w) = x.dims4()?;
-    let c = cb / (b * b);
-    x.reshape((n, b, b, c, h, w))?.permute([0, 3, 4, 1, 5, 2])?.contiguous()?.reshape((n, c, h * b, w * b))
-}
-
-fn relu_convs(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<Conv>> {
-    (0..n).map(|i| Conv::new(if i == 0 { in_c } else { FAST_WIDTH }, FAST_WIDTH, 3, vb.pp(format!("conv{i}")))).collect()
-}
-
-fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
-    let mut x = x.clone();
-    for c in convs {
-        x = fastconv::conv2d_same_relu(&x, &c.weight, &c.bias, fastconv::same_pad(3))?;
-    }
-    Ok(x)
-}
-
-/// The real-time nets: all convolutions run on 4×4 cells (1/16 of the pixels), so hiding costs
-/// [`FAST_HIDE_MACS_PER_PIXEL`] multiply-accumulates per pixel instead of the paper's ~291k.
-///
-/// Weight names: `hide.conv{0,1}`, `hide.out`, `reveal.conv{0,1,2}`, `reveal.out`.
-#[derive(Debug, Clone)]
-pub struct FastNets {
-    pub hide: Vec<Conv>,
-    pub hide_out: Conv,
-    pub reveal: Vec<Conv>,
-    pub reveal_out: Conv,
-    pub output: HideOutput,
-}
-
-impl FastNets {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
-        let h = vb.pp("hide");
-        let r = vb.pp("reveal");
-        Ok(Self {
-            hide: relu_convs(FAST_HIDE_CONVS, 2 * FAST_CELL, &h)?,
-            hide_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, h.pp("out"))?,
-            reveal: relu_convs(FAST_REVEAL_CONVS, FAST_CELL, &r)?,
-            reveal_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, r.pp("out"))?,
-            output: HideOutput::default(),
-        })
-    }
-
-    /// (cover, secret) → container, `[N, 3, H, W]` with H and W multiples of 4.
-    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
-        let x = Tensor::cat(&[space_to_depth(cover, FAST_BLOCK)?, space_to_depth(secret, FAST_BLOCK)?], 1)?;
-        let z = depth_to_space(&self.hide_out.forward(&run_relu_convs(&self.hide, &x)?)?, FAST_BLOCK)?;
-        match self.output {
-            HideOutput::Sigmoid => output_activation(&z),
-            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
-        }
-    }
-
-    /// container → revealed secret.
-    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
-        let x = space_to_depth(container, FAST_BLOCK)?;
-        output_activation(&depth_to_space(&self.reveal_out.forward(&run_relu_convs(&self.reveal, &x)?)?, FAST_BLOCK)?)
     }
 }
 

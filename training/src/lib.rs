@@ -7,7 +7,8 @@
 //! * [`fastconv`]: the convolutions they run on (fast CPU path).
 //! * [`optim`]: AdamW with saveable moments, warmup + cosine learning-rate schedule.
 //! * [`data`]: image loading (Tiny ImageNet layout or any folder), random crops and flips.
-//! * [`train`]: the training loop, checkpoints, resume, validation, figures, CSV, plots.
+//! * [`train`]: the training loop, checkpoints, resume, validation, figures, plots.
+//! * [`csvlog`]: the run's CSV files (`metrics.csv`, `validation.csv`).
 //! * [`onnx`]: the `hide.onnx` / `reveal.onnx` writer: protobuf messages, graph builder,
 //!   metadata (the nets' graphs are in [`nets`]).
 //!
@@ -61,6 +62,7 @@
 //! batches as an uninterrupted one.
 
 pub mod codec;
+pub mod csvlog;
 pub mod data;
 pub mod fastconv;
 pub mod nets;

@@ -15,8 +15,6 @@
 //! | `hide-fast.onnx`, …       | the exported models (end of training; paper nets: `hide.onnx`) |
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,6 +29,7 @@ use stego::Variant;
 use stego::metrics::Metrics;
 
 use crate::codec;
+use crate::csvlog;
 use crate::data::{self, DataOptions, Dataset};
 use crate::nets::{self, Nets, VariantNets};
 use crate::onnx::{self, ExportInfo, Exported};
@@ -474,35 +473,9 @@ fn slice_ranges(lead: &[std::ops::Range<usize>], dims: &[usize]) -> Vec<std::ops
     dims.iter().enumerate().map(|(i, &d)| lead.get(i).cloned().unwrap_or(0..d)).collect()
 }
 
-/// Drops the rows of a CSV whose first field (the step) exceeds `max_step`.
-fn truncate_csv(path: &Path, max_step: u64) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, l)| *i == 0 || l.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= max_step))
-        .map(|(_, l)| l)
-        .collect();
-    std::fs::write(path, kept.join("\n") + "\n")?;
-    Ok(())
-}
-
-fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
-    let new = !path.is_file();
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-    if new {
-        writeln!(f, "{header}")?;
-    }
-    writeln!(f, "{row}")?;
-    Ok(())
-}
-
-const METRICS_HEADER: &str = "step,lr,loss,cover_mse,secret_mse,cover_psnr,secret_psnr,seconds";
-const VALIDATION_HEADER: &str =
-    "step,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim,cover_mse,secret_mse";
+const METRICS_HEADER: [&str; 8] = ["step", "lr", "loss", "cover_mse", "secret_mse", "cover_psnr", "secret_psnr", "seconds"];
+const VALIDATION_HEADER: [&str; 9] =
+    ["step", "cover_apd", "cover_psnr", "cover_ssim", "secret_apd", "secret_psnr", "secret_ssim", "cover_mse", "secret_mse"];
 
 fn psnr_from_mse(mse: f64) -> f64 {
     if mse <= 0.0 { f64::INFINITY } else { -10.0 * mse.log10() }
@@ -584,26 +557,11 @@ pub fn validate(
     Ok((v, [covers.to_vec(), containers, secrets.to_vec(), revealed]))
 }
 
-fn read_csv_columns(path: &Path, cols: &[usize]) -> Vec<Vec<(f64, f64)>> {
-    let mut out = vec![Vec::new(); cols.len()];
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let Some(x) = f.first().and_then(|s| s.parse::<f64>().ok()) else { continue };
-        for (k, &c) in cols.iter().enumerate() {
-            if let Some(y) = f.get(c).and_then(|s| s.parse::<f64>().ok()) {
-                out[k].push((x, y));
-            }
-        }
-    }
-    out
-}
-
 /// Redraws `loss.png` from the two CSV files: the training curves smoothed (exponential
 /// moving average), the validation MSEs with markers.
 pub fn draw_loss_plot(out: &Path) -> Result<()> {
-    let tr = read_csv_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
-    let va = read_csv_columns(&out.join(VALIDATION_CSV), &[7, 8]);
+    let tr = csvlog::read_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
+    let va = csvlog::read_columns(&out.join(VALIDATION_CSV), &[7, 8]);
     let alpha = (10.0 / tr[0].len().max(1) as f64).clamp(0.02, 1.0);
     let line = |name: &str, points: Vec<(f64, f64)>, color: [u8; 3], width: u32, markers: bool| plot::Series {
         name: name.into(),
@@ -779,8 +737,8 @@ impl Trainer {
             Some(prior) => {
                 load_weights(&varmap, &out.join(CHECKPOINT_FILE))?;
                 opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
-                truncate_csv(&out.join(METRICS_CSV), prior.step)?;
-                truncate_csv(&out.join(VALIDATION_CSV), prior.step)?;
+                csvlog::truncate_after(&out.join(METRICS_CSV), prior.step)?;
+                csvlog::truncate_after(&out.join(VALIDATION_CSV), prior.step)?;
                 (prior.step, prior.train_seconds, prior.last_validation)
             }
             None => {
@@ -869,11 +827,17 @@ impl Trainer {
         }
         let dt = step_t.elapsed().as_secs_f64();
         let (cp, sp) = (psnr_from_mse(cm), psnr_from_mse(sm));
-        append_csv(
-            &self.out().join(METRICS_CSV),
-            METRICS_HEADER,
-            &format!("{step},{lr:.6e},{loss_v:.6e},{cm:.6e},{sm:.6e},{cp:.3},{sp:.3},{dt:.3}"),
-        )?;
+        let row = [
+            step.to_string(),
+            format!("{lr:.6e}"),
+            format!("{loss_v:.6e}"),
+            format!("{cm:.6e}"),
+            format!("{sm:.6e}"),
+            format!("{cp:.3}"),
+            format!("{sp:.3}"),
+            format!("{dt:.3}"),
+        ];
+        csvlog::append_row(&self.out().join(METRICS_CSV), &METRICS_HEADER, &row)?;
         let msg = format!("loss {loss_v:.5} | PSNR cover {cp:.2} secret {sp:.2} dB | {:.2} step/s", self.rate.tick());
         self.pb.set_position(step);
         // Without a terminal the bar is hidden: print a line every 30 s instead.
@@ -892,14 +856,18 @@ impl Trainer {
         let c = &self.config;
         let infer = Nets::inference_from_varmap(c.arch, &self.varmap, &self.device)?.with_hide_output(c.hide_output);
         let (v, imgs) = validate(&infer, &self.val_covers, &self.val_secrets, c.batch_size, &self.device)?;
-        append_csv(
-            &self.out().join(VALIDATION_CSV),
-            VALIDATION_HEADER,
-            &format!(
-                "{step},{:.4},{:.3},{:.5},{:.4},{:.3},{:.5},{:.6e},{:.6e}",
-                v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim, v.cover_mse, v.secret_mse
-            ),
-        )?;
+        let row = [
+            step.to_string(),
+            format!("{:.4}", v.cover_apd),
+            format!("{:.3}", v.cover_psnr),
+            format!("{:.5}", v.cover_ssim),
+            format!("{:.4}", v.secret_apd),
+            format!("{:.3}", v.secret_psnr),
+            format!("{:.5}", v.secret_ssim),
+            format!("{:.6e}", v.cover_mse),
+            format!("{:.6e}", v.secret_mse),
+        ];
+        csvlog::append_row(&self.out().join(VALIDATION_CSV), &VALIDATION_HEADER, &row)?;
         let scale = (128 / c.crop).clamp(1, 8);
         let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
         fig.save(self.out().join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;

@@ -33,6 +33,7 @@
 
 pub mod contract;
 pub mod error;
+pub mod eval;
 pub mod frame;
 pub mod fsio;
 pub mod image_io;

@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use stego::Variant;
-use stego::metrics::Metrics;
+use stego::eval::PairMeans;
 
 use crate::codec;
 use crate::csvlog;
@@ -533,27 +533,25 @@ pub fn validate(
         containers.extend(cont);
         revealed.extend(rev);
     }
-    let n = covers.len() as f64;
-    let mut v = Validation::default();
+    let (mut cover, mut secret) = (PairMeans::default(), PairMeans::default());
     for k in 0..covers.len() {
         let (w, h) = covers[k].dimensions();
         let (w, h) = (w as usize, h as usize);
-        let mc = Metrics::rgb8(covers[k].as_raw(), containers[k].as_raw(), w, h);
-        let ms = Metrics::rgb8(secrets[k].as_raw(), revealed[k].as_raw(), w, h);
-        let mse = |a: &RgbImage, b: &RgbImage| {
-            a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2)).sum::<f64>()
-                / a.as_raw().len() as f64
-        };
-        v.cover_apd += mc.apd / n;
-        v.cover_ssim += mc.ssim / n;
-        v.secret_apd += ms.apd / n;
-        v.secret_ssim += ms.ssim / n;
-        v.cover_mse += mse(&covers[k], &containers[k]) / n;
-        v.secret_mse += mse(&secrets[k], &revealed[k]) / n;
+        cover.add_rgb8(covers[k].as_raw(), containers[k].as_raw(), w, h);
+        secret.add_rgb8(secrets[k].as_raw(), revealed[k].as_raw(), w, h);
     }
-    // PSNR of the mean MSE (finite even when one image is reproduced exactly).
-    v.cover_psnr = psnr_from_mse(v.cover_mse);
-    v.secret_psnr = psnr_from_mse(v.secret_mse);
+    let (c, s) = (cover.mean(), secret.mean());
+    let v = Validation {
+        cover_apd: c.apd,
+        cover_ssim: c.ssim,
+        secret_apd: s.apd,
+        secret_ssim: s.ssim,
+        // PSNR of the mean MSE (finite even when one image is reproduced exactly).
+        cover_psnr: cover.psnr_of_mean_mse(),
+        secret_psnr: secret.psnr_of_mean_mse(),
+        cover_mse: cover.mean_mse(),
+        secret_mse: secret.mean_mse(),
+    };
     Ok((v, [covers.to_vec(), containers, secrets.to_vec(), revealed]))
 }
 

@@ -219,14 +219,7 @@ impl TrainArgs {
     fn config(self) -> Result<(TrainConfig, RunOptions)> {
         let defaults = d();
         let a = self;
-        let mut data = a.data;
-        if data == defaults.data && !data[0].is_dir() {
-            // Not started from the project root: use the project's data/images.
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data").join("images");
-            if let Ok(root) = root.canonicalize() {
-                data = vec![root];
-            }
-        }
+        let data = a.data;
         // A fine-tune takes its nets from the run it starts from unless told otherwise.
         let (arch, hide_output) = match (&a.init_from, a.arch, a.hide_output) {
             (Some(dir), arch, hide_output) if arch.is_none() || hide_output.is_none() => {
@@ -280,6 +273,16 @@ impl TrainArgs {
 
 fn run_train(a: TrainArgs) -> Result<()> {
     let (config, opts) = a.config()?;
+    if !opts.resume
+        && config.data == d().data
+        && !config.data[0].is_dir()
+    {
+        bail!(
+            "{} is not a folder here: the default data folder is relative to the project root; \
+             run from there or pass --data DIR",
+            config.data[0].display()
+        );
+    }
     let outcome = train::train(config, &opts)?;
     if !opts.progress {
         for e in &outcome.exported {
@@ -339,8 +342,7 @@ mod tests {
                 Some(Command::Train(a)) => *a,
                 _ => cli.train,
             };
-            let (mut config, opts) = a.config().unwrap();
-            config.data = d().data; // resolved against the source tree when run elsewhere
+            let (config, opts) = a.config().unwrap();
             assert_eq!(config, d());
             assert!(opts.export_to.is_none() && !opts.no_export && !opts.resume && !opts.force);
         }

@@ -1023,9 +1023,11 @@ fn fit_warmup(mut config: TrainConfig) -> TrainConfig {
     config
 }
 
-/// The folder of the ONNX models shipped with stego (`models/` of the source tree).
+/// The folder of the ONNX models shipped with stego: `models/` of the project, which training
+/// runs from (elsewhere an export still keeps existing files unless forced, with a plainer
+/// message).
 pub fn shipped_models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("models")
+    PathBuf::from("models")
 }
 
 /// Refuses an export into `dir` that would replace model files there, unless `force`: the

@@ -282,8 +282,10 @@ fn cli_defaults_and_export_targets() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("images");
     write_images(&data, 6);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let training = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_training")).args(args).output().unwrap();
+        // From the project root, as documented.
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_training")).args(args).current_dir(&root).output().unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let run = tmp.path().join("run");
@@ -312,7 +314,7 @@ fn cli_defaults_and_export_targets() {
     assert!(training(&["export", "--checkpoint", run_s, "--out", other_s, "--force"]).0);
 
     // The shipped models are refused, by `export` and before a run starts.
-    let shipped = train::shipped_models_dir();
+    let shipped = root.join(train::shipped_models_dir());
     let shipped_model = shipped.join("hide-fast.onnx");
     let before = std::fs::read(&shipped_model).unwrap();
     let (ok, e) = training(&["export", "--checkpoint", run_s, "--out", shipped.to_str().unwrap()]);

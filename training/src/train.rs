@@ -45,85 +45,141 @@ pub const VALIDATION_CSV: &str = "validation.csv";
 pub const LOSS_PLOT: &str = "loss.png";
 pub const SAMPLES_DIR: &str = "samples";
 
-/// Everything that defines a training run (saved in `state.json`). Its [`Default`] holds the
-/// defaults of the command line's options too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a training run (saved in `state.json`), and the command line's
+/// options for it: their defaults are [`TrainConfig::default`]'s. A few settings are not
+/// options of their own (the front end sets them: `--steps`, `--robust`, `--arch`,
+/// `--hide-output`, `--init-from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
-    /// Data folders (Tiny ImageNet layout or any folder of images).
+    /// Data folder: Tiny ImageNet layout (train/<wnid>/images, val/images +
+    /// val_annotations.txt) or any folder of .png/.jpg images (searched recursively; a
+    /// --val-fraction of it is held out). Repeat to combine folders, e.g. extracted video frames.
+    #[arg(long, value_name = "DIR", default_values_os_t = d().data)]
     pub data: Vec<PathBuf>,
-    /// Output folder.
+    /// Output folder of the run (checkpoints, metrics.csv, validation.csv, loss.png,
+    /// samples/ and, at the end, the ONNX models: hide-fast.onnx, reveal-fast.onnx, or
+    /// hide.onnx, reveal.onnx for the paper nets).
+    #[arg(long, short, value_name = "DIR", default_value_os_t = d().out)]
     pub out: PathBuf,
     /// Total optimizer steps.
+    #[arg(skip = d().steps)]
     pub steps: u64,
-    /// Pairs (cover, secret) per step.
+    /// Cover/secret pairs per step.
+    #[arg(long, short, default_value_t = d().batch_size)]
     pub batch_size: usize,
-    /// Side of the square training crops.
+    /// Side of the square training crops, in pixels.
+    #[arg(long, default_value_t = d().crop)]
     pub crop: u32,
-    /// Peak learning rate.
+    /// Peak learning rate of AdamW (reached after --warmup steps, then cosine decay).
+    #[arg(long, default_value_t = d().lr)]
     pub lr: f64,
-    /// Linear warmup steps.
+    /// Linear learning-rate warmup, in steps (a warm-up not shorter than --steps becomes a
+    /// tenth of the run, with a message).
+    #[arg(long, default_value_t = d().warmup)]
     pub warmup: u64,
-    /// Final learning rate as a fraction of the peak (cosine decay).
+    /// Learning rate at the last step, as a fraction of --lr.
+    #[arg(long, default_value_t = d().final_lr_fraction)]
     pub final_lr_fraction: f64,
     /// AdamW decoupled weight decay.
+    #[arg(long, default_value_t = d().weight_decay)]
     pub weight_decay: f64,
-    /// Weight of the secret loss.
+    /// Weight of the secret error in the loss ‖C−C'‖² + β‖S−S'‖² (0.75 as in the paper's
+    /// reference implementation: the cover error counts a little more, keeping the container
+    /// close to the cover).
+    #[arg(long, default_value_t = d().beta)]
     pub beta: f64,
-    /// How the loss measures each error: squared (the paper's) or absolute (runs saved before
-    /// this option read as `l2`).
+    /// How the loss measures the errors: `l2` = squared, the paper's ‖C−C'‖² + β‖S−S'‖²; `l1` =
+    /// absolute, |C−C'| + β|S−S'|, the quantity APD reports (under L1 every pixel's error pulls
+    /// with the same strength, so the secret needs a larger --beta than under L2 to keep the
+    /// same balance).
+    // Runs saved before this option read as `l2`.
     #[serde(default)]
+    #[arg(long, value_enum, default_value_t = d().distance)]
     pub distance: Distance,
-    /// Standard deviation of the Gaussian noise added to the container before the reveal net.
+    /// Standard deviation of the Gaussian noise added to the (8-bit rounded) container before
+    /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
+    #[arg(long, default_value_t = d().noise_std)]
     pub noise_std: f64,
-    /// Exposure augmentation: each crop's brightness is scaled by a gain in
-    /// [1/(1+exposure), 1+exposure], clipping highlights (0: off; runs saved before this
-    /// option read as 0).
+    /// Exposure augmentation: scale each crop's brightness by a random gain in
+    /// [1/(1+X), 1+X] (log-uniform), clipping at 255, so the nets also learn covers with
+    /// blown-out highlights. 0 turns it off.
+    // Runs saved before this option read as 0.
     #[serde(default)]
+    #[arg(long, value_name = "X", default_value_t = d().exposure)]
     pub exposure: f64,
-    /// Colour augmentation: each channel of a crop scaled by its own gain in
-    /// [1/(1+colour), 1+colour] (0: off; runs saved before this option read as 0).
+    /// Colour augmentation: scale each channel of a crop by its own random gain in
+    /// [1/(1+X), 1+X] (log-uniform), on top of --exposure: white balance and saturation vary.
+    /// 0 turns it off.
+    // Runs saved before this option read as 0.
     #[serde(default)]
+    #[arg(long, value_name = "X", default_value_t = d().colour)]
     pub colour: f64,
-    /// Crops show the photos as video frames of a shorter side drawn from this range
-    /// (`None`: at any scale between the crop and the whole photo, as runs saved before this
-    /// option did).
+    /// Show the photos as video frames: each crop is cut from the photo downscaled
+    /// (antialiased) to a shorter side drawn log-uniformly from LO..HI pixels (e.g. 240:1080,
+    /// the sizes people stream), instead of at any scale between the crop and the whole photo.
+    // Runs saved before this option read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "LO:HI", value_parser = parse_range)]
     pub frame_side: Option<(u32, u32)>,
     /// Reveal from a simulated recording of the container, drawn per batch from this mix
     /// ([`crate::codec`]): the `robust` training. `None`: from the lossless container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(skip)]
     pub recordings: Option<codec::RecordingMix>,
-    /// Seed of the weights, the data split, the batches and the noise.
+    /// Seed of the initial weights, the validation split, the batches and the noise.
+    #[arg(long, default_value_t = d().seed)]
     pub seed: u64,
-    /// Save a checkpoint every this many steps (and at the end).
+    /// Save a checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = d().checkpoint_every, value_name = "N")]
     pub checkpoint_every: u64,
-    /// Validate (metrics, sample figure, plot) every this many steps (and at the end).
+    /// Validate every N steps (and at the end): APD/PSNR/SSIM, sample figure, loss plot.
+    #[arg(long, default_value_t = d().val_every, value_name = "N")]
     pub val_every: u64,
-    /// Number of fixed validation pairs.
+    /// Number of fixed validation (cover, secret) pairs.
+    #[arg(long, default_value_t = d().val_pairs)]
     pub val_pairs: usize,
-    /// Fraction of a plain image folder held out for validation.
+    /// Fraction of a plain image folder held out for validation (chosen by --seed).
+    #[arg(long, default_value_t = d().val_fraction)]
     pub val_fraction: f64,
-    /// Longest side of the images kept in memory.
+    /// Longest side of the images kept in memory (larger photos are downscaled once on load).
+    #[arg(long, default_value_t = d().max_side)]
     pub max_side: u32,
-    /// Use at most this many training images per folder.
+    /// Use at most N training images per data folder.
+    #[arg(long, value_name = "N")]
     pub max_images: Option<usize>,
     /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
     #[serde(default = "nets::HideOutput::before_option")]
+    #[arg(skip = d().hide_output)]
     pub hide_output: nets::HideOutput,
     /// Which nets: `paper` or `fast` (a `--robust` run trains fast nets; runs saved before
     /// this option read as `paper`).
     #[serde(with = "nets::arch_serde", default = "nets::arch_serde::before_option")]
+    #[arg(skip = d().arch)]
     pub arch: Variant,
     /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
     /// rate up there (from its final value to a mid-schedule one); after each such step the
     /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
     /// turn the jump into a loss spike.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub rewarm_at: Vec<u64>,
     /// The run whose weights this one started from (`--init-from`); `None` for nets drawn
     /// from `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(skip)]
     pub init_from: Option<InitFrom>,
+}
+
+/// The defaults of the options.
+fn d() -> TrainConfig {
+    TrainConfig::default()
+}
+
+/// `LO:HI` as a pair of sizes.
+pub fn parse_range(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (lo, hi) = s.split_once(':').ok_or_else(|| format!("'{s}' is not LO:HI (e.g. 240:1080)"))?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a size in pixels"));
+    Ok((n(lo)?, n(hi)?))
 }
 
 /// The per-pixel distance in the loss `d(C, C') + β·d(S, S')`.

@@ -41,6 +41,7 @@
 
 pub mod contract;
 pub mod error;
+pub mod eval;
 pub mod frame;
 pub mod fsio;
 #[cfg(feature = "image")]

@@ -22,8 +22,9 @@ fn model(name: &str) -> String {
     common::model(name).to_string_lossy().into_owned()
 }
 
-/// The linear test models in tests/models (see make_linear_models.py): container = 0.75 cover +
-/// 0.25 secret, revealed = 1 − container. They make exact pixel checks possible.
+/// The linear test models in tests/models (written by `cargo run -p training --example
+/// linear_models`): container = 0.75 cover + 0.25 secret, revealed = 1 − container. They make
+/// exact pixel checks possible.
 fn linear_model(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")

@@ -12,51 +12,30 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use clap::Parser;
 use training::{fastconv, nets};
 
+/// Time training steps of the paper nets on the CPU.
+#[derive(Parser, Debug)]
 struct Args {
+    /// Images per step.
+    #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Side of the square images, in pixels.
+    #[arg(long, value_name = "PX", default_value_t = 64)]
     size: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 3)]
     steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Run candle's own conv2d instead of the fast custom ops.
+    #[arg(long)]
     reference: bool,
-}
-
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        batch: 8,
-        size: 64,
-        steps: 3,
-        warmup: 1,
-        reference: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut num = |name: &str| -> Result<usize> {
-            match it.next().map(|v| v.parse::<usize>()) {
-                Some(Ok(v)) => Ok(v),
-                _ => bail!("{name} needs a number"),
-            }
-        };
-        match arg.as_str() {
-            "--batch" => a.batch = num("--batch")?,
-            "--size" => a.size = num("--size")?,
-            "--steps" => a.steps = num("--steps")?,
-            "--warmup" => a.warmup = num("--warmup")?,
-            "--reference" => a.reference = true,
-            "-h" | "--help" => {
-                println!(
-                    "bench_step [--batch N] [--size PX] [--steps N] [--warmup N] [--reference]"
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    Ok(a)
 }
 
 /// CPU time (user + system) of this process so far, in seconds (Linux `/proc`; 0 elsewhere).
@@ -89,57 +68,65 @@ fn macs_per_pixel(varmap: &VarMap) -> usize {
         .sum()
 }
 
+/// The times of one training step, in seconds.
+struct StepTimes {
+    total: f64,
+    forward: f64,
+    backward: f64,
+    adamw: f64,
+    cpu: f64,
+}
+
+fn mean(v: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let n = v.len() as f64;
+    v.sum::<f64>() / n
+}
+
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let dev = Device::Cpu;
     fastconv::set_reference_mode(args.reference);
     let (varmap, model) = nets::init_nets(&dev, 1)?;
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 1e-4, ..Default::default() })?;
     let (n, s) = (args.batch, args.size);
     let cover = Tensor::rand(0f32, 1f32, (n, 3, s, s), &dev)?;
     let secret = Tensor::rand(0f32, 1f32, (n, 3, s, s), &dev)?;
-
-    let macs = macs_per_pixel(&varmap) as f64 * (n * s * s) as f64;
-    let gflop_fwd = 2.0 * macs / 1e9;
-    let gflop_step = 3.0 * gflop_fwd;
+    let gflop_fwd = 2.0 * macs_per_pixel(&varmap) as f64 * (n * s * s) as f64 / 1e9;
     println!(
         "path: {}  batch {n}  {s}x{s}  threads {}  conv MACs/pixel {}",
-        if args.reference {
-            "candle conv2d (reference)"
-        } else {
-            "fastconv"
-        },
+        if args.reference { "candle conv2d (reference)" } else { "fastconv" },
         rayon::current_num_threads(),
         macs_per_pixel(&varmap),
     );
-
     let forward = || -> candle_core::Result<Tensor> {
         let container = model.hide(&cover, &secret)?;
         let revealed = model.reveal(&container)?;
         mse(&cover, &container)? + (mse(&secret, &revealed)? * 0.75)?
     };
+    let fwd_times = time_forward(&forward, &args)?;
+    let steps = time_steps(&forward, &mut opt, &args)?;
+    if !steps.is_empty() {
+        report(&steps, mean(fwd_times.into_iter()), gflop_fwd);
+    }
+    Ok(())
+}
 
-    // Forward only (no backward; the graph is built but dropped).
-    let mut fwd_times = Vec::new();
+/// Times the forward pass alone (the graph is built but dropped).
+fn time_forward(forward: &impl Fn() -> candle_core::Result<Tensor>, args: &Args) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
     for i in 0..args.warmup + args.steps {
         let t = Instant::now();
-        let loss = forward()?;
-        let _ = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let _ = forward()?.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         if i >= args.warmup {
-            fwd_times.push(t.elapsed().as_secs_f64());
+            times.push(t.elapsed().as_secs_f64());
         }
     }
+    Ok(times)
+}
 
-    // Full training steps.
-    let mut step_times = Vec::new();
-    let mut parts = Vec::new();
-    let mut cpu_times = Vec::new();
+/// Times full training steps, printing each; returns the timed ones.
+fn time_steps(forward: &impl Fn() -> candle_core::Result<Tensor>, opt: &mut AdamW, args: &Args) -> Result<Vec<StepTimes>> {
+    let mut times = Vec::new();
     for i in 0..args.warmup + args.steps {
         let c0 = cpu_seconds();
         let t0 = Instant::now();
@@ -150,45 +137,43 @@ fn main() -> Result<()> {
         let t2 = Instant::now();
         opt.step(&grads)?;
         let t3 = Instant::now();
-        let cpu = cpu_seconds() - c0;
-        let total = (t3 - t0).as_secs_f64();
-        let (f, b, o) = (
-            (t1 - t0).as_secs_f64(),
-            (t2 - t1).as_secs_f64(),
-            (t3 - t2).as_secs_f64(),
-        );
+        let t = StepTimes {
+            total: (t3 - t0).as_secs_f64(),
+            forward: (t1 - t0).as_secs_f64(),
+            backward: (t2 - t1).as_secs_f64(),
+            adamw: (t3 - t2).as_secs_f64(),
+            cpu: cpu_seconds() - c0,
+        };
         println!(
-            "{} step {i}: {total:.3} s (forward {f:.3}, backward {b:.3}, adamw {o:.3})  cpu {cpu:.2} s  loss {l:.5}",
+            "{} step {i}: {:.3} s (forward {:.3}, backward {:.3}, adamw {:.3})  cpu {:.2} s  loss {l:.5}",
             if i < args.warmup { "warm-up" } else { "timed" },
+            t.total,
+            t.forward,
+            t.backward,
+            t.adamw,
+            t.cpu,
         );
         if i >= args.warmup {
-            step_times.push(total);
-            cpu_times.push(cpu);
-            parts.push((f, b, o));
+            times.push(t);
         }
     }
-    if step_times.is_empty() {
-        return Ok(());
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let step = mean(&step_times);
-    let fwd = mean(&fwd_times);
-    let k = parts.len() as f64;
-    let (f, b, o) = parts.iter().fold((0.0, 0.0, 0.0), |a, p| {
-        (a.0 + p.0 / k, a.1 + p.1 / k, a.2 + p.2 / k)
-    });
+    Ok(times)
+}
+
+/// Prints the means of the timed steps and the throughput they give.
+fn report(steps: &[StepTimes], fwd: f64, gflop_fwd: f64) {
+    let gflop_step = 3.0 * gflop_fwd;
+    let step = mean(steps.iter().map(|t| t.total));
+    let (f, b, o) = (mean(steps.iter().map(|t| t.forward)), mean(steps.iter().map(|t| t.backward)), mean(steps.iter().map(|t| t.adamw)));
     println!("GFLOP per step (fwd+bwd): {gflop_step:.1}  (forward {gflop_fwd:.1})");
     println!(
         "training step: {step:.3} s mean of {}  (min {:.3})  → {:.1} GFLOP/s effective",
-        step_times.len(),
-        step_times.iter().cloned().fold(f64::INFINITY, f64::min),
+        steps.len(),
+        steps.iter().map(|t| t.total).fold(f64::INFINITY, f64::min),
         gflop_step / step
     );
-    println!(
-        "  of which forward {f:.3} s, backward {b:.3} s ({:.1} GFLOP/s), adamw {o:.3} s",
-        2.0 * gflop_fwd / b
-    );
-    let cpu = mean(&cpu_times);
+    println!("  of which forward {f:.3} s, backward {b:.3} s ({:.1} GFLOP/s), adamw {o:.3} s", 2.0 * gflop_fwd / b);
+    let cpu = mean(steps.iter().map(|t| t.cpu));
     println!(
         "  CPU time per step {cpu:.2} s over {} threads: {:.1} GFLOP per CPU-second \
          (if the cores were shared with other processes, step time ≈ CPU time / threads)",
@@ -196,5 +181,4 @@ fn main() -> Result<()> {
         gflop_step / cpu
     );
     println!("forward only: {fwd:.3} s → {:.1} GFLOP/s", gflop_fwd / fwd);
-    Ok(())
 }

@@ -24,6 +24,7 @@ use image::{RgbImage, imageops::FilterType};
 use rand::{Rng, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use stego::frame::{Frame, FrameMut, PixelFormat, frame_to_planar, planar_to_frame};
 
 /// How to read the data folders.
 #[derive(Debug, Clone)]
@@ -303,39 +304,31 @@ pub fn random_crop(img: &Pyramid, size: u32, frame_side: Option<(u32, u32)>, rng
 /// Images (all the same size) to an `[N, 3, H, W]` f32 tensor in [0, 1].
 pub fn to_tensor(images: &[RgbImage], device: &Device) -> candle_core::Result<Tensor> {
     let (w, h) = images[0].dimensions();
-    let plane = (w * h) as usize;
-    let mut data = vec![0f32; images.len() * 3 * plane];
-    for (n, img) in images.iter().enumerate() {
-        let base = n * 3 * plane;
-        for (i, px) in img.pixels().enumerate() {
-            for c in 0..3 {
-                data[base + c * plane + i] = px[c] as f32 / 255.0;
-            }
-        }
+    let (w, h) = (w as usize, h as usize);
+    let mut data = vec![0f32; images.len() * 3 * w * h];
+    for (img, planar) in images.iter().zip(data.chunks_mut(3 * w * h)) {
+        let frame = Frame::packed(img.as_raw(), PixelFormat::Rgb, w, h).map_err(candle_core::Error::wrap)?;
+        frame_to_planar(&frame, planar).map_err(candle_core::Error::wrap)?;
     }
-    Tensor::from_vec(data, (images.len(), 3, h as usize, w as usize), device)
+    Tensor::from_vec(data, (images.len(), 3, h, w), device)
 }
 
-/// An `[N, 3, H, W]` tensor in [0, 1] back to 8-bit images (rounded, clamped).
+/// An `[N, 3, H, W]` tensor in [0, 1] back to 8-bit images (as the runtime rounds:
+/// [`stego::frame::quantize`]).
 pub fn to_images(t: &Tensor) -> candle_core::Result<Vec<RgbImage>> {
-    let (n, c, h, w) = t.dims4()?;
-    assert_eq!(c, 3);
+    let (_, c, h, w) = t.dims4()?;
+    if c != 3 {
+        candle_core::bail!("to_images: {c} channels, RGB needs 3");
+    }
     let data = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let plane = h * w;
-    Ok((0..n)
-        .map(|k| {
-            let base = k * 3 * plane;
-            RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let i = y as usize * w + x as usize;
-                image::Rgb(std::array::from_fn(|ch| to_u8(data[base + ch * plane + i])))
-            })
+    data.chunks(3 * h * w)
+        .map(|planar| {
+            let mut img = RgbImage::new(w as u32, h as u32);
+            let mut frame = FrameMut::packed(&mut img, PixelFormat::Rgb, w, h).map_err(candle_core::Error::wrap)?;
+            planar_to_frame(planar, w, h, &mut frame, None).map_err(candle_core::Error::wrap)?;
+            Ok(img)
         })
-        .collect())
-}
-
-/// [0, 1] → 0..=255, rounded.
-pub fn to_u8(v: f32) -> u8 {
-    (v * 255.0).round().clamp(0.0, 255.0) as u8
+        .collect()
 }
 
 /// A generator for step `step` of a run seeded by `seed`.

@@ -44,43 +44,66 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+/// Which inner kernels the fast path runs: the AVX2/FMA ones or the portable loops. Both
+/// compute the same sums; the choice is passed down explicitly, so both can be exercised
+/// side by side (the plain functions take [`Kernels::detect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// AVX2/FMA kernels (x86_64 CPUs that have both).
+    Simd,
+    /// Portable loops (forward, input gradient) and the `gemm` crate (weights).
+    Portable,
+}
+
+impl Kernels {
+    /// The fastest kernels this CPU runs.
+    pub fn detect() -> Self {
+        if Kernels::Simd.available() { Kernels::Simd } else { Kernels::Portable }
+    }
+
+    /// Whether this CPU can run these kernels.
+    pub fn available(self) -> bool {
+        match self {
+            Kernels::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Simd => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernels::Simd => false,
+        }
+    }
+}
+
 /// Stride-1 convolution with explicit zero padding `[top, bottom, left, right]` plus bias.
 ///
 /// `x`: [N, Cin, H, W] f32, `w`: [Cout, Cin, KH, KW], `b`: [Cout].
 /// Output: [N, Cout, H+top+bottom-KH+1, W+left+right-KW+1].
 pub fn conv2d_same(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> Result<Tensor> {
-    if !use_fast(x, w, b) {
-        return conv2d_same_reference(x, w, b, pad);
-    }
-    let (cout, _cin, kh, kw) = w.dims4()?;
-    let spec = ConvSpec {
-        pad,
-        groups: vec![Group {
-            co: (0, cout),
-            ky: (0, kh),
-            kx: (0, kw),
-        }],
-        relu: false,
-    };
-    apply_conv(x, w, b, spec)
+    conv2d_same_with(x, w, b, pad, Kernels::detect())
 }
 
 /// [`conv2d_same`] followed by ReLU, fused (one pass over the output).
 pub fn conv2d_same_relu(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> Result<Tensor> {
+    conv2d_same_relu_with(x, w, b, pad, Kernels::detect())
+}
+
+/// [`conv2d_same`] on the given kernels (an error if the CPU lacks them).
+pub fn conv2d_same_with(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4], kernels: Kernels) -> Result<Tensor> {
+    single_conv(x, w, b, pad, false, kernels)
+}
+
+/// [`conv2d_same_relu`] on the given kernels (an error if the CPU lacks them).
+pub fn conv2d_same_relu_with(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4], kernels: Kernels) -> Result<Tensor> {
+    single_conv(x, w, b, pad, true, kernels)
+}
+
+fn single_conv(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4], relu: bool, kernels: Kernels) -> Result<Tensor> {
     if !use_fast(x, w, b) {
-        return conv2d_same_reference(x, w, b, pad)?.relu();
+        let y = conv2d_same_reference(x, w, b, pad)?;
+        return if relu { y.relu() } else { Ok(y) };
     }
     let (cout, _cin, kh, kw) = w.dims4()?;
-    let spec = ConvSpec {
-        pad,
-        groups: vec![Group {
-            co: (0, cout),
-            ky: (0, kh),
-            kx: (0, kw),
-        }],
-        relu: true,
-    };
-    apply_conv(x, w, b, spec)
+    let groups = vec![Group { co: (0, cout), ky: (0, kh), kx: (0, kw) }];
+    apply_conv(x, w, b, ConvSpec { pad, groups, relu, kernels })
 }
 
 /// The aggregated block of the paper nets: `relu(concat(conv_a, conv_b, conv_c))` on the
@@ -88,6 +111,11 @@ pub fn conv2d_same_relu(x: &Tensor, w: &Tensor, b: &Tensor, pad: [usize; 4]) -> 
 /// 4×4 → [1,2,1,2], 5×5 → [2,2,2,2]. Branch weights `[Cout_i, Cin, K_i, K_i]`, biases
 /// `[Cout_i]`; output `[N, ΣCout_i, H, W]` (50 + 10 + 5 = 65 channels in the paper).
 pub fn aggregated_block(x: &Tensor, branches: [(&Tensor, &Tensor); 3]) -> Result<Tensor> {
+    aggregated_block_with(x, branches, Kernels::detect())
+}
+
+/// [`aggregated_block`] on the given kernels (an error if the CPU lacks them).
+pub fn aggregated_block_with(x: &Tensor, branches: [(&Tensor, &Tensor); 3], kernels: Kernels) -> Result<Tensor> {
     if !branches.iter().all(|(w, b)| use_fast(x, w, b)) {
         return aggregated_block_reference(x, branches);
     }
@@ -144,6 +172,7 @@ pub fn aggregated_block(x: &Tensor, branches: [(&Tensor, &Tensor); 3]) -> Result
             pad: [pt, pb, pl, pr],
             groups,
             relu: true,
+            kernels,
         },
     )
 }
@@ -217,10 +246,13 @@ fn use_fast(x: &Tensor, w: &Tensor, b: &Tensor) -> bool {
 }
 
 fn apply_conv(x: &Tensor, w: &Tensor, b: &Tensor, spec: ConvSpec) -> Result<Tensor> {
+    if !spec.kernels.available() {
+        candle_core::bail!("fastconv: {:?} kernels requested on a CPU without them", spec.kernels);
+    }
     let x = x.contiguous()?;
     let w = w.contiguous()?;
     let b = b.contiguous()?;
-    x.apply_op3(&w, &b, ConvOp { spec })
+    x.apply_op3(&w, &b, ConvOp { spec, pass: Pass::Forward })
 }
 
 /// A set of output channels `co.0..co.1` whose kernels are nonzero only on taps
@@ -237,6 +269,7 @@ struct ConvSpec {
     pad: [usize; 4],
     groups: Vec<Group>,
     relu: bool,
+    kernels: Kernels,
 }
 
 impl ConvSpec {
@@ -321,6 +354,21 @@ impl Geom {
     fn max_off(&self) -> usize {
         (self.kh - 1) * self.wp + self.kw - 1
     }
+}
+
+type Operands<'a> = (&'a [f32], &'a [f32], &'a [f32], Geom);
+
+/// The three operands of an op as f32 slices (`x`, `w`, then `third`), and the geometry of
+/// the convolution, checked against the op's groups.
+fn operands<'a>(
+    spec: &ConvSpec,
+    (s1, l1): (&'a CpuStorage, &Layout),
+    (s2, l2): (&'a CpuStorage, &Layout),
+    (s3, l3, third): (&'a CpuStorage, &Layout, &str),
+) -> Result<Operands<'a>> {
+    let g = Geom::new(l1.dims(), l2.dims(), spec.pad)?;
+    spec.check(&g)?;
+    Ok((slice(s1, l1, "x")?, slice(s2, l2, "w")?, slice(s3, l3, third)?, g))
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -762,39 +810,29 @@ mod avx {
     }
 }
 
-static NO_SIMD: AtomicBool = AtomicBool::new(false);
+// ----- the op ----------------------------------------------------------------------------------
 
-/// Whether the AVX2/FMA kernels run (the CPU has them, and [`set_simd`] did not turn them
-/// off); else portable loops (forward, input gradient) and the `gemm` crate (weights).
-pub fn simd_enabled() -> bool {
-    if NO_SIMD.load(Ordering::Relaxed) {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Turns the AVX2/FMA kernels off (`false`) or back on where available (`true`), process-wide;
-/// for tests and comparisons.
-pub fn set_simd(on: bool) {
-    NO_SIMD.store(!on, Ordering::Relaxed);
-}
-
-// ----- forward ----------------------------------------------------------------------------------
-
+/// The convolution as a candle op: the forward pass, whose gradient is the backward pass, the
+/// same op on `(x, w, g)` (see [`backward`]).
 struct ConvOp {
     spec: ConvSpec,
+    pass: Pass,
+}
+
+enum Pass {
+    Forward,
+    /// Inputs `(x, w, g)` with `g` the gradient of the forward output; with `mask` (the output
+    /// of a ReLU op), the gradient is first zeroed where the output is 0. Output, flat:
+    /// `dx` (x's shape) ++ `dw` (w's shape) ++ `db` ([Cout]).
+    Backward { mask: Option<Tensor> },
 }
 
 impl CustomOp3 for ConvOp {
     fn name(&self) -> &'static str {
-        "fastconv-conv2d"
+        match self.pass {
+            Pass::Forward => "fastconv-conv2d",
+            Pass::Backward { .. } => "fastconv-conv2d-bwd",
+        }
     }
 
     fn cpu_fwd(
@@ -806,58 +844,20 @@ impl CustomOp3 for ConvOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1, "x")?;
-        let w = slice(s2, l2, "w")?;
-        let b = slice(s3, l3, "b")?;
-        let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
-        self.spec.check(&g)?;
-        if b.len() != g.cout {
-            candle_core::bail!(
-                "fastconv: bias has {} values for {} channels",
-                b.len(),
-                g.cout
-            );
-        }
-        let simd = simd_enabled();
-        let plan = ShiftPlan::forward(&self.spec, &g, w);
-        let out_img = g.cout * g.ho * g.wo;
-        let in_img = g.cin * g.h * g.w;
-        let qs = g.q.next_multiple_of(TILE_COLS);
-        let slack = TILE_COLS;
-        // Every value is written by the loop over images below.
-        let mut y = alloc_output(g.n * out_img);
-        let pad = self.spec.pad;
-        let relu = self.spec.relu;
-        for_image_chunks(g.n, out_img, &mut y, |first, ys, _par, inner| {
-            with_scratch(|s| {
-                resize(&mut s.a, g.cin * g.plane() + slack);
-                resize(&mut s.b, g.cout * qs);
-                for (i, yi) in ys.chunks_mut(out_img).enumerate() {
-                    let img = first + i;
-                    pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.a, slack);
-                    // Rows of channels outside every group stay 0 (+ bias).
-                    s.b[..g.cout * qs].fill(0.0);
-                    unsafe { plan.run(s.a.as_ptr(), s.b.as_mut_ptr(), qs, g.q, simd, inner) };
-                    for co in 0..g.cout {
-                        for oy in 0..g.ho {
-                            let src = &s.b[co * qs + oy * g.wp..][..g.wo];
-                            let dst = &mut yi[(co * g.ho + oy) * g.wo..][..g.wo];
-                            let bias = b[co];
-                            if relu {
-                                for (d, &v) in dst.iter_mut().zip(src) {
-                                    *d = (v + bias).max(0.0);
-                                }
-                            } else {
-                                for (d, &v) in dst.iter_mut().zip(src) {
-                                    *d = v + bias;
-                                }
-                            }
-                        }
-                    }
+        match &self.pass {
+            Pass::Forward => {
+                let (x, w, b, g) = operands(&self.spec, (s1, l1), (s2, l2), (s3, l3, "b"))?;
+                forward(&self.spec, x, w, b, &g)
+            }
+            Pass::Backward { mask } => {
+                let (x, w, gr, g) = operands(&self.spec, (s1, l1), (s2, l2), (s3, l3, "grad"))?;
+                if l3.dims() != [g.n, g.cout, g.ho, g.wo] {
+                    candle_core::bail!("fastconv: grad shape {:?} does not match the output", l3.dims());
                 }
-            })
-        });
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
+                let mask_guard = mask.as_ref().map(|m| m.storage_and_layout());
+                backward(&self.spec, x, w, gr, relu_mask(&mask_guard, gr.len())?, &g)
+            }
+        }
     }
 
     fn bwd(
@@ -868,6 +868,9 @@ impl CustomOp3 for ConvOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if !matches!(self.pass, Pass::Forward) {
+            candle_core::bail!("fastconv: the backward pass has no gradient of its own");
+        }
         let grad = grad.contiguous()?;
         let mask = if self.spec.relu {
             Some(res.contiguous()?)
@@ -877,9 +880,9 @@ impl CustomOp3 for ConvOp {
         let all = x.apply_op3_no_bwd(
             w,
             &grad,
-            &ConvBwdOp {
+            &ConvOp {
                 spec: self.spec.clone(),
-                mask,
+                pass: Pass::Backward { mask },
             },
         )?;
         let nx = x.elem_count();
@@ -892,15 +895,61 @@ impl CustomOp3 for ConvOp {
     }
 }
 
-// ----- backward ---------------------------------------------------------------------------------
+// ----- forward ----------------------------------------------------------------------------------
 
-/// Inputs `(x, w, g)` with `g` the gradient of the op's output; with `mask` (the output of a
-/// ReLU op), the gradient is first zeroed where the output is 0. Output, flat:
-/// `dx` (x's shape) ++ `dw` (w's shape) ++ `db` ([Cout]).
-struct ConvBwdOp {
-    spec: ConvSpec,
-    mask: Option<Tensor>,
+/// The forward pass: `y = conv(x, w) + b`, then ReLU if the spec says so.
+fn forward(spec: &ConvSpec, x: &[f32], w: &[f32], b: &[f32], g: &Geom) -> Result<(CpuStorage, Shape)> {
+    let g = *g;
+    if b.len() != g.cout {
+        candle_core::bail!(
+            "fastconv: bias has {} values for {} channels",
+            b.len(),
+            g.cout
+        );
+    }
+    let simd = spec.kernels == Kernels::Simd;
+    let plan = ShiftPlan::forward(spec, &g, w);
+    let out_img = g.cout * g.ho * g.wo;
+    let in_img = g.cin * g.h * g.w;
+    let qs = g.q.next_multiple_of(TILE_COLS);
+    let slack = TILE_COLS;
+    // Every value is written by the loop over images below.
+    let mut y = alloc_output(g.n * out_img);
+    let pad = spec.pad;
+    let relu = spec.relu;
+    for_image_chunks(g.n, out_img, &mut y, |first, ys, _par, inner| {
+        with_scratch(|s| {
+            resize(&mut s.a, g.cin * g.plane() + slack);
+            resize(&mut s.b, g.cout * qs);
+            for (i, yi) in ys.chunks_mut(out_img).enumerate() {
+                let img = first + i;
+                pad_into(&g, pad, &x[img * in_img..][..in_img], &mut s.a, slack);
+                // Rows of channels outside every group stay 0 (+ bias).
+                s.b[..g.cout * qs].fill(0.0);
+                unsafe { plan.run(s.a.as_ptr(), s.b.as_mut_ptr(), qs, g.q, simd, inner) };
+                for co in 0..g.cout {
+                    for oy in 0..g.ho {
+                        let src = &s.b[co * qs + oy * g.wp..][..g.wo];
+                        let dst = &mut yi[(co * g.ho + oy) * g.wo..][..g.wo];
+                        let bias = b[co];
+                        if relu {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = (v + bias).max(0.0);
+                            }
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d = v + bias;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+    Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
 }
+
+// ----- backward ---------------------------------------------------------------------------------
 
 /// Weight-gradient product: rows `co0..co1`, kernel row `ky`, taps `kx0..kx1` (one product
 /// over all those taps, from the channels-last padded input).
@@ -929,143 +978,123 @@ fn filter_runs(spec: &ConvSpec) -> Vec<FRun> {
     out
 }
 
-impl CustomOp3 for ConvBwdOp {
-    fn name(&self) -> &'static str {
-        "fastconv-conv2d-bwd"
-    }
+/// The sizes and plans of one backward pass.
+struct BwdPlan<'a> {
+    g: Geom,
+    pad: [usize; 4],
+    simd: bool,
+    /// Padded output gradient gp[co][u]: output q at u = s + q, zeros around, so that the
+    /// input gradient reads gp[co, s + p − off] for every padded-input position p.
+    s: usize,
+    /// Columns of the input gradient rows (padded rows pad_top .. pad_top + h).
+    pcols: usize,
+    ustride: usize,
+    dplan: ShiftPlan,
+    fruns: Vec<FRun>,
+    /// Row length of the per-thread weight gradient dwc[co][ky][kx * cin + ci], padded by 8
+    /// (the products run up to 7 columns past their taps).
+    lrow: usize,
+    in_img: usize,
+    out_img: usize,
+    x: &'a [f32],
+    grad: &'a [f32],
+    mask: Option<&'a [f32]>,
+}
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s1, l1, "x")?;
-        let w = slice(s2, l2, "w")?;
-        let gr = slice(s3, l3, "grad")?;
-        let g = Geom::new(l1.dims(), l2.dims(), self.spec.pad)?;
-        self.spec.check(&g)?;
-        if l3.dims() != [g.n, g.cout, g.ho, g.wo] {
-            candle_core::bail!(
-                "fastconv: grad shape {:?} does not match the output",
-                l3.dims()
-            );
-        }
-        let mask_guard = self.mask.as_ref().map(|m| m.storage_and_layout());
-        let mask: Option<&[f32]> = match &mask_guard {
-            Some((st, l)) => match &**st {
-                Storage::Cpu(c) => {
-                    let m = slice(c, l, "relu output")?;
-                    if m.len() != gr.len() {
-                        candle_core::bail!("fastconv: relu output size mismatch");
-                    }
-                    Some(m)
-                }
-                _ => candle_core::bail!("fastconv: relu output not on the cpu"),
-            },
-            None => None,
-        };
-        let simd = simd_enabled();
-        let pad = self.spec.pad;
-        let plane = g.plane();
-        // Padded output gradient gp[co][u]: output q at u = s + q, zeros around, so that
-        // the input gradient reads gp[co, s + p − off] for every padded-input position p.
+impl<'a> BwdPlan<'a> {
+    fn new(spec: &ConvSpec, g: Geom, w: &[f32], x: &'a [f32], grad: &'a [f32], mask: Option<&'a [f32]>) -> Self {
         let s = g.max_off();
-        let p0 = pad[0] * g.wp;
+        let p0 = spec.pad[0] * g.wp;
         let pcols = (g.h * g.wp).next_multiple_of(TILE_COLS);
         let ustride = (p0 + s + pcols + TILE_COLS).max(s + g.q);
-        let dplan = ShiftPlan::input_grad(&self.spec, &g, w, ustride, s, p0);
-        let fruns = filter_runs(&self.spec);
-        let kk = g.kh * g.kw;
-        let out_img = g.cout * g.ho * g.wo;
-        let in_img = g.cin * g.h * g.w;
-        let nx = g.n * in_img;
-        let nw = g.cout * g.cin * kk;
-        // Weight gradient per thread: dwc[co][ky][kx * cin + ci], rows padded by 8 (the
-        // products run up to 7 columns past their taps).
-        let lrow = g.kw * g.cin + 8;
-        let ndwc = g.cout * g.kh * lrow;
-        // dx is written image by image below; dw and db are zeroed here then summed into.
-        let mut out = alloc_output(nx + nw + g.cout);
-        let (dx, dwb) = out.split_at_mut(nx);
-        dwb.fill(0.0);
-        let parts = for_image_chunks(g.n, in_img, dx, |first, dxs, par, inner| {
-            let mut dwc = vec![0f32; ndwc];
-            let mut db = vec![0f64; g.cout];
-            with_scratch(|sc| {
-                resize(&mut sc.a, g.cin * plane + 8);
-                resize(&mut sc.b, g.cout * ustride);
-                resize(&mut sc.c, g.cin * pcols);
-                for (i, dxi) in dxs.chunks_mut(in_img).enumerate() {
-                    let img = first + i;
-                    let m = mask.map(|m| &m[img * out_img..][..out_img]);
-                    grad_into(
-                        &g,
-                        &gr[img * out_img..][..out_img],
-                        m,
-                        &mut sc.b,
-                        ustride,
-                        s,
-                        &mut db,
-                    );
-                    // Input gradient on padded rows pad_top .. pad_top + h.
-                    unsafe {
-                        dplan.run(
-                            sc.b.as_ptr(),
-                            sc.c.as_mut_ptr(),
-                            pcols,
-                            g.h * g.wp,
-                            simd,
-                            inner,
-                        )
-                    };
-                    for ci in 0..g.cin {
-                        for y in 0..g.h {
-                            let src = &sc.c[ci * pcols + y * g.wp + pad[2]..][..g.w];
-                            dxi[(ci * g.h + y) * g.w..][..g.w].copy_from_slice(src);
-                        }
-                    }
-                    // Weight gradient.
-                    pad_into_t(&g, pad, &x[img * in_img..][..in_img], &mut sc.a);
-                    for r in &fruns {
-                        // dwc[co][ky][kx·cin + ci] += Σ_q xpt[(q + ky·wp + kx)·cin + ci] g[co, q],
-                        // one product over j = (kx − kx0)·cin + ci, rounded up to 8 rows.
-                        let mj = ((r.kx1 - r.kx0) * g.cin).next_multiple_of(8);
-                        unsafe {
-                            sgemm(
-                                mj,
-                                r.co1 - r.co0,
-                                g.q,
-                                dwc.as_mut_ptr()
-                                    .add((r.co0 * g.kh + r.ky) * lrow + r.kx0 * g.cin),
-                                g.kh * lrow,
-                                1,
-                                sc.a.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
-                                g.cin,
-                                1,
-                                sc.b.as_ptr().add(r.co0 * ustride + s),
-                                ustride,
-                                1,
-                                par,
-                            );
-                        }
+        Self {
+            g,
+            pad: spec.pad,
+            simd: spec.kernels == Kernels::Simd,
+            s,
+            pcols,
+            ustride,
+            dplan: ShiftPlan::input_grad(spec, &g, w, ustride, s, p0),
+            fruns: filter_runs(spec),
+            lrow: g.kw * g.cin + 8,
+            in_img: g.cin * g.h * g.w,
+            out_img: g.cout * g.ho * g.wo,
+            x,
+            grad,
+            mask,
+        }
+    }
+
+    /// The gradients of images `first..` into `dxs` (whole images), and their weight and
+    /// bias gradients, summed.
+    fn images(&self, first: usize, dxs: &mut [f32], par: gemm::Parallelism, inner: bool) -> (Vec<f32>, Vec<f64>) {
+        let g = &self.g;
+        let mut dwc = vec![0f32; g.cout * g.kh * self.lrow];
+        let mut db = vec![0f64; g.cout];
+        with_scratch(|sc| {
+            resize(&mut sc.a, g.cin * g.plane() + 8);
+            resize(&mut sc.b, g.cout * self.ustride);
+            resize(&mut sc.c, g.cin * self.pcols);
+            for (i, dxi) in dxs.chunks_mut(self.in_img).enumerate() {
+                let img = first + i;
+                let m = self.mask.map(|m| &m[img * self.out_img..][..self.out_img]);
+                let gr = &self.grad[img * self.out_img..][..self.out_img];
+                grad_into(g, gr, m, &mut sc.b, self.ustride, self.s, &mut db);
+                // Input gradient on padded rows pad_top .. pad_top + h.
+                unsafe { self.dplan.run(sc.b.as_ptr(), sc.c.as_mut_ptr(), self.pcols, g.h * g.wp, self.simd, inner) };
+                for ci in 0..g.cin {
+                    for y in 0..g.h {
+                        let src = &sc.c[ci * self.pcols + y * g.wp + self.pad[2]..][..g.w];
+                        dxi[(ci * g.h + y) * g.w..][..g.w].copy_from_slice(src);
                     }
                 }
-            });
-            (dwc, db)
+                pad_into_t(g, self.pad, &self.x[img * self.in_img..][..self.in_img], &mut sc.a);
+                self.weight_grad(&sc.a, &sc.b, &mut dwc, par);
+            }
         });
-        let (dw, db) = dwb.split_at_mut(nw);
-        // Sum the threads' parts; keep only the taps inside each channel's group.
+        (dwc, db)
+    }
+
+    /// Adds one image's weight gradient to `dwc`, from its channels-last padded input `xpt`
+    /// and its padded output gradient `gp`.
+    fn weight_grad(&self, xpt: &[f32], gp: &[f32], dwc: &mut [f32], par: gemm::Parallelism) {
+        let g = &self.g;
+        for r in &self.fruns {
+            // dwc[co][ky][kx·cin + ci] += Σ_q xpt[(q + ky·wp + kx)·cin + ci] g[co, q],
+            // one product over j = (kx − kx0)·cin + ci, rounded up to 8 rows.
+            let mj = ((r.kx1 - r.kx0) * g.cin).next_multiple_of(8);
+            unsafe {
+                sgemm(
+                    mj,
+                    r.co1 - r.co0,
+                    g.q,
+                    dwc.as_mut_ptr().add((r.co0 * g.kh + r.ky) * self.lrow + r.kx0 * g.cin),
+                    g.kh * self.lrow,
+                    1,
+                    xpt.as_ptr().add((r.ky * g.wp + r.kx0) * g.cin),
+                    g.cin,
+                    1,
+                    gp.as_ptr().add(r.co0 * self.ustride + self.s),
+                    self.ustride,
+                    1,
+                    par,
+                );
+            }
+        }
+    }
+
+    /// Sums the threads' parts into `dw` and `db`, keeping only the taps inside each
+    /// channel's group.
+    fn sum_parts(&self, spec: &ConvSpec, parts: &[(Vec<f32>, Vec<f64>)], dw: &mut [f32], db: &mut [f32]) {
+        let g = &self.g;
+        let kk = g.kh * g.kw;
         let mut db64 = vec![0f64; g.cout];
-        for (dwc, dbt) in &parts {
-            for gr in self.spec.sorted_groups() {
+        for (dwc, dbt) in parts {
+            for gr in spec.sorted_groups() {
                 for co in gr.co.0..gr.co.1 {
                     for ky in gr.ky.0..gr.ky.1 {
                         for kx in gr.kx.0..gr.kx.1 {
-                            let src = &dwc[(co * g.kh + ky) * lrow + kx * g.cin..][..g.cin];
+                            let src = &dwc[(co * g.kh + ky) * self.lrow + kx * g.cin..][..g.cin];
                             for (ci, &v) in src.iter().enumerate() {
                                 dw[(co * g.cin + ci) * kk + ky * g.kw + kx] += v;
                             }
@@ -1080,6 +1109,31 @@ impl CustomOp3 for ConvBwdOp {
         for (d, &v) in db.iter_mut().zip(&db64) {
             *d = v as f32;
         }
-        Ok((CpuStorage::F32(out), Shape::from(nx + nw + g.cout)))
     }
+}
+
+/// The ReLU output of a backward pass as a slice of `len` values.
+fn relu_mask<'a, S: std::ops::Deref<Target = Storage>>(m: &'a Option<(S, &Layout)>, len: usize) -> Result<Option<&'a [f32]>> {
+    let Some((st, l)) = m else { return Ok(None) };
+    let Storage::Cpu(c) = &**st else { candle_core::bail!("fastconv: relu output not on the cpu") };
+    let m = slice(c, l, "relu output")?;
+    if m.len() != len {
+        candle_core::bail!("fastconv: relu output size mismatch");
+    }
+    Ok(Some(m))
+}
+
+/// The backward pass (see [`Pass::Backward`]).
+fn backward(spec: &ConvSpec, x: &[f32], w: &[f32], gr: &[f32], mask: Option<&[f32]>, g: &Geom) -> Result<(CpuStorage, Shape)> {
+    let g = *g;
+    let plan = BwdPlan::new(spec, g, w, x, gr, mask);
+    let nx = g.n * plan.in_img;
+    let nw = g.cout * g.cin * g.kh * g.kw;
+    // dx is written image by image below; dw and db are summed into zeros.
+    let mut out = alloc_output(nx + nw + g.cout);
+    let (dx, dwb) = out.split_at_mut(nx);
+    let parts = for_image_chunks(g.n, plan.in_img, dx, |first, dxs, par, inner| plan.images(first, dxs, par, inner));
+    let (dw, db) = dwb.split_at_mut(nw);
+    plan.sum_parts(spec, &parts, dw, db);
+    Ok((CpuStorage::F32(out), Shape::from(nx + nw + g.cout)))
 }

@@ -1,12 +1,16 @@
 //! Training of the deep-steganography nets of Baluja, "Hiding Images in Plain Sight: Deep
 //! Steganography" (NIPS 2017), in [candle](https://github.com/huggingface/candle), and their export to ONNX for the `stego` runtime.
 //!
-//! * [`nets`]: the prep, hide and reveal nets (485,541 parameters), candle-examples style.
+//! * [`nets`]: the nets, candle-examples style, each beside the ONNX graph it exports to:
+//!   [`nets::paper`] (Baluja's prep, hide and reveal nets, 485,541 parameters) and
+//!   [`nets::fast`] (the real-time nets).
 //! * [`fastconv`]: the convolutions they run on (fast CPU path).
 //! * [`optim`]: AdamW with saveable moments, warmup + cosine learning-rate schedule.
 //! * [`data`]: image loading (Tiny ImageNet layout or any folder), random crops and flips.
-//! * [`train`]: the training loop, checkpoints, resume, validation, figures, CSV, plots.
-//! * [`onnx`]: `hide.onnx` / `reveal.onnx` writer (hand-written protobuf messages).
+//! * [`train`]: the training loop, checkpoints, resume, validation, figures, plots.
+//! * [`csvlog`]: the run's CSV files (`metrics.csv`, `validation.csv`).
+//! * [`onnx`]: the `hide.onnx` / `reveal.onnx` writer: protobuf messages, graph builder,
+//!   metadata (the nets' graphs are in [`nets`]).
 //!
 //! # Usage
 //!
@@ -58,6 +62,7 @@
 //! batches as an uninterrupted one.
 
 pub mod codec;
+pub mod csvlog;
 pub mod data;
 pub mod fastconv;
 pub mod nets;

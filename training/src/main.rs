@@ -48,98 +48,19 @@ fn d() -> TrainConfig {
 
 #[derive(Args, Debug, Clone)]
 struct TrainArgs {
-    /// Data folder: Tiny ImageNet layout (train/<wnid>/images, val/images +
-    /// val_annotations.txt) or any folder of .png/.jpg images (searched recursively; a
-    /// --val-fraction of it is held out). Repeat to combine folders, e.g. extracted video frames.
-    #[arg(long, value_name = "DIR", default_values_os_t = d().data)]
-    data: Vec<PathBuf>,
-    /// Output folder of the run (checkpoints, metrics.csv, validation.csv, loss.png,
-    /// samples/ and, at the end, the ONNX models: hide-fast.onnx, reveal-fast.onnx, or
-    /// hide.onnx, reveal.onnx for the paper nets).
-    #[arg(long, short, value_name = "DIR", default_value_os_t = d().out)]
-    out: PathBuf,
+    #[command(flatten)]
+    config: TrainConfig,
     #[arg(long, help = format!(
         "Total optimizer steps [default: {}; with --resume: the saved run's, or this to change it]",
         d().steps
     ))]
     steps: Option<u64>,
-    /// Cover/secret pairs per step.
-    #[arg(long, short, default_value_t = d().batch_size)]
-    batch_size: usize,
-    /// Side of the square training crops, in pixels.
-    #[arg(long, default_value_t = d().crop)]
-    crop: u32,
-    /// Peak learning rate of AdamW (reached after --warmup steps, then cosine decay).
-    #[arg(long, default_value_t = d().lr)]
-    lr: f64,
-    /// Linear learning-rate warmup, in steps (a warm-up not shorter than --steps becomes a
-    /// tenth of the run, with a message).
-    #[arg(long, default_value_t = d().warmup)]
-    warmup: u64,
-    /// Learning rate at the last step, as a fraction of --lr.
-    #[arg(long, default_value_t = d().final_lr_fraction)]
-    final_lr_fraction: f64,
-    /// AdamW decoupled weight decay.
-    #[arg(long, default_value_t = d().weight_decay)]
-    weight_decay: f64,
-    /// Weight of the secret error in the loss ‖C−C'‖² + β‖S−S'‖² (0.75 as in the paper's
-    /// reference implementation: the cover error counts a little more, keeping the container
-    /// close to the cover).
-    #[arg(long, default_value_t = d().beta)]
-    beta: f64,
-    /// How the loss measures the errors: `l2` = squared, the paper's ‖C−C'‖² + β‖S−S'‖²; `l1` =
-    /// absolute, |C−C'| + β|S−S'|, the quantity APD reports (under L1 every pixel's error pulls
-    /// with the same strength, so the secret needs a larger --beta than under L2 to keep the
-    /// same balance).
-    #[arg(long, value_enum, default_value_t = d().distance)]
-    distance: training::train::Distance,
-    /// Standard deviation of the Gaussian noise added to the (8-bit rounded) container before
-    /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
-    #[arg(long, default_value_t = d().noise_std)]
-    noise_std: f64,
-    /// Exposure augmentation: scale each crop's brightness by a random gain in
-    /// [1/(1+X), 1+X] (log-uniform), clipping at 255, so the nets also learn covers with
-    /// blown-out highlights. 0 turns it off.
-    #[arg(long, value_name = "X", default_value_t = d().exposure)]
-    exposure: f64,
-    /// Colour augmentation: scale each channel of a crop by its own random gain in
-    /// [1/(1+X), 1+X] (log-uniform), on top of --exposure: white balance and saturation vary.
-    /// 0 turns it off.
-    #[arg(long, value_name = "X", default_value_t = d().colour)]
-    colour: f64,
-    /// Show the photos as video frames: each crop is cut from the photo downscaled
-    /// (antialiased) to a shorter side drawn log-uniformly from LO..HI pixels (e.g. 240:1080,
-    /// the sizes people stream), instead of at any scale between the crop and the whole photo.
-    #[arg(long, value_name = "LO:HI", value_parser = parse_range)]
-    frame_side: Option<(u32, u32)>,
     /// Train the `robust` kind of nets: the secret is revealed from a simulated recording of
     /// the container, drawn per batch (a quarter lossless, a tenth 4:2:0 only, 40% x264-like
     /// at quantizer 16-30, the rest JPEG quality 70-95), so it survives x264 and JPEG
     /// recordings in I420. --crop must be a multiple of 16.
     #[arg(long)]
     robust: bool,
-    /// Seed of the initial weights, the validation split, the batches and the noise.
-    #[arg(long, default_value_t = d().seed)]
-    seed: u64,
-    /// Save a checkpoint every N steps (and at the end).
-    #[arg(long, default_value_t = d().checkpoint_every, value_name = "N")]
-    checkpoint_every: u64,
-    /// Validate every N steps (and at the end): APD/PSNR/SSIM, sample figure, loss plot.
-    #[arg(long, default_value_t = d().val_every, value_name = "N")]
-    val_every: u64,
-    /// Number of fixed validation (cover, secret) pairs.
-    #[arg(long, default_value_t = d().val_pairs)]
-    val_pairs: usize,
-    /// Fraction of a plain image folder held out for validation (chosen by --seed).
-    #[arg(long, default_value_t = d().val_fraction)]
-    val_fraction: f64,
-    /// Longest side of the images kept in memory (larger photos are downscaled once on load).
-    #[arg(long, default_value_t = d().max_side)]
-    max_side: u32,
-    /// Use at most N training images per data folder.
-    #[arg(long, value_name = "N")]
-    max_images: Option<usize>,
-
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
          cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output \
@@ -147,13 +68,13 @@ struct TrainArgs {
         d().hide_output.as_str()
     ))]
     hide_output: Option<training::nets::HideOutput>,
-    #[arg(long, value_enum, help = format!(
+    #[arg(long, value_parser = arch_parser(), help = format!(
         "Which nets to train: `fast` = the real-time nets on 4×4 cells, the runtime's default variant \
          (hide-fast.onnx, reveal-fast.onnx; --crop must be a multiple of 4); `paper` = Baluja's nets, \
          ~50× costlier (hide.onnx, reveal.onnx) [default: {}, or the --init-from run's]",
         d().arch.as_str()
     ))]
-    arch: Option<training::nets::Arch>,
+    arch: Option<stego::Variant>,
     /// Continue the run in --out from its last checkpoint: same step count, weights, AdamW
     /// moments and schedule; the saved settings win over the options given, except --steps.
     #[arg(long)]
@@ -200,11 +121,11 @@ struct ExportArgs {
     fp16: bool,
 }
 
-/// `LO:HI` as a pair of sizes.
-fn parse_range(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (lo, hi) = s.split_once(':').ok_or_else(|| format!("'{s}' is not LO:HI (e.g. 240:1080)"))?;
-    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a size in pixels"));
-    Ok((n(lo)?, n(hi)?))
+/// `--arch`: `paper` or `fast`, listed in the help.
+fn arch_parser() -> impl clap::builder::TypedValueParser<Value = stego::Variant> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(training::nets::ARCH_NAMES)
+        .map(|name: String| training::nets::parse_arch(&name).expect("one of ARCH_NAMES"))
 }
 
 impl TrainArgs {
@@ -212,14 +133,6 @@ impl TrainArgs {
     fn config(self) -> Result<(TrainConfig, RunOptions)> {
         let defaults = d();
         let a = self;
-        let mut data = a.data;
-        if data == defaults.data && !data[0].is_dir() {
-            // Not started from the project root: use the project's data/images.
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data").join("images");
-            if let Ok(root) = root.canonicalize() {
-                data = vec![root];
-            }
-        }
         // A fine-tune takes its nets from the run it starts from unless told otherwise.
         let (arch, hide_output) = match (&a.init_from, a.arch, a.hide_output) {
             (Some(dir), arch, hide_output) if arch.is_none() || hide_output.is_none() => {
@@ -229,33 +142,11 @@ impl TrainArgs {
             (_, arch, hide_output) => (arch.unwrap_or(defaults.arch), hide_output.unwrap_or(defaults.hide_output)),
         };
         let config = TrainConfig {
-            data,
-            out: a.out,
             steps: a.steps.unwrap_or(defaults.steps),
-            batch_size: a.batch_size,
-            crop: a.crop,
-            lr: a.lr,
-            warmup: a.warmup,
-            final_lr_fraction: a.final_lr_fraction,
-            weight_decay: a.weight_decay,
-            beta: a.beta,
-            distance: a.distance,
-            noise_std: a.noise_std,
-            exposure: a.exposure,
-            colour: a.colour,
-            frame_side: a.frame_side,
             recordings: a.robust.then(training::codec::RecordingMix::default),
-            seed: a.seed,
-            checkpoint_every: a.checkpoint_every,
-            val_every: a.val_every,
-            val_pairs: a.val_pairs,
-            val_fraction: a.val_fraction,
-            max_side: a.max_side,
-            max_images: a.max_images,
             hide_output,
             arch,
-            rewarm_at: Vec::new(),
-            init_from: None,
+            ..a.config
         };
         let opts = RunOptions {
             resume: a.resume,
@@ -273,6 +164,16 @@ impl TrainArgs {
 
 fn run_train(a: TrainArgs) -> Result<()> {
     let (config, opts) = a.config()?;
+    if !opts.resume
+        && config.data == d().data
+        && !config.data[0].is_dir()
+    {
+        bail!(
+            "{} is not a folder here: the default data folder is relative to the project root; \
+             run from there or pass --data DIR",
+            config.data[0].display()
+        );
+    }
     let outcome = train::train(config, &opts)?;
     if !opts.progress {
         for e in &outcome.exported {
@@ -332,8 +233,7 @@ mod tests {
                 Some(Command::Train(a)) => *a,
                 _ => cli.train,
             };
-            let (mut config, opts) = a.config().unwrap();
-            config.data = d().data; // resolved against the source tree when run elsewhere
+            let (config, opts) = a.config().unwrap();
             assert_eq!(config, d());
             assert!(opts.export_to.is_none() && !opts.no_export && !opts.resume && !opts.force);
         }

@@ -16,12 +16,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use candle_core::Tensor;
 use prost::Message;
+use stego::Variant;
 use stego::contract::{self, Role, meta};
 
-use crate::nets::{self, BRANCHES};
+use crate::nets::{self, VariantNets};
 
 /// The protobuf messages of onnx.proto used here.
 pub mod proto {
@@ -222,8 +223,8 @@ pub struct ExportInfo {
     pub metrics: String,
     /// How the hide net forms the container.
     pub hide_output: nets::HideOutput,
-    /// Which nets the weights are.
-    pub arch: nets::Arch,
+    /// Which nets the weights are (`paper` or `fast`; see [`nets::VariantNets`]).
+    pub arch: Variant,
     /// Store the weights and run the convolutions in float16 (inputs, outputs, the residual
     /// and the sigmoids stay float32): for GPUs, whose tensor cores run float16 many times
     /// faster. Files get `-fp16` before `.onnx`.
@@ -234,8 +235,8 @@ pub struct ExportInfo {
 
 impl ExportInfo {
     /// The runtime variant these models are.
-    pub fn variant(&self) -> stego::contract::Variant {
-        self.arch.trained_variant(self.robust)
+    pub fn variant(&self) -> Variant {
+        self.arch.trained(self.robust)
     }
 }
 
@@ -267,7 +268,7 @@ fn image_value_info(name: &str) -> ValueInfoProto {
     }
 }
 
-fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(attribute_type::INTS),
@@ -276,7 +277,16 @@ fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
-fn int_attr(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn string_attr(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attribute_type::STRING),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn int_attr(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: Some(name.into()), r#type: Some(attribute_type::INT), i: Some(v), ..Default::default() }
 }
 
@@ -301,7 +311,7 @@ fn tensor_proto(name: &str, t: &Tensor, fp16: bool) -> Result<TensorProto> {
 }
 
 /// Builds a graph node by node, pulling weights from the checkpoint map.
-struct GraphBuilder<'a> {
+pub(crate) struct GraphBuilder<'a> {
     weights: &'a HashMap<String, Tensor>,
     /// Weights stored as float16.
     fp16: bool,
@@ -325,7 +335,7 @@ impl<'a> GraphBuilder<'a> {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT as i64)]) } else { x.to_string() }
     }
 
-    fn node(&mut self, op: &str, inputs: &[&str], output: Option<&str>, attrs: Vec<AttributeProto>) -> String {
+    pub(crate) fn node(&mut self, op: &str, inputs: &[&str], output: Option<&str>, attrs: Vec<AttributeProto>) -> String {
         self.counter += 1;
         let name = format!("{}_{}", op.to_lowercase(), self.counter);
         let out = output.map(str::to_string).unwrap_or_else(|| format!("{name}_out"));
@@ -341,7 +351,7 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// A scalar `f32` initializer (broadcast by the elementwise ops).
-    fn scalar(&mut self, name: &str, v: f32) {
+    pub(crate) fn scalar(&mut self, name: &str, v: f32) {
         self.initializers.push(TensorProto {
             dims: vec![],
             data_type: Some(DATA_TYPE_FLOAT),
@@ -351,80 +361,11 @@ impl<'a> GraphBuilder<'a> {
         });
     }
 
-    fn weight(&mut self, name: &str) -> Result<&Tensor> {
+    /// The checkpoint tensor `name`, added to the initializers.
+    pub(crate) fn weight(&mut self, name: &str) -> Result<&Tensor> {
         let t = self.weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
         self.initializers.push(tensor_proto(name, t, self.fp16)?);
         Ok(t)
-    }
-
-    /// Conv with Keras-'same' padding, weights `{prefix}.weight`/`{prefix}.bias`.
-    fn conv(&mut self, x: &str, prefix: &str, output: Option<&str>) -> Result<String> {
-        let wname = format!("{prefix}.weight");
-        let bname = format!("{prefix}.bias");
-        let w = self.weight(&wname)?;
-        let dims = w.dims().to_vec();
-        if dims.len() != 4 || dims[2] != dims[3] {
-            bail!("{wname}: expected a square [Cout, Cin, k, k] kernel, got {dims:?}");
-        }
-        let b = self.weight(&bname)?;
-        if b.dims() != [dims[0]] {
-            bail!("{bname}: shape {:?}, expected [{}]", b.dims(), dims[0]);
-        }
-        let k = dims[2];
-        let [top, bottom, left, right] = crate::fastconv::same_pad(k).map(|p| p as i64);
-        let attrs = vec![
-            ints_attr("kernel_shape", &[k as i64, k as i64]),
-            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
-            ints_attr("pads", &[top, left, bottom, right]),
-            ints_attr("strides", &[1, 1]),
-            ints_attr("dilations", &[1, 1]),
-            int_attr("group", 1),
-        ];
-        Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
-    }
-
-    fn block(&mut self, x: &str, prefix: &str) -> Result<String> {
-        let mut outs = Vec::new();
-        for (k, _) in BRANCHES {
-            outs.push(self.conv(x, &format!("{prefix}.conv{k}"), None)?);
-        }
-        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-        let cat = self.node("Concat", &refs, None, vec![int_attr("axis", 1)]);
-        Ok(self.node("Relu", &[&cat], None, vec![]))
-    }
-
-    fn blocks(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
-        let mut x = x.to_string();
-        for i in 0..n {
-            x = self.block(&x, &format!("{net}.block{i}"))?;
-        }
-        Ok(x)
-    }
-
-    /// `SpaceToDepth` by [`nets::FAST_BLOCK`] (the order of [`nets::space_to_depth`]).
-    fn space_to_depth(&mut self, x: &str) -> String {
-        self.node("SpaceToDepth", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64)])
-    }
-
-    /// `DepthToSpace` by [`nets::FAST_BLOCK`], `DCR` mode (as [`nets::depth_to_space`]).
-    fn depth_to_space(&mut self, x: &str) -> String {
-        let mode = AttributeProto {
-            name: Some("mode".into()),
-            r#type: Some(attribute_type::STRING),
-            s: Some(b"DCR".to_vec()),
-            ..Default::default()
-        };
-        self.node("DepthToSpace", &[x], None, vec![int_attr("blocksize", nets::FAST_BLOCK as i64), mode])
-    }
-
-    /// `n` × (3×3 conv + ReLU), weights `{net}.conv{i}`.
-    fn relu_convs(&mut self, x: &str, net: &str, n: usize) -> Result<String> {
-        let mut x = x.to_string();
-        for i in 0..n {
-            let c = self.conv(&x, &format!("{net}.conv{i}"), None)?;
-            x = self.node("Relu", &[&c], None, vec![]);
-        }
-        Ok(x)
     }
 
     fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
@@ -443,12 +384,12 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
     let entries = [
         (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
         (meta::ROLE, role.as_str().to_string()),
-        (meta::VARIANT, match (info.arch, info.hide_output) {
+        (meta::VARIANT, match (info.arch.nets(), info.hide_output) {
             _ if info.robust => info.variant().as_str().to_string(),
-            (nets::Arch::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
-            (nets::Arch::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
-            (nets::Arch::Fast, nets::HideOutput::Residual) => "fast".to_string(),
-            (nets::Arch::Fast, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
+            (Variant::Paper, nets::HideOutput::Sigmoid) => "paper".to_string(),
+            (Variant::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
+            (_, nets::HideOutput::Residual) => "fast".to_string(),
+            (_, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
         }),
         (meta::MACS_PER_PIXEL, {
             let (h, r) = info.arch.macs_per_pixel();
@@ -469,19 +410,71 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
         Role::Reveal => "Deep steganography (Baluja 2017), reveal net: container -> revealed secret",
     };
     ModelProto {
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(doc.into()),
+        ..model_proto(graph, &entries)
+    }
+}
+
+/// A model of `graph` with the metadata `entries`, in the opset and IR version of the exports.
+fn model_proto(graph: GraphProto, entries: &[(&str, String)]) -> ModelProto {
+    ModelProto {
         ir_version: Some(IR_VERSION),
         opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
         producer_name: Some("stego-training".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        producer_version: None,
         domain: Some("stego".into()),
         model_version: Some(1),
-        doc_string: Some(doc.into()),
+        doc_string: None,
         graph: Some(graph),
         metadata_props: entries
-            .into_iter()
-            .map(|(k, v)| StringStringEntryProto { key: Some(k.to_string()), value: Some(v) })
+            .iter()
+            .map(|(k, v)| StringStringEntryProto { key: Some(k.to_string()), value: Some(v.clone()) })
             .collect(),
     }
+}
+
+/// The variant named in the metadata of [`linear_test_models`].
+pub const TEST_STUB_VARIANT: &str = "test-stub";
+
+/// Two tiny models that follow the model contract (input and output names, NCHW float32 in
+/// [0, 1], symbolic N, H, W, metadata of variant [`TEST_STUB_VARIANT`]) with exact arithmetic
+/// instead of trained nets, for tests that check pixel values:
+///
+/// * hide: `container = 0.75·cover + 0.25·secret`;
+/// * reveal: `revealed = 1 − container`.
+pub fn linear_test_models() -> [ModelProto; 2] {
+    let no_weights = HashMap::new();
+    let stub = |role: Role, g: GraphBuilder| {
+        let graph = g.finish(role.as_str(), role.inputs(), role.output());
+        let entries = [
+            (meta::ROLE, role.as_str().to_string()),
+            (meta::CONTRACT, contract::CONTRACT_VERSION.to_string()),
+            (meta::VARIANT, TEST_STUB_VARIANT.to_string()),
+        ];
+        model_proto(graph, &entries)
+    };
+    let mut g = GraphBuilder::new(&no_weights, false);
+    g.scalar("a", 0.75);
+    g.scalar("b", 0.25);
+    let ca = g.node("Mul", &[contract::HIDE_COVER, "a"], None, vec![]);
+    let sb = g.node("Mul", &[contract::HIDE_SECRET, "b"], None, vec![]);
+    g.node("Add", &[&ca, &sb], Some(contract::HIDE_CONTAINER), vec![]);
+    let hide = stub(Role::Hide, g);
+    let mut g = GraphBuilder::new(&no_weights, false);
+    g.scalar("one", 1.0);
+    g.node("Sub", &["one", contract::REVEAL_CONTAINER], Some(contract::REVEAL_REVEALED), vec![]);
+    [hide, stub(Role::Reveal, g)]
+}
+
+/// Writes [`linear_test_models`] into `dir` as `hide.onnx` and `reveal.onnx`.
+pub fn write_linear_test_models(dir: &Path) -> Result<Exported> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let [hide_m, reveal_m] = linear_test_models();
+    let (hide, reveal) = (dir.join(contract::HIDE_FILE), dir.join(contract::REVEAL_FILE));
+    write_model(&hide_m, &hide)?;
+    write_model(&reveal_m, &reveal)?;
+    Ok(Exported { hide, reveal })
 }
 
 /// `hide.onnx` as a message: prep + hide nets.
@@ -489,36 +482,12 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let mut g = GraphBuilder::new(weights, info.fp16);
     let cover = g.cast_to_work(contract::HIDE_COVER);
     let secret = g.cast_to_work(contract::HIDE_SECRET);
-    let z = match info.arch {
-        nets::Arch::Paper => {
-            let prepared = g.blocks(&secret, "prep", nets::PREP_BLOCKS)?;
-            let cat = g.node("Concat", &[&cover, &prepared], None, vec![int_attr("axis", 1)]);
-            let x = g.blocks(&cat, "hide", nets::HIDE_BLOCKS)?;
-            g.conv(&x, "hide.out", None)?
-        }
-        nets::Arch::Fast => {
-            let c = g.space_to_depth(&cover);
-            let s = g.space_to_depth(&secret);
-            let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-            let x = g.relu_convs(&cat, "hide", nets::FAST_HIDE_CONVS)?;
-            let z = g.conv(&x, "hide.out", None)?;
-            g.depth_to_space(&z)
-        }
+    let z = match info.arch.nets() {
+        Variant::Paper => nets::paper::onnx_hide(&mut g, &cover, &secret)?,
+        _ => nets::fast::onnx_hide(&mut g, &cover, &secret)?,
     };
-    let mut logits = g.cast_to_f32(&z);
-    if info.hide_output == nets::HideOutput::Residual {
-        // logit(ε + (1 − 2ε)·cover) + z, as nets::cover_logit.
-        g.scalar("residual.scale", 1.0 - 2.0 * nets::RESIDUAL_EPS);
-        g.scalar("residual.eps", nets::RESIDUAL_EPS);
-        g.scalar("residual.one", 1.0);
-        let scaled = g.node("Mul", &[contract::HIDE_COVER, "residual.scale"], None, vec![]);
-        let c = g.node("Add", &[&scaled, "residual.eps"], None, vec![]);
-        let one_minus = g.node("Sub", &["residual.one", &c], None, vec![]);
-        let ratio = g.node("Div", &[&c, &one_minus], None, vec![]);
-        let logit = g.node("Log", &[&ratio], None, vec![]);
-        logits = g.node("Add", &[&logit, &logits], None, vec![]);
-    }
-    g.node("Sigmoid", &[&logits], Some(contract::HIDE_CONTAINER), vec![]);
+    let z = g.cast_to_f32(&z);
+    g.hide_output(info.hide_output, contract::HIDE_COVER, &z, contract::HIDE_CONTAINER);
     let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
     Ok(model(Role::Hide, graph, info))
 }
@@ -527,17 +496,9 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
     let container = g.cast_to_work(contract::REVEAL_CONTAINER);
-    let z = match info.arch {
-        nets::Arch::Paper => {
-            let x = g.blocks(&container, "reveal", nets::REVEAL_BLOCKS)?;
-            g.conv(&x, "reveal.out", None)?
-        }
-        nets::Arch::Fast => {
-            let s = g.space_to_depth(&container);
-            let x = g.relu_convs(&s, "reveal", nets::FAST_REVEAL_CONVS)?;
-            let z = g.conv(&x, "reveal.out", None)?;
-            g.depth_to_space(&z)
-        }
+    let z = match info.arch.nets() {
+        Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
+        _ => nets::fast::onnx_reveal(&mut g, &container)?,
     };
     let logits = g.cast_to_f32(&z);
     g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);
@@ -552,7 +513,7 @@ fn write_model(m: &ModelProto, path: &Path) -> Result<()> {
 }
 
 /// The files [`export`] writes into `dir`: hide, reveal.
-pub fn export_paths(dir: &Path, variant: stego::contract::Variant, fp16: bool) -> [PathBuf; 2] {
+pub fn export_paths(dir: &Path, variant: Variant, fp16: bool) -> [PathBuf; 2] {
     let name = |role| if fp16 { variant.fp16_file_name(role) } else { variant.file_name(role).to_string() };
     [dir.join(name(Role::Hide)), dir.join(name(Role::Reveal))]
 }

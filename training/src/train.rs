@@ -15,8 +15,6 @@
 //! | `hide-fast.onnx`, …       | the exported models (end of training; paper nets: `hide.onnx`) |
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,11 +25,13 @@ use image::{Rgb, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
-use stego::metrics::Metrics;
+use stego::Variant;
+use stego::eval::PairMeans;
 
 use crate::codec;
+use crate::csvlog;
 use crate::data::{self, DataOptions, Dataset};
-use crate::nets::{self, Nets};
+use crate::nets::{self, Nets, VariantNets};
 use crate::onnx::{self, ExportInfo, Exported};
 use crate::optim::{AdamW, AdamWParams, Schedule};
 use crate::plot;
@@ -45,84 +45,141 @@ pub const VALIDATION_CSV: &str = "validation.csv";
 pub const LOSS_PLOT: &str = "loss.png";
 pub const SAMPLES_DIR: &str = "samples";
 
-/// Everything that defines a training run (saved in `state.json`). Its [`Default`] holds the
-/// defaults of the command line's options too.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a training run (saved in `state.json`), and the command line's
+/// options for it: their defaults are [`TrainConfig::default`]'s. A few settings are not
+/// options of their own (the front end sets them: `--steps`, `--robust`, `--arch`,
+/// `--hide-output`, `--init-from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
-    /// Data folders (Tiny ImageNet layout or any folder of images).
+    /// Data folder: Tiny ImageNet layout (train/<wnid>/images, val/images +
+    /// val_annotations.txt) or any folder of .png/.jpg images (searched recursively; a
+    /// --val-fraction of it is held out). Repeat to combine folders, e.g. extracted video frames.
+    #[arg(long, value_name = "DIR", default_values_os_t = d().data)]
     pub data: Vec<PathBuf>,
-    /// Output folder.
+    /// Output folder of the run (checkpoints, metrics.csv, validation.csv, loss.png,
+    /// samples/ and, at the end, the ONNX models: hide-fast.onnx, reveal-fast.onnx, or
+    /// hide.onnx, reveal.onnx for the paper nets).
+    #[arg(long, short, value_name = "DIR", default_value_os_t = d().out)]
     pub out: PathBuf,
     /// Total optimizer steps.
+    #[arg(skip = d().steps)]
     pub steps: u64,
-    /// Pairs (cover, secret) per step.
+    /// Cover/secret pairs per step.
+    #[arg(long, short, default_value_t = d().batch_size)]
     pub batch_size: usize,
-    /// Side of the square training crops.
+    /// Side of the square training crops, in pixels.
+    #[arg(long, default_value_t = d().crop)]
     pub crop: u32,
-    /// Peak learning rate.
+    /// Peak learning rate of AdamW (reached after --warmup steps, then cosine decay).
+    #[arg(long, default_value_t = d().lr)]
     pub lr: f64,
-    /// Linear warmup steps.
+    /// Linear learning-rate warmup, in steps (a warm-up not shorter than --steps becomes a
+    /// tenth of the run, with a message).
+    #[arg(long, default_value_t = d().warmup)]
     pub warmup: u64,
-    /// Final learning rate as a fraction of the peak (cosine decay).
+    /// Learning rate at the last step, as a fraction of --lr.
+    #[arg(long, default_value_t = d().final_lr_fraction)]
     pub final_lr_fraction: f64,
     /// AdamW decoupled weight decay.
+    #[arg(long, default_value_t = d().weight_decay)]
     pub weight_decay: f64,
-    /// Weight of the secret loss.
+    /// Weight of the secret error in the loss ‖C−C'‖² + β‖S−S'‖² (0.75 as in the paper's
+    /// reference implementation: the cover error counts a little more, keeping the container
+    /// close to the cover).
+    #[arg(long, default_value_t = d().beta)]
     pub beta: f64,
-    /// How the loss measures each error: squared (the paper's) or absolute (runs saved before
-    /// this option read as `l2`).
+    /// How the loss measures the errors: `l2` = squared, the paper's ‖C−C'‖² + β‖S−S'‖²; `l1` =
+    /// absolute, |C−C'| + β|S−S'|, the quantity APD reports (under L1 every pixel's error pulls
+    /// with the same strength, so the secret needs a larger --beta than under L2 to keep the
+    /// same balance).
+    // Runs saved before this option read as `l2`.
     #[serde(default)]
+    #[arg(long, value_enum, default_value_t = d().distance)]
     pub distance: Distance,
-    /// Standard deviation of the Gaussian noise added to the container before the reveal net.
+    /// Standard deviation of the Gaussian noise added to the (8-bit rounded) container before
+    /// the reveal net during training, on the [0, 1] scale (0.01 ≈ 2.5 levels of 255).
+    #[arg(long, default_value_t = d().noise_std)]
     pub noise_std: f64,
-    /// Exposure augmentation: each crop's brightness is scaled by a gain in
-    /// [1/(1+exposure), 1+exposure], clipping highlights (0: off; runs saved before this
-    /// option read as 0).
+    /// Exposure augmentation: scale each crop's brightness by a random gain in
+    /// [1/(1+X), 1+X] (log-uniform), clipping at 255, so the nets also learn covers with
+    /// blown-out highlights. 0 turns it off.
+    // Runs saved before this option read as 0.
     #[serde(default)]
+    #[arg(long, value_name = "X", default_value_t = d().exposure)]
     pub exposure: f64,
-    /// Colour augmentation: each channel of a crop scaled by its own gain in
-    /// [1/(1+colour), 1+colour] (0: off; runs saved before this option read as 0).
+    /// Colour augmentation: scale each channel of a crop by its own random gain in
+    /// [1/(1+X), 1+X] (log-uniform), on top of --exposure: white balance and saturation vary.
+    /// 0 turns it off.
+    // Runs saved before this option read as 0.
     #[serde(default)]
+    #[arg(long, value_name = "X", default_value_t = d().colour)]
     pub colour: f64,
-    /// Crops show the photos as video frames of a shorter side drawn from this range
-    /// (`None`: at any scale between the crop and the whole photo, as runs saved before this
-    /// option did).
+    /// Show the photos as video frames: each crop is cut from the photo downscaled
+    /// (antialiased) to a shorter side drawn log-uniformly from LO..HI pixels (e.g. 240:1080,
+    /// the sizes people stream), instead of at any scale between the crop and the whole photo.
+    // Runs saved before this option read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "LO:HI", value_parser = parse_range)]
     pub frame_side: Option<(u32, u32)>,
     /// Reveal from a simulated recording of the container, drawn per batch from this mix
     /// ([`crate::codec`]): the `robust` training. `None`: from the lossless container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(skip)]
     pub recordings: Option<codec::RecordingMix>,
-    /// Seed of the weights, the data split, the batches and the noise.
+    /// Seed of the initial weights, the validation split, the batches and the noise.
+    #[arg(long, default_value_t = d().seed)]
     pub seed: u64,
-    /// Save a checkpoint every this many steps (and at the end).
+    /// Save a checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = d().checkpoint_every, value_name = "N")]
     pub checkpoint_every: u64,
-    /// Validate (metrics, sample figure, plot) every this many steps (and at the end).
+    /// Validate every N steps (and at the end): APD/PSNR/SSIM, sample figure, loss plot.
+    #[arg(long, default_value_t = d().val_every, value_name = "N")]
     pub val_every: u64,
-    /// Number of fixed validation pairs.
+    /// Number of fixed validation (cover, secret) pairs.
+    #[arg(long, default_value_t = d().val_pairs)]
     pub val_pairs: usize,
-    /// Fraction of a plain image folder held out for validation.
+    /// Fraction of a plain image folder held out for validation (chosen by --seed).
+    #[arg(long, default_value_t = d().val_fraction)]
     pub val_fraction: f64,
-    /// Longest side of the images kept in memory.
+    /// Longest side of the images kept in memory (larger photos are downscaled once on load).
+    #[arg(long, default_value_t = d().max_side)]
     pub max_side: u32,
-    /// Use at most this many training images per folder.
+    /// Use at most N training images per data folder.
+    #[arg(long, value_name = "N")]
     pub max_images: Option<usize>,
     /// How the hide net forms the container (runs saved before this option read as `sigmoid`).
-    #[serde(default)]
+    #[serde(default = "nets::HideOutput::before_option")]
+    #[arg(skip = d().hide_output)]
     pub hide_output: nets::HideOutput,
-    /// Which nets (runs saved before this option read as `paper`).
-    #[serde(default)]
-    pub arch: nets::Arch,
+    /// Which nets: `paper` or `fast` (a `--robust` run trains fast nets; runs saved before
+    /// this option read as `paper`).
+    #[serde(with = "nets::arch_serde", default = "nets::arch_serde::before_option")]
+    #[arg(skip = d().arch)]
+    pub arch: Variant,
     /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
     /// rate up there (from its final value to a mid-schedule one); after each such step the
     /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
     /// turn the jump into a loss spike.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[arg(skip)]
     pub rewarm_at: Vec<u64>,
     /// The run whose weights this one started from (`--init-from`); `None` for nets drawn
     /// from `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(skip)]
     pub init_from: Option<InitFrom>,
+}
+
+/// The defaults of the options.
+fn d() -> TrainConfig {
+    TrainConfig::default()
+}
+
+/// `LO:HI` as a pair of sizes.
+pub fn parse_range(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (lo, hi) = s.split_once(':').ok_or_else(|| format!("'{s}' is not LO:HI (e.g. 240:1080)"))?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a size in pixels"));
+    Ok((n(lo)?, n(hi)?))
 }
 
 /// The per-pixel distance in the loss `d(C, C') + β·d(S, S')`.
@@ -207,9 +264,9 @@ impl Default for TrainConfig {
             max_side: 512,
             max_images: None,
             init_from: None,
-            hide_output: nets::HideOutput::Residual,
+            hide_output: nets::HideOutput::default(),
             // The runtime's default variant.
-            arch: nets::Arch::Fast,
+            arch: Variant::default(),
             rewarm_at: Vec::new(),
         }
     }
@@ -229,8 +286,8 @@ impl TrainConfig {
 
     /// How this run draws and alters its crops.
     /// The runtime variant the run's models are.
-    pub fn variant(&self) -> stego::contract::Variant {
-        self.arch.trained_variant(self.recordings.is_some())
+    pub fn variant(&self) -> Variant {
+        self.arch.trained(self.recordings.is_some())
     }
 
     pub fn augment(&self) -> data::Augment {
@@ -347,7 +404,7 @@ impl Validation {
 }
 
 /// The nets (architecture, hide output) of the training run in `dir`, for `--init-from`.
-pub fn run_nets(dir: &Path) -> Result<(nets::Arch, nets::HideOutput)> {
+pub fn run_nets(dir: &Path) -> Result<(Variant, nets::HideOutput)> {
     let c = read_init_from(dir)?.config;
     Ok((c.arch, c.hide_output))
 }
@@ -417,16 +474,17 @@ fn write_atomic(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
 }
 
 fn save_checkpoint(out: &Path, varmap: &VarMap, opt: &AdamW, state: &RunState) -> Result<()> {
-    let weights = nets::varmap_tensors(varmap);
-    write_atomic(&out.join(CHECKPOINT_FILE), |p| Ok(candle_core::safetensors::save(&weights, p)?))?;
+    write_atomic(&out.join(CHECKPOINT_FILE), |p| Ok(varmap.save(p)?))?;
     write_atomic(&out.join(OPTIMIZER_FILE), |p| Ok(opt.save(p)?))?;
     write_atomic(&out.join(STATE_FILE), |p| Ok(std::fs::write(p, serde_json::to_string_pretty(state)?)?))?;
     Ok(())
 }
 
-/// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`.
-pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
-    load_into(varmap, path, device, false).map(|_| ())
+/// Loads `checkpoint.safetensors` into the (already created) variables of `varmap`; every
+/// variable must be there, with its shape.
+pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<()> {
+    // A VarMap is a shared handle: loading through a clone sets the variables of `varmap`.
+    varmap.clone().load(path).with_context(|| format!("loading the weights of {}", path.display()))
 }
 
 /// Like [`load_weights`], but a checkpoint tensor may be smaller than the variable in its
@@ -436,12 +494,6 @@ pub fn load_weights(varmap: &VarMap, path: &Path, device: &Device) -> Result<()>
 /// initial weights (their outgoing weights, in the next layer, start at zero). Training then
 /// grows them from the old function ("Net2Net"-style widening). Returns the names widened.
 pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Result<Vec<String>> {
-    load_into(varmap, path, device, true)
-}
-
-/// Loads `path` into the variables of `varmap`; tensors of another shape are refused, or,
-/// with `widen`, widened as [`load_weights_grown`] says. Returns the names widened.
-fn load_into(varmap: &VarMap, path: &Path, device: &Device, widen: bool) -> Result<Vec<String>> {
     let tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
     let mut grown = Vec::new();
@@ -455,14 +507,11 @@ fn load_into(varmap: &VarMap, path: &Path, device: &Device, widen: bool) -> Resu
             continue;
         }
         let (old, new) = (t.dims().to_vec(), var.dims().to_vec());
-        if !widen {
-            bail!("{}: {name} has shape {old:?}, the nets need {new:?}", path.display());
-        }
         let fits = old.len() == new.len() && old.iter().zip(&new).enumerate().all(|(i, (o, n))| if i < 2 { o <= n } else { o == n });
         if !fits {
             bail!("{}: {name} has shape {old:?}, the nets need {new:?} (only more channels can be added)", path.display());
         }
-    let mut v = var.as_tensor().to_dtype(DType::F32)?;
+        let mut v = var.as_tensor().to_dtype(DType::F32)?;
         if new.len() > 1 && new[1] > old[1] {
             // Old units ignore the new input channels.
             let zeros = v.narrow(0, 0, old[0])?.narrow(1, old[1], new[1] - old[1])?.zeros_like()?;
@@ -480,35 +529,9 @@ fn slice_ranges(lead: &[std::ops::Range<usize>], dims: &[usize]) -> Vec<std::ops
     dims.iter().enumerate().map(|(i, &d)| lead.get(i).cloned().unwrap_or(0..d)).collect()
 }
 
-/// Drops the rows of a CSV whose first field (the step) exceeds `max_step`.
-fn truncate_csv(path: &Path, max_step: u64) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, l)| *i == 0 || l.split(',').next().and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s <= max_step))
-        .map(|(_, l)| l)
-        .collect();
-    std::fs::write(path, kept.join("\n") + "\n")?;
-    Ok(())
-}
-
-fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
-    let new = !path.is_file();
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-    if new {
-        writeln!(f, "{header}")?;
-    }
-    writeln!(f, "{row}")?;
-    Ok(())
-}
-
-const METRICS_HEADER: &str = "step,lr,loss,cover_mse,secret_mse,cover_psnr,secret_psnr,seconds";
-const VALIDATION_HEADER: &str =
-    "step,cover_apd,cover_psnr,cover_ssim,secret_apd,secret_psnr,secret_ssim,cover_mse,secret_mse";
+const METRICS_HEADER: [&str; 8] = ["step", "lr", "loss", "cover_mse", "secret_mse", "cover_psnr", "secret_psnr", "seconds"];
+const VALIDATION_HEADER: [&str; 9] =
+    ["step", "cover_apd", "cover_psnr", "cover_ssim", "secret_apd", "secret_psnr", "secret_ssim", "cover_mse", "secret_mse"];
 
 fn psnr_from_mse(mse: f64) -> f64 {
     if mse <= 0.0 { f64::INFINITY } else { -10.0 * mse.log10() }
@@ -566,50 +589,33 @@ pub fn validate(
         containers.extend(cont);
         revealed.extend(rev);
     }
-    let n = covers.len() as f64;
-    let mut v = Validation::default();
+    let (mut cover, mut secret) = (PairMeans::default(), PairMeans::default());
     for k in 0..covers.len() {
         let (w, h) = covers[k].dimensions();
         let (w, h) = (w as usize, h as usize);
-        let mc = Metrics::rgb8(covers[k].as_raw(), containers[k].as_raw(), w, h);
-        let ms = Metrics::rgb8(secrets[k].as_raw(), revealed[k].as_raw(), w, h);
-        let mse = |a: &RgbImage, b: &RgbImage| {
-            a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2)).sum::<f64>()
-                / a.as_raw().len() as f64
-        };
-        v.cover_apd += mc.apd / n;
-        v.cover_ssim += mc.ssim / n;
-        v.secret_apd += ms.apd / n;
-        v.secret_ssim += ms.ssim / n;
-        v.cover_mse += mse(&covers[k], &containers[k]) / n;
-        v.secret_mse += mse(&secrets[k], &revealed[k]) / n;
+        cover.add_rgb8(covers[k].as_raw(), containers[k].as_raw(), w, h);
+        secret.add_rgb8(secrets[k].as_raw(), revealed[k].as_raw(), w, h);
     }
-    // PSNR of the mean MSE (finite even when one image is reproduced exactly).
-    v.cover_psnr = psnr_from_mse(v.cover_mse);
-    v.secret_psnr = psnr_from_mse(v.secret_mse);
+    let (c, s) = (cover.mean(), secret.mean());
+    let v = Validation {
+        cover_apd: c.apd,
+        cover_ssim: c.ssim,
+        secret_apd: s.apd,
+        secret_ssim: s.ssim,
+        // PSNR of the mean MSE (finite even when one image is reproduced exactly).
+        cover_psnr: cover.psnr_of_mean_mse(),
+        secret_psnr: secret.psnr_of_mean_mse(),
+        cover_mse: cover.mean_mse(),
+        secret_mse: secret.mean_mse(),
+    };
     Ok((v, [covers.to_vec(), containers, secrets.to_vec(), revealed]))
-}
-
-fn read_csv_columns(path: &Path, cols: &[usize]) -> Vec<Vec<(f64, f64)>> {
-    let mut out = vec![Vec::new(); cols.len()];
-    let Ok(text) = std::fs::read_to_string(path) else { return out };
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let Some(x) = f.first().and_then(|s| s.parse::<f64>().ok()) else { continue };
-        for (k, &c) in cols.iter().enumerate() {
-            if let Some(y) = f.get(c).and_then(|s| s.parse::<f64>().ok()) {
-                out[k].push((x, y));
-            }
-        }
-    }
-    out
 }
 
 /// Redraws `loss.png` from the two CSV files: the training curves smoothed (exponential
 /// moving average), the validation MSEs with markers.
 pub fn draw_loss_plot(out: &Path) -> Result<()> {
-    let tr = read_csv_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
-    let va = read_csv_columns(&out.join(VALIDATION_CSV), &[7, 8]);
+    let tr = csvlog::read_columns(&out.join(METRICS_CSV), &[2, 3, 4]);
+    let va = csvlog::read_columns(&out.join(VALIDATION_CSV), &[7, 8]);
     let alpha = (10.0 / tr[0].len().max(1) as f64).clamp(0.02, 1.0);
     let line = |name: &str, points: Vec<(f64, f64)>, color: [u8; 3], width: u32, markers: bool| plot::Series {
         name: name.into(),
@@ -650,29 +656,38 @@ pub fn export_info(state: &RunState) -> ExportInfo {
 
 /// Trains (or continues) a run; see the module docs for the files written.
 pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
-    let device = crate::default_device();
+    let (config, prior, init_weights) = prepare_config(config, opts)?;
+    let mut trainer = Trainer::new(config, prior.as_ref(), init_weights.as_deref(), opts)?;
+    let (start, end) = (trainer.start, trainer.end);
+    for step in (start + 1)..=end {
+        trainer.step(step)?;
+        let last = step == end;
+        if step.is_multiple_of(trainer.config.val_every.max(1)) || last {
+            trainer.validate(step)?;
+        }
+        if step.is_multiple_of(trainer.config.checkpoint_every.max(1)) || last {
+            trainer.save()?;
+        }
+    }
+    trainer.pb.finish_and_clear();
+    if start == end && prior.is_some() && opts.progress {
+        eprintln!("nothing to do: the run is at step {start} of {}", trainer.config.steps);
+    }
+    trainer.finish(opts)
+}
+
+/// The configuration of the run to train: the saved one with `resume` (only its length may
+/// change), else `config` checked against the output folder. Also the run it continues, and
+/// the weights it starts from with `init_from`.
+fn prepare_config(config: TrainConfig, opts: &RunOptions) -> Result<(TrainConfig, Option<RunState>, Option<PathBuf>)> {
     let out = config.out.clone();
     let state_path = out.join(STATE_FILE);
     let (mut config, prior) = if opts.resume {
         let prior = RunState::read(&state_path).context("--resume needs a previous run in the output folder")?;
-        let mut c = prior.config.clone();
-        c.out = out.clone();
-        if let Some(steps) = opts.resume_steps.filter(|&s| s != c.steps) {
-            // The only setting a resume may change: the length of the run (the cosine
-            // schedule stretches to the new end; lengthening re-warms from the resume step).
-            eprintln!("resume: total steps {} → {steps}", c.steps);
-            if steps > c.steps && prior.step < steps {
-                c.rewarm_at.push(prior.step);
-            }
-            c.steps = steps;
-        }
-        (c, Some(prior))
+        (resumed_config(&prior, &out, opts.resume_steps), Some(prior))
     } else {
         if state_path.exists() {
-            bail!(
-                "{} already holds a run; pass --resume to continue it or choose another --out",
-                out.display()
-            );
+            bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
         }
         (fit_warmup(config), None)
     };
@@ -686,137 +701,176 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
         if prior.is_some() {
             bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
         }
-        let parent = read_init_from(dir)?;
-        let p = &parent.config;
-        if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
-            bail!(
-                "--init-from {} holds {} nets with hide output {}, this run asks for {} / {}: pass --arch {} --hide-output {}",
-                dir.display(),
-                p.arch.as_str(),
-                p.hide_output.as_str(),
-                config.arch.as_str(),
-                config.hide_output.as_str(),
-                p.arch.as_str(),
-                p.hide_output.as_str()
-            );
-        }
-        config.init_from = Some(InitFrom {
-            dir: dir.clone(),
-            step: parent.step,
-            train_seconds: parent.train_seconds,
-            from: p.init_from.clone().map(Box::new),
-        });
+        config.init_from = Some(init_from(dir, &config)?);
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
     config.check()?;
-    std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
+    Ok((config, prior, init_weights))
+}
 
-    // Nets and optimizer.
-    let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
-    let nets = nets.with_hide_output(config.hide_output);
-    let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
-    let mut start = 0;
-    let mut train_seconds = 0.0;
-    let mut last_validation = None;
-    if let Some(prior) = &prior {
-        load_weights(&varmap, &out.join(CHECKPOINT_FILE), &device)?;
-        opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
-        start = prior.step;
-        train_seconds = prior.train_seconds;
-        last_validation = prior.last_validation;
-        truncate_csv(&out.join(METRICS_CSV), start)?;
-        truncate_csv(&out.join(VALIDATION_CSV), start)?;
-    } else if let Some(path) = &init_weights {
-        let grown = load_weights_grown(&varmap, path, &device)?;
-        if !grown.is_empty() && opts.progress {
+/// The saved configuration of `prior`, in folder `out`, lengthened or shortened to `steps`.
+fn resumed_config(prior: &RunState, out: &Path, steps: Option<u64>) -> TrainConfig {
+    let mut c = prior.config.clone();
+    c.out = out.to_path_buf();
+    if let Some(steps) = steps.filter(|&s| s != c.steps) {
+        // The only setting a resume may change: the length of the run (the cosine
+        // schedule stretches to the new end; lengthening re-warms from the resume step).
+        eprintln!("resume: total steps {} → {steps}", c.steps);
+        if steps > c.steps && prior.step < steps {
+            c.rewarm_at.push(prior.step);
+        }
+        c.steps = steps;
+    }
+    c
+}
+
+/// The lineage of a run that starts from the weights of the run in `dir`, which must hold the
+/// nets `config` asks for.
+fn init_from(dir: &Path, config: &TrainConfig) -> Result<InitFrom> {
+    let parent = read_init_from(dir)?;
+    let p = &parent.config;
+    if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
+        bail!(
+            "--init-from {} holds {} nets with hide output {}, this run asks for {} / {}: pass --arch {} --hide-output {}",
+            dir.display(),
+            p.arch.as_str(),
+            p.hide_output.as_str(),
+            config.arch.as_str(),
+            config.hide_output.as_str(),
+            p.arch.as_str(),
+            p.hide_output.as_str()
+        );
+    }
+    Ok(InitFrom {
+        dir: dir.to_path_buf(),
+        step: parent.step,
+        train_seconds: parent.train_seconds,
+        from: p.init_from.clone().map(Box::new),
+    })
+}
+
+/// A training session: the nets, optimizer and data of a run, and its progress display.
+struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    varmap: VarMap,
+    nets: Nets,
+    opt: AdamW,
+    dataset: Dataset,
+    val_covers: Vec<RgbImage>,
+    val_secrets: Vec<RgbImage>,
+    schedule: Schedule,
+    noise: Normal<f32>,
+    proxy: Option<codec::CodecProxy>,
+    /// The first and last step of this session.
+    start: u64,
+    end: u64,
+    /// What `state.json` gets at the next checkpoint.
+    state: RunState,
+    /// Training seconds of the earlier sessions.
+    train_seconds: f64,
+    session_start: Instant,
+    progress: bool,
+    pb: ProgressBar,
+    last_line: Instant,
+    rate: StepRate,
+    plot_warned: bool,
+}
+
+impl Trainer {
+    /// Builds the nets and optimizer (with the run's checkpoint on resume, or the weights of
+    /// `init_weights`), and loads the data.
+    fn new(config: TrainConfig, prior: Option<&RunState>, init_weights: Option<&Path>, opts: &RunOptions) -> Result<Self> {
+        let device = crate::default_device();
+        let out = config.out.clone();
+        std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
+        let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
+        let nets = nets.with_hide_output(config.hide_output);
+        let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
+        let (start, train_seconds, last_validation) = match prior {
+            Some(prior) => {
+                load_weights(&varmap, &out.join(CHECKPOINT_FILE))?;
+                opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
+                csvlog::truncate_after(&out.join(METRICS_CSV), prior.step)?;
+                csvlog::truncate_after(&out.join(VALIDATION_CSV), prior.step)?;
+                (prior.step, prior.train_seconds, prior.last_validation)
+            }
+            None => {
+                if let Some(path) = init_weights {
+                    init_weights_from(&varmap, path, &device, opts.progress)?;
+                }
+                (0, 0.0, None)
+            }
+        };
+        let dataset = load_data(&config, opts.progress)?;
+        if opts.progress {
             eprintln!(
-                "init: {} weight(s) of {} were narrower than these nets and were widened (new units start with zero outgoing weights, so the nets compute what they did): {}",
-                grown.len(),
-                path.display(),
-                grown.join(", ")
+                "device: {device:?}; nets: {} parameters; run: {}",
+                nets::parameter_count(&nets::varmap_tensors(&varmap)),
+                out.display()
             );
         }
+        let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.frame_side, config.seed);
+        let end = opts.max_session_steps.map_or(config.steps, |n| (start + n).min(config.steps));
+        let state = RunState {
+            step: start,
+            optimizer_t: opt.t,
+            config: config.clone(),
+            data: dataset.description.clone(),
+            last_validation,
+            train_seconds,
+        };
+        Ok(Self {
+            schedule: config.schedule(),
+            noise: Normal::new(0.0f32, config.noise_std as f32).context("noise std")?,
+            proxy: config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?,
+            pb: progress_bar(opts.progress, config.steps, start),
+            config,
+            device,
+            varmap,
+            nets,
+            opt,
+            dataset,
+            val_covers,
+            val_secrets,
+            start,
+            end,
+            state,
+            train_seconds,
+            session_start: Instant::now(),
+            progress: opts.progress,
+            last_line: Instant::now(),
+            rate: StepRate::new(),
+            plot_warned: false,
+        })
     }
 
-    // Data.
-    let data_opts = DataOptions {
-        max_side: config.max_side,
-        val_fraction: config.val_fraction,
-        seed: config.seed,
-        max_images: config.max_images,
-    };
-    let t0 = Instant::now();
-    let dataset = Dataset::load(&config.data, &data_opts)?;
-    let data_desc = dataset.description.clone();
-    if opts.progress {
-        eprintln!(
-            "data: {data_desc} — {} train / {} val images decoded in {:.1}s",
-            dataset.train.len(),
-            dataset.val.len(),
-            t0.elapsed().as_secs_f64()
-        );
-        eprintln!(
-            "device: {device:?}; nets: {} parameters; run: {}",
-            nets::parameter_count(&nets::varmap_tensors(&varmap)),
-            out.display()
-        );
+    fn out(&self) -> &Path {
+        &self.config.out
     }
-    let (val_covers, val_secrets) = data::validation_pairs(&dataset.val, config.val_pairs, config.crop, config.frame_side, config.seed);
 
-    let schedule = config.schedule();
-    let noise = Normal::new(0.0f32, config.noise_std as f32).context("noise std")?;
-    let proxy = config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?;
-    let end = match opts.max_session_steps {
-        Some(n) => (start + n).min(config.steps),
-        None => config.steps,
-    };
-    let pb = if opts.progress { ProgressBar::new(config.steps) } else { ProgressBar::hidden() };
-    pb.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} (eta {eta}) {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    pb.set_position(start);
-    let session_start = Instant::now();
-    let mut last_line = Instant::now();
-    let log = |line: String| {
-        if opts.progress {
-            if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
-        }
-    };
-    let mut plot_warned = false;
-    let mut rate_t = Instant::now();
-    let mut rate_steps = 0u64;
-    let mut steps_per_s = 0.0;
-    let mut state = RunState {
-        step: start,
-        optimizer_t: opt.t,
-        config: config.clone(),
-        data: data_desc.clone(),
-        last_validation,
-        train_seconds,
-    };
-
-    for step in (start + 1)..=end {
+    /// One optimizer step on the batch of `step`; appends its row to `metrics.csv`.
+    fn step(&mut self, step: u64) -> Result<()> {
         let step_t = Instant::now();
-        let mut rng = data::step_rng(config.seed, step);
-        let (covers, secrets) = data::sample_batch(&dataset.train, config.batch_size, config.crop, &config.augment(), &mut rng);
-        let cover = data::to_tensor(&covers, &device)?;
-        let secret = data::to_tensor(&secrets, &device)?;
-        let noise_t = if config.noise_std > 0.0 {
-            let v: Vec<f32> = (0..cover.elem_count()).map(|_| noise.sample(&mut rng)).collect();
-            Some(Tensor::from_vec(v, cover.shape(), &device)?)
+        let c = &self.config;
+        let mut rng = data::step_rng(c.seed, step);
+        let (covers, secrets) = data::sample_batch(&self.dataset.train, c.batch_size, c.crop, &c.augment(), &mut rng);
+        let cover = data::to_tensor(&covers, &self.device)?;
+        let secret = data::to_tensor(&secrets, &self.device)?;
+        let noise_t = if c.noise_std > 0.0 {
+            let v: Vec<f32> = (0..cover.elem_count()).map(|_| self.noise.sample(&mut rng)).collect();
+            Some(Tensor::from_vec(v, cover.shape(), &self.device)?)
         } else {
             None
         };
-        let recording = match (&config.recordings, &proxy) {
+        let recording = match (&c.recordings, &self.proxy) {
             (Some(mix), Some(p)) => Some((p, mix.draw(&mut rng))),
             _ => None,
         };
-        let (loss, cover_mse, secret_mse) = training_loss(&nets, &cover, &secret, config.beta, config.distance, noise_t.as_ref(), recording)?;
+        let (loss, cover_mse, secret_mse) = training_loss(&self.nets, &cover, &secret, c.beta, c.distance, noise_t.as_ref(), recording)?;
         let grads = loss.backward()?;
-        let lr = schedule.lr(step);
-        opt.step(&grads, lr)?;
+        let lr = self.schedule.lr(step);
+        self.opt.step(&grads, lr)?;
         let (loss_v, cm, sm) = (
             loss.to_scalar::<f32>()? as f64,
             cover_mse.to_scalar::<f32>()? as f64,
@@ -826,95 +880,184 @@ pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
             bail!("loss is {loss_v} at step {step}: lower --lr");
         }
         let dt = step_t.elapsed().as_secs_f64();
-        append_csv(
-            &out.join(METRICS_CSV),
-            METRICS_HEADER,
-            &format!("{step},{lr:.6e},{loss_v:.6e},{cm:.6e},{sm:.6e},{:.3},{:.3},{dt:.3}", psnr_from_mse(cm), psnr_from_mse(sm)),
-        )?;
-        rate_steps += 1;
-        let since = rate_t.elapsed().as_secs_f64();
-        if since >= 5.0 || steps_per_s == 0.0 {
-            steps_per_s = rate_steps as f64 / since.max(1e-9);
-            rate_t = Instant::now();
-            rate_steps = 0;
-        }
-        let msg = format!(
-            "loss {loss_v:.5} | PSNR cover {:.2} secret {:.2} dB | {steps_per_s:.2} step/s",
-            psnr_from_mse(cm),
-            psnr_from_mse(sm)
-        );
-        pb.set_position(step);
+        let (cp, sp) = (psnr_from_mse(cm), psnr_from_mse(sm));
+        let row = [
+            step.to_string(),
+            format!("{lr:.6e}"),
+            format!("{loss_v:.6e}"),
+            format!("{cm:.6e}"),
+            format!("{sm:.6e}"),
+            format!("{cp:.3}"),
+            format!("{sp:.3}"),
+            format!("{dt:.3}"),
+        ];
+        csvlog::append_row(&self.out().join(METRICS_CSV), &METRICS_HEADER, &row)?;
+        let msg = format!("loss {loss_v:.5} | PSNR cover {cp:.2} secret {sp:.2} dB | {:.2} step/s", self.rate.tick());
+        self.pb.set_position(step);
         // Without a terminal the bar is hidden: print a line every 30 s instead.
-        if opts.progress && pb.is_hidden() && (last_line.elapsed().as_secs() >= 30 || step == start + 1) {
-            eprintln!("step {step}/{}: lr {lr:.2e} | {msg}", config.steps);
-            last_line = Instant::now();
+        if self.progress && self.pb.is_hidden() && (self.last_line.elapsed().as_secs() >= 30 || step == self.start + 1) {
+            eprintln!("step {step}/{}: lr {lr:.2e} | {msg}", self.config.steps);
+            self.last_line = Instant::now();
         }
-        pb.set_message(msg);
-        state.step = step;
-        state.optimizer_t = opt.t;
+        self.pb.set_message(msg);
+        self.state.step = step;
+        self.state.optimizer_t = self.opt.t;
+        Ok(())
+    }
 
-        let last = step == end;
-        if step.is_multiple_of(config.val_every.max(1)) || last {
-            let infer = Nets::inference_from_varmap(config.arch, &varmap, &device)?.with_hide_output(config.hide_output);
-            let (v, imgs) = validate(&infer, &val_covers, &val_secrets, config.batch_size, &device)?;
-            append_csv(
-                &out.join(VALIDATION_CSV),
-                VALIDATION_HEADER,
-                &format!(
-                    "{step},{:.4},{:.3},{:.5},{:.4},{:.3},{:.5},{:.6e},{:.6e}",
-                    v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim, v.cover_mse, v.secret_mse
-                ),
-            )?;
-            let scale = (128 / config.crop).clamp(1, 8);
-            let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
-            fig.save(out.join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
-            // A plot that cannot be drawn (no font) does not stop the training: the CSV files
-            // hold its data and `training plot` redraws it.
-            if let Err(e) = draw_loss_plot(&out)
-                && !plot_warned
-            {
-                let line = format!("warning: {} not drawn: {e:#}", out.join(LOSS_PLOT).display());
-                if pb.is_hidden() { eprintln!("{line}") } else { pb.println(line) }
-                plot_warned = true;
-            }
-            log(format!(
+    /// Validates the nets of `step`: a row of `validation.csv`, the sample figure, the plot.
+    fn validate(&mut self, step: u64) -> Result<()> {
+        let c = &self.config;
+        let infer = Nets::inference_from_varmap(c.arch, &self.varmap, &self.device)?.with_hide_output(c.hide_output);
+        let (v, imgs) = validate(&infer, &self.val_covers, &self.val_secrets, c.batch_size, &self.device)?;
+        let row = [
+            step.to_string(),
+            format!("{:.4}", v.cover_apd),
+            format!("{:.3}", v.cover_psnr),
+            format!("{:.5}", v.cover_ssim),
+            format!("{:.4}", v.secret_apd),
+            format!("{:.3}", v.secret_psnr),
+            format!("{:.5}", v.secret_ssim),
+            format!("{:.6e}", v.cover_mse),
+            format!("{:.6e}", v.secret_mse),
+        ];
+        csvlog::append_row(&self.out().join(VALIDATION_CSV), &VALIDATION_HEADER, &row)?;
+        let scale = (128 / c.crop).clamp(1, 8);
+        let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
+        fig.save(self.out().join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
+        // A plot that cannot be drawn (no font) does not stop the training: the CSV files
+        // hold its data and `training plot` redraws it.
+        if let Err(e) = draw_loss_plot(self.out())
+            && !self.plot_warned
+        {
+            self.log(format!("warning: {} not drawn: {e:#}", self.out().join(LOSS_PLOT).display()), true);
+            self.plot_warned = true;
+        }
+        self.log(
+            format!(
                 "step {step}: validation cover APD {:.2} PSNR {:.2} dB SSIM {:.4} | secret APD {:.2} PSNR {:.2} dB SSIM {:.4}",
                 v.cover_apd, v.cover_psnr, v.cover_ssim, v.secret_apd, v.secret_psnr, v.secret_ssim
-            ));
-            state.last_validation = Some(v);
-        }
-        if step.is_multiple_of(config.checkpoint_every.max(1)) || last {
-            state.train_seconds = train_seconds + session_start.elapsed().as_secs_f64();
-            save_checkpoint(&out, &varmap, &opt, &state)?;
-        }
-    }
-    pb.finish_and_clear();
-    if start == end && prior.is_some() && opts.progress {
-        eprintln!("nothing to do: the run is at step {start} of {}", config.steps);
+            ),
+            false,
+        );
+        self.state.last_validation = Some(v);
+        Ok(())
     }
 
-    let mut exported = Vec::new();
-    if !opts.no_export && state.step == config.steps {
-        let info = export_info(&state);
-        let weights = nets::varmap_tensors(&varmap);
-        exported.push(onnx::export(&weights, &out, &info)?);
-        if let Some(dir) = &opts.export_to {
-            exported.push(onnx::export(&weights, dir, &info)?);
+    /// Prints a line above the progress bar (with `progress`, or always if `always`).
+    fn log(&self, line: String, always: bool) {
+        if self.progress || always {
+            if self.pb.is_hidden() { eprintln!("{line}") } else { self.pb.println(line) }
         }
     }
-    if opts.progress {
-        eprintln!("run folder {}:", out.display());
-        for f in [CHECKPOINT_FILE, OPTIMIZER_FILE, STATE_FILE, METRICS_CSV, VALIDATION_CSV, LOSS_PLOT, SAMPLES_DIR] {
-            eprintln!("  {}", out.join(f).display());
-        }
-        for e in &exported {
-            eprintln!("models: {} {}", e.hide.display(), e.reveal.display());
-        }
-        if state.step < config.steps {
-            eprintln!("stopped at step {} of {}: continue with --resume", state.step, config.steps);
-        }
+
+    /// Saves the checkpoint, the optimizer and `state.json`.
+    fn save(&mut self) -> Result<()> {
+        self.state.train_seconds = self.train_seconds + self.session_start.elapsed().as_secs_f64();
+        save_checkpoint(self.out(), &self.varmap, &self.opt, &self.state)
     }
-    Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
+
+    /// Exports the models when the run is complete, and lists the run's files.
+    fn finish(self, opts: &RunOptions) -> Result<TrainOutcome> {
+        let out = self.config.out.clone();
+        let state = self.state;
+        let mut exported = Vec::new();
+        if !opts.no_export && state.step == self.config.steps {
+            let info = export_info(&state);
+            let weights = nets::varmap_tensors(&self.varmap);
+            exported.push(onnx::export(&weights, &out, &info)?);
+            if let Some(dir) = &opts.export_to {
+                exported.push(onnx::export(&weights, dir, &info)?);
+            }
+        }
+        if opts.progress {
+            eprintln!("run folder {}:", out.display());
+            for f in [CHECKPOINT_FILE, OPTIMIZER_FILE, STATE_FILE, METRICS_CSV, VALIDATION_CSV, LOSS_PLOT, SAMPLES_DIR] {
+                eprintln!("  {}", out.join(f).display());
+            }
+            for e in &exported {
+                eprintln!("models: {} {}", e.hide.display(), e.reveal.display());
+            }
+            if state.step < self.config.steps {
+                eprintln!("stopped at step {} of {}: continue with --resume", state.step, self.config.steps);
+            }
+        }
+        Ok(TrainOutcome { out, step: state.step, validation: state.last_validation, exported })
+    }
+}
+
+/// Loads the weights of another run (`--init-from`), widening narrower ones.
+fn init_weights_from(varmap: &VarMap, path: &Path, device: &Device, progress: bool) -> Result<()> {
+    let grown = load_weights_grown(varmap, path, device)?;
+    if !grown.is_empty() && progress {
+        eprintln!(
+            "init: {} weight(s) of {} were narrower than these nets and were widened (new units start with zero outgoing weights, so the nets compute what they did): {}",
+            grown.len(),
+            path.display(),
+            grown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Decodes the run's images.
+fn load_data(config: &TrainConfig, progress: bool) -> Result<Dataset> {
+    let data_opts = DataOptions {
+        max_side: config.max_side,
+        val_fraction: config.val_fraction,
+        seed: config.seed,
+        max_images: config.max_images,
+    };
+    let t0 = Instant::now();
+    let dataset = Dataset::load(&config.data, &data_opts)?;
+    if progress {
+        eprintln!(
+            "data: {} — {} train / {} val images decoded in {:.1}s",
+            dataset.description,
+            dataset.train.len(),
+            dataset.val.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(dataset)
+}
+
+/// The progress bar of a run of `steps` at `start` (hidden without `progress`).
+fn progress_bar(progress: bool, steps: u64, start: u64) -> ProgressBar {
+    let pb = if progress { ProgressBar::new(steps) } else { ProgressBar::hidden() };
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} (eta {eta}) {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_position(start);
+    pb
+}
+
+/// Steps per second, measured over windows of at least 5 s (the first step gives the first
+/// figure).
+struct StepRate {
+    since: Instant,
+    steps: u64,
+    per_s: f64,
+}
+
+impl StepRate {
+    fn new() -> Self {
+        Self { since: Instant::now(), steps: 0, per_s: 0.0 }
+    }
+
+    /// Counts a step; returns the current rate.
+    fn tick(&mut self) -> f64 {
+        self.steps += 1;
+        let since = self.since.elapsed().as_secs_f64();
+        if since >= 5.0 || self.per_s == 0.0 {
+            self.per_s = self.steps as f64 / since.max(1e-9);
+            self.since = Instant::now();
+            self.steps = 0;
+        }
+        self.per_s
+    }
 }
 
 /// A new run's schedule must reach its peak rate: a warm-up as long as the run or longer
@@ -936,15 +1079,17 @@ fn fit_warmup(mut config: TrainConfig) -> TrainConfig {
     config
 }
 
-/// The folder of the ONNX models shipped with stego (`models/` of the source tree).
+/// The folder of the ONNX models shipped with stego: `models/` of the project, which training
+/// runs from (elsewhere an export still keeps existing files unless forced, with a plainer
+/// message).
 pub fn shipped_models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("models")
+    PathBuf::from("models")
 }
 
 /// Refuses an export into `dir` that would replace model files there, unless `force`: the
 /// run's own folder `run` is always written; elsewhere (the shipped `models/` above all)
 /// existing files are kept.
-pub fn check_export_target(dir: &Path, run: &Path, variant: stego::contract::Variant, fp16: bool, force: bool) -> Result<()> {
+pub fn check_export_target(dir: &Path, run: &Path, variant: Variant, fp16: bool, force: bool) -> Result<()> {
     let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
     if force || same(dir, run) {
         return Ok(());
@@ -975,7 +1120,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
     let checkpoint = if checkpoint.is_dir() { checkpoint.join(CHECKPOINT_FILE) } else { checkpoint.to_path_buf() };
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
-    let arch = nets::Arch::of_weights(&weights);
+    let arch = nets::nets_of_weights(&weights);
     let count = nets::parameter_count(&weights);
     if count != arch.parameters() {
         bail!("{}: {count} parameters, the {} nets have {}", checkpoint.display(), arch.as_str(), arch.parameters());
@@ -989,7 +1134,8 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
             data: "unknown".into(),
             training: "unknown".into(),
             metrics: "none".into(),
-            hide_output: if arch == nets::Arch::Fast { nets::HideOutput::Residual } else { nets::HideOutput::Sigmoid },
+            // Paper checkpoints without a state.json predate the choice.
+            hide_output: if arch == Variant::Paper { nets::HideOutput::before_option() } else { nets::HideOutput::default() },
             arch,
             fp16,
             robust: false,

@@ -5,7 +5,8 @@ use candle_core::{Device, Tensor};
 use ndarray::Array4;
 use stego::contract::{self, Role, meta};
 use stego::{Model, RuntimeOptions};
-use training::nets::{self, Arch, Nets};
+use stego::Variant;
+use training::nets::{self, Nets, VariantNets};
 use training::onnx::{self, ExportInfo};
 
 fn random_input(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
@@ -30,27 +31,27 @@ fn max_abs_diff(a: &Array4<f32>, t: &Tensor) -> f32 {
 
 #[test]
 fn exported_models_match_candle() {
-    check_export(Arch::Paper, nets::HideOutput::Sigmoid, "paper", false);
+    check_export(Variant::Paper, nets::HideOutput::Sigmoid, "paper", false);
 }
 
 #[test]
 fn exported_residual_models_match_candle() {
-    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual", false);
+    check_export(Variant::Paper, nets::HideOutput::Residual, "paper-residual", false);
 }
 
 #[test]
 fn exported_fast_models_match_candle() {
-    check_export(Arch::Fast, nets::HideOutput::Residual, "fast", false);
+    check_export(Variant::Fast, nets::HideOutput::Residual, "fast", false);
 }
 
 /// The float16 export computes the same nets within float16 rounding.
 #[test]
 fn exported_fp16_models_match_candle() {
-    check_export(Arch::Paper, nets::HideOutput::Residual, "paper-residual", true);
-    check_export(Arch::Fast, nets::HideOutput::Residual, "fast", true);
+    check_export(Variant::Paper, nets::HideOutput::Residual, "paper-residual", true);
+    check_export(Variant::Fast, nets::HideOutput::Residual, "fast", true);
 }
 
-fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
+fn check_export(arch: Variant, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
     let dev = Device::Cpu;
     let (varmap, _) = nets::init_arch(arch, &dev, 7).unwrap();
     let weights = nets::varmap_tensors(&varmap);
@@ -60,7 +61,7 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: 
     let dir = tempfile::tempdir().unwrap();
     let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, fp16, robust: false };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
-    let name = |role| if fp16 { arch.variant().fp16_file_name(role) } else { arch.variant().file_name(role).to_string() };
+    let name = |role| if fp16 { arch.fp16_file_name(role) } else { arch.file_name(role).to_string() };
     assert_eq!(files.hide, dir.path().join(name(Role::Hide)));
     assert_eq!(files.reveal, dir.path().join(name(Role::Reveal)));
     // float16 weights keep ~3 significant digits; through 5-7 layers the outputs in [0, 1]
@@ -89,8 +90,8 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: 
     let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
     // Sizes the model accepts (the fast nets need multiples of 4; the runtime pads frames).
     let sizes: &[(usize, usize)] = match arch {
-        Arch::Paper => &[(16, 16), (13, 21)],
-        Arch::Fast => &[(16, 16), (12, 20)],
+        Variant::Paper => &[(16, 16), (13, 21)],
+        _ => &[(16, 16), (12, 20)],
     };
     for (k, &(h, w)) in sizes.iter().enumerate() {
         let cover = random_input((2, 3, h, w), 10 + k as u64);
@@ -104,5 +105,30 @@ fn check_export(arch: Arch, hide_output: nets::HideOutput, variant: &str, fp16: 
         let expected = candle_nets.reveal(&to_tensor(&container)).unwrap();
         let d = max_abs_diff(&revealed, &expected);
         assert!(d <= tol, "reveal {h}x{w}: max abs diff {d}");
+    }
+}
+
+/// The linear test models compute their formulas exactly in onnxruntime, and the copies the
+/// plugin tests use are the ones the exporter writes (regenerate them with
+/// `cargo run -p training --example linear_models` after changing it).
+#[test]
+fn linear_test_models_are_exact_and_match_the_plugin_tests_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = onnx::write_linear_test_models(dir.path()).unwrap();
+    let opts = RuntimeOptions::default();
+    let mut hide = Model::load(&files.hide, Role::Hide, &opts).unwrap();
+    let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
+    let cover = random_input((2, 3, 5, 7), 1);
+    let secret = random_input((2, 3, 5, 7), 2);
+    let container = hide.run(&[cover.view(), secret.view()]).unwrap();
+    let expected = cover.mapv(|c| 0.75 * c) + secret.mapv(|s| 0.25 * s);
+    assert_eq!(container, expected);
+    let revealed = reveal.run(&[container.view()]).unwrap();
+    assert_eq!(revealed, container.mapv(|c| 1.0 - c));
+    for (path, m) in [(&files.hide, "hide"), (&files.reveal, "reveal")] {
+        let md = onnx::metadata(&onnx::read_model(path).unwrap());
+        assert_eq!((md[meta::ROLE].as_str(), md[meta::VARIANT].as_str()), (m, onnx::TEST_STUB_VARIANT));
+        let copy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/tests/models").join(format!("{m}.onnx"));
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(path).unwrap(), "{} is not the exporter's", copy.display());
     }
 }

@@ -1,10 +1,11 @@
 //! The fast CPU convolutions against candle's own ops: forward values and the gradients of
-//! x, w and b, on small odd sizes, for each kernel/padding the nets use.
+//! x, w and b, on small odd sizes, for each kernel/padding the nets use, with the AVX2/FMA
+//! kernels and with the portable ones (each chosen explicitly, so every run tests both).
 
 use candle_core::{Device, Result, Tensor, Var};
 use training::fastconv::{
-    aggregated_block, aggregated_block_reference, conv2d_same, conv2d_same_reference,
-    conv2d_same_relu, set_simd,
+    Kernels, aggregated_block, aggregated_block_reference, aggregated_block_with, conv2d_same_reference,
+    conv2d_same_relu_with, conv2d_same_with,
 };
 
 const TOL: f32 = 1e-4;
@@ -50,11 +51,29 @@ where
 }
 
 #[test]
-fn conv2d_same_matches_candle() -> Result<()> {
-    conv_cases()
+fn portable_conv2d_same_matches_candle() -> Result<()> {
+    conv_cases(Kernels::Portable)
 }
 
-fn conv_cases() -> Result<()> {
+#[test]
+fn simd_conv2d_same_matches_candle() -> Result<()> {
+    simd_or_refused(conv_cases)
+}
+
+/// Runs `cases` on the AVX2/FMA kernels; on a CPU without them, checks that asking for them
+/// is an error rather than a silent fallback.
+fn simd_or_refused(cases: fn(Kernels) -> Result<()>) -> Result<()> {
+    if Kernels::Simd.available() {
+        return cases(Kernels::Simd);
+    }
+    let x = Tensor::zeros((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+    let (w, b) = (Tensor::zeros((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu)?, Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu)?);
+    let err = conv2d_same_with(&x, &w, &b, [1, 1, 1, 1], Kernels::Simd).expect_err("SIMD kernels on a CPU without AVX2/FMA");
+    assert!(err.to_string().contains("Simd kernels requested"), "{err}");
+    Ok(())
+}
+
+fn conv_cases(kernels: Kernels) -> Result<()> {
     let dev = Device::Cpu;
     // (kh, kw, pad, cin, cout)
     let cases: &[(usize, usize, [usize; 4], usize, usize)] = &[
@@ -73,17 +92,17 @@ fn conv_cases() -> Result<()> {
                 rand(&[cout, cin, kh, kw], &dev)?,
                 rand(&[cout], &dev)?,
             ];
-            let name = format!("conv {kh}x{kw} pad {pad:?} cin {cin} cout {cout} x {n}x{h}x{w}");
+            let name = format!("{kernels:?} conv {kh}x{kw} pad {pad:?} cin {cin} cout {cout} x {n}x{h}x{w}");
             compare(
                 &name,
                 &leaves,
-                |t| conv2d_same(&t[0], &t[1], &t[2], pad),
+                |t| conv2d_same_with(&t[0], &t[1], &t[2], pad, kernels),
                 |t| conv2d_same_reference(&t[0], &t[1], &t[2], pad),
             )?;
             compare(
                 &format!("{name} relu"),
                 &leaves,
-                |t| conv2d_same_relu(&t[0], &t[1], &t[2], pad),
+                |t| conv2d_same_relu_with(&t[0], &t[1], &t[2], pad, kernels),
                 |t| conv2d_same_reference(&t[0], &t[1], &t[2], pad)?.relu(),
             )?;
         }
@@ -92,11 +111,16 @@ fn conv_cases() -> Result<()> {
 }
 
 #[test]
-fn aggregated_block_matches_candle() -> Result<()> {
-    block_cases()
+fn portable_aggregated_block_matches_candle() -> Result<()> {
+    block_cases(Kernels::Portable)
 }
 
-fn block_cases() -> Result<()> {
+#[test]
+fn simd_aggregated_block_matches_candle() -> Result<()> {
+    simd_or_refused(block_cases)
+}
+
+fn block_cases(kernels: Kernels) -> Result<()> {
     let dev = Device::Cpu;
     // Paper block shapes scaled down: 3×3, 4×4, 5×5 branches.
     for &(n, cin, h, w, c3, c4, c5) in &[
@@ -113,11 +137,11 @@ fn block_cases() -> Result<()> {
             rand(&[c5, cin, 5, 5], &dev)?,
             rand(&[c5], &dev)?,
         ];
-        let name = format!("block cin {cin} ({c3},{c4},{c5}) x {n}x{h}x{w}");
+        let name = format!("{kernels:?} block cin {cin} ({c3},{c4},{c5}) x {n}x{h}x{w}");
         compare(
             &name,
             &leaves,
-            |t| aggregated_block(&t[0], [(&t[1], &t[2]), (&t[3], &t[4]), (&t[5], &t[6])]),
+            |t| aggregated_block_with(&t[0], [(&t[1], &t[2]), (&t[3], &t[4]), (&t[5], &t[6])], kernels),
             |t| aggregated_block_reference(&t[0], [(&t[1], &t[2]), (&t[3], &t[4]), (&t[5], &t[6])]),
         )?;
     }
@@ -163,16 +187,6 @@ fn stacked_blocks_match_candle() -> Result<()> {
         blk(&y, 7)
     };
     compare("two blocks", &leaves, |t| net(t, true), |t| net(t, false))
-}
-
-#[test]
-fn portable_kernels_match_candle() -> Result<()> {
-    // The same cases without the AVX2 kernels. (The switch is process-wide: tests running
-    // at the same time may take either path; both must be right.)
-    set_simd(false);
-    let r = conv_cases().and_then(|_| block_cases());
-    set_simd(true);
-    r
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn config(data: &Path, out: &Path, steps: u64) -> TrainConfig {
         val_every: 2,
         val_pairs: 2,
         val_fraction: 0.25,
-        arch: training::nets::Arch::Paper,
+        arch: stego::Variant::Paper,
         ..TrainConfig::default()
     }
 }
@@ -179,7 +179,7 @@ fn init_from_starts_a_new_run_from_another_runs_weights() {
     assert_eq!(g.config.summary(1).matches(" at step ").count(), 2);
 
     // Other nets, or a resume, are refused with a message that says what to do.
-    let other = TrainConfig { arch: training::nets::Arch::Fast, ..config(&data, &tmp.path().join("other"), 1) };
+    let other = TrainConfig { arch: stego::Variant::Fast, ..config(&data, &tmp.path().join("other"), 1) };
     let e = format!("{:#}", train::train(other, &opts).unwrap_err());
     assert!(e.contains("holds paper nets") && e.contains("--arch paper"), "{e}");
     let resumed = RunOptions { resume: true, ..opts.clone() };
@@ -209,7 +209,7 @@ fn cli_init_from_takes_the_runs_nets() {
     let o = train(&child, &["--init-from", parent.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c = RunState::read(&child.join(train::STATE_FILE)).unwrap().config;
-    assert_eq!((c.arch, c.hide_output), (training::nets::Arch::Fast, training::nets::HideOutput::Sigmoid));
+    assert_eq!((c.arch, c.hide_output), (stego::Variant::Fast, training::nets::HideOutput::Sigmoid));
 
     // Naming other nets is still refused, with the options to pass.
     let o = train(&tmp.path().join("other"), &["--init-from", parent.to_str().unwrap(), "--arch", "paper"]);
@@ -223,7 +223,7 @@ fn cli_init_from_takes_the_runs_nets() {
 fn loss_distances() {
     use training::train::Distance;
     let dev = Device::Cpu;
-    let (_, nets) = training::nets::init_arch(training::nets::Arch::Fast, &dev, 3).unwrap();
+    let (_, nets) = training::nets::init_arch(stego::Variant::Fast, &dev, 3).unwrap();
     let nets = nets.with_hide_output(training::nets::HideOutput::Residual);
     let cover = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();
     let secret = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();
@@ -256,6 +256,24 @@ fn loss_distances() {
     assert!(TrainConfig { distance: Distance::L1, ..old }.summary(1).contains("distance=l1"));
 }
 
+/// `state.json` names the nets `paper` or `fast`; runs saved before the fields existed read as
+/// the paper nets with a sigmoid output; a `robust` architecture is refused.
+#[test]
+fn state_names_the_nets() {
+    let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+    assert_eq!((v["arch"].as_str(), v["hide_output"].as_str()), (Some("fast"), Some("residual")));
+    v["arch"] = "paper".into();
+    let paper: TrainConfig = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(paper.arch, stego::Variant::Paper);
+    v["arch"] = "robust".into();
+    assert!(serde_json::from_value::<TrainConfig>(v.clone()).is_err());
+    let o = v.as_object_mut().unwrap();
+    o.remove("arch");
+    o.remove("hide_output");
+    let old: TrainConfig = serde_json::from_value(v).unwrap();
+    assert_eq!((old.arch, old.hide_output), (stego::Variant::Paper, training::nets::HideOutput::Sigmoid));
+}
+
 /// The command line's defaults are safe: the fast nets (the runtime's default variant), the
 /// models in the run folder, a warm-up longer than the run shortened with a message, and no
 /// export that replaces model files (the shipped ones above all) without --force.
@@ -264,8 +282,10 @@ fn cli_defaults_and_export_targets() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("images");
     write_images(&data, 6);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let training = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_training")).args(args).output().unwrap();
+        // From the project root, as documented.
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_training")).args(args).current_dir(&root).output().unwrap();
         (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     let run = tmp.path().join("run");
@@ -275,7 +295,7 @@ fn cli_defaults_and_export_targets() {
     assert!(ok, "{e}");
     assert!(e.contains("--warmup 200 is not shorter than --steps 2") && e.contains("no warm-up"), "{e}");
     let s = RunState::read(&run.join(train::STATE_FILE)).unwrap();
-    assert_eq!((s.config.arch, s.config.warmup), (training::nets::Arch::Fast, 0));
+    assert_eq!((s.config.arch, s.config.warmup), (stego::Variant::Fast, 0));
     for f in ["hide-fast.onnx", "reveal-fast.onnx", train::LOSS_PLOT] {
         assert!(run.join(f).is_file(), "{f} in the run folder");
     }
@@ -294,7 +314,7 @@ fn cli_defaults_and_export_targets() {
     assert!(training(&["export", "--checkpoint", run_s, "--out", other_s, "--force"]).0);
 
     // The shipped models are refused, by `export` and before a run starts.
-    let shipped = train::shipped_models_dir();
+    let shipped = root.join(train::shipped_models_dir());
     let shipped_model = shipped.join("hide-fast.onnx");
     let before = std::fs::read(&shipped_model).unwrap();
     let (ok, e) = training(&["export", "--checkpoint", run_s, "--out", shipped.to_str().unwrap()]);

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use training::nets::{self, Arch, FAST_WIDTH, Nets};
+use stego::Variant;
+use training::nets::{self, FAST_WIDTH, Nets};
 use training::train::load_weights_grown;
 
 const OLD_WIDTH: usize = 64;
@@ -35,7 +36,7 @@ fn outputs(nets: &Nets, cover: &Tensor, secret: &Tensor) -> (Vec<f32>, Vec<f32>)
 #[test]
 fn widened_nets_keep_the_narrow_nets_function() {
     let dev = Device::Cpu;
-    let (source, _) = nets::init_arch(Arch::Fast, &dev, 1).unwrap();
+    let (source, _) = nets::init_arch(Variant::Fast, &dev, 1).unwrap();
     let old = narrowed(&nets::varmap_tensors(&source));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("narrow.safetensors");
@@ -45,7 +46,7 @@ fn widened_nets_keep_the_narrow_nets_function() {
     let secret = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
     let mut results = Vec::new();
     for seed in [2, 3] {
-        let (varmap, nets) = nets::init_arch(Arch::Fast, &dev, seed).unwrap();
+        let (varmap, nets) = nets::init_arch(Variant::Fast, &dev, seed).unwrap();
         let grown = load_weights_grown(&varmap, &path, &dev).unwrap();
         assert!(grown.contains(&"hide.conv1.weight".to_string()) && grown.contains(&"reveal.out.weight".to_string()), "{grown:?}");
         let w = nets::varmap_tensors(&varmap);
@@ -68,13 +69,13 @@ fn widened_nets_keep_the_narrow_nets_function() {
 #[test]
 fn a_checkpoint_of_other_shapes_is_refused_with_the_name() {
     let dev = Device::Cpu;
-    let (source, _) = nets::init_arch(Arch::Fast, &dev, 1).unwrap();
+    let (source, _) = nets::init_arch(Variant::Fast, &dev, 1).unwrap();
     let mut w = nets::varmap_tensors(&source);
     w.insert("reveal.out.weight".into(), Tensor::zeros((48, FAST_WIDTH + 8, 1, 1), DType::F32, &dev).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wide.safetensors");
     candle_core::safetensors::save(&w, &path).unwrap();
-    let (varmap, _) = nets::init_arch(Arch::Fast, &dev, 2).unwrap();
+    let (varmap, _) = nets::init_arch(Variant::Fast, &dev, 2).unwrap();
     let err = load_weights_grown(&varmap, &path, &dev).unwrap_err().to_string();
     assert!(err.contains("reveal.out.weight") && err.contains("only more channels"), "{err}");
 }

@@ -1,0 +1,405 @@
+//! The nets, each in candle beside the ONNX graph it exports to:
+//!
+//! * [`paper`]: the three networks of Baluja (NIPS 2017), [`PaperNets`];
+//! * [`fast`]: the real-time nets on 4×4 cells, [`FastNets`] (also the `robust` variant's).
+//!
+//! Shared here: the convolution layer, the hide nets' output ([`HideOutput`]), what training
+//! needs to know of each [`Variant`]'s nets ([`VariantNets`]), and the weights' initialisation.
+//!
+//! # Weight names
+//!
+//! One flat `name → tensor` map (a [`VarMap`] while training, `checkpoint.safetensors` on
+//! disk), read back as is by the ONNX exporter; the names are listed in each net's module.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use stego::Variant;
+
+use crate::fastconv;
+use crate::onnx::{GraphBuilder, int_attr, ints_attr};
+
+pub mod fast;
+pub mod paper;
+
+pub use fast::*;
+pub use paper::*;
+
+/// Colour channels of images.
+pub const CHANNELS: usize = 3;
+
+/// One convolution: weight `[Cout, Cin, k, k]` and bias `[Cout]`.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Conv {
+    /// Creates (or fetches) `weight` and `bias` under `vb`.
+    pub fn new(in_c: usize, out_c: usize, k: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((out_c, in_c, k, k), "weight", candle_nn::init::ZERO)?;
+        let bias = vb.get_with_hints(out_c, "bias", candle_nn::init::ZERO)?;
+        Ok(Self { weight, bias })
+    }
+
+    /// Kernel size.
+    pub fn kernel(&self) -> usize {
+        self.weight.dims()[3]
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        fastconv::conv2d_same(x, &self.weight, &self.bias, fastconv::same_pad(self.kernel()))
+    }
+}
+
+/// How the hide net turns its last convolution into the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HideOutput {
+    /// `sigmoid(z)`: the paper's layout (the Keras version used a ReLU; see the crate docs).
+    Sigmoid,
+    /// `sigmoid(logit(c̃) + z)` with `c̃ = ε + (1 − 2ε)·cover`, ε = 1/512: the hide net learns a
+    /// residual over the cover. At initialisation the container already equals the cover
+    /// (z ≈ 0), so training spends its steps on hiding rather than on learning to copy the
+    /// cover through five blocks; still bounded to (0, 1) with a gradient everywhere. The
+    /// default, for both architectures.
+    #[default]
+    Residual,
+}
+
+/// ε of [`HideOutput::Residual`].
+pub const RESIDUAL_EPS: f32 = 1.0 / 512.0;
+
+impl HideOutput {
+    /// The output of the nets trained before there was a choice (the paper nets; runs saved
+    /// then have no `hide_output` in their `state.json`).
+    pub fn before_option() -> Self {
+        HideOutput::Sigmoid
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HideOutput::Sigmoid => "sigmoid",
+            HideOutput::Residual => "residual",
+        }
+    }
+}
+
+impl HideOutput {
+    /// The container from the hide net's last convolution `z`.
+    pub fn apply(self, cover: &Tensor, z: &Tensor) -> Result<Tensor> {
+        match self {
+            HideOutput::Sigmoid => output_activation(z),
+            HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+        }
+    }
+}
+
+/// `logit(ε + (1 − 2ε)·x)`, the cover term of [`HideOutput::Residual`].
+pub fn cover_logit(cover: &Tensor) -> Result<Tensor> {
+    let c = cover.affine((1.0 - 2.0 * RESIDUAL_EPS) as f64, RESIDUAL_EPS as f64)?;
+    let one_minus = c.affine(-1.0, 1.0)?;
+    (c / one_minus)?.log()
+}
+
+/// Bounds the output to [0, 1] (see the crate docs for why a sigmoid).
+pub fn output_activation(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::sigmoid(x)
+}
+
+impl GraphBuilder<'_> {
+    /// [`Conv`] in the graph: a convolution with Keras-'same' padding, weights
+    /// `{prefix}.weight`/`{prefix}.bias`.
+    pub(crate) fn conv(&mut self, x: &str, prefix: &str, output: Option<&str>) -> anyhow::Result<String> {
+        let wname = format!("{prefix}.weight");
+        let bname = format!("{prefix}.bias");
+        let dims = self.weight(&wname)?.dims().to_vec();
+        if dims.len() != 4 || dims[2] != dims[3] {
+            anyhow::bail!("{wname}: expected a square [Cout, Cin, k, k] kernel, got {dims:?}");
+        }
+        let b = self.weight(&bname)?;
+        if b.dims() != [dims[0]] {
+            anyhow::bail!("{bname}: shape {:?}, expected [{}]", b.dims(), dims[0]);
+        }
+        let k = dims[2];
+        let [top, bottom, left, right] = fastconv::same_pad(k).map(|p| p as i64);
+        let attrs = vec![
+            ints_attr("kernel_shape", &[k as i64, k as i64]),
+            // ONNX order: [x1_begin, x2_begin, x1_end, x2_end] = [top, left, bottom, right].
+            ints_attr("pads", &[top, left, bottom, right]),
+            ints_attr("strides", &[1, 1]),
+            ints_attr("dilations", &[1, 1]),
+            int_attr("group", 1),
+        ];
+        Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
+    }
+
+    /// [`HideOutput::apply`] in the graph: the float32 logits `z` of a hide net into the
+    /// container (the `cover` input).
+    pub(crate) fn hide_output(&mut self, output: HideOutput, cover: &str, z: &str, container: &str) {
+        let mut logits = z.to_string();
+        if output == HideOutput::Residual {
+            // logit(ε + (1 − 2ε)·cover) + z, as cover_logit.
+            self.scalar("residual.scale", 1.0 - 2.0 * RESIDUAL_EPS);
+            self.scalar("residual.eps", RESIDUAL_EPS);
+            self.scalar("residual.one", 1.0);
+            let scaled = self.node("Mul", &[cover, "residual.scale"], None, vec![]);
+            let c = self.node("Add", &[&scaled, "residual.eps"], None, vec![]);
+            let one_minus = self.node("Sub", &["residual.one", &c], None, vec![]);
+            let ratio = self.node("Div", &[&c, &one_minus], None, vec![]);
+            let logit = self.node("Log", &[&ratio], None, vec![]);
+            logits = self.node("Add", &[&logit, &logits], None, vec![]);
+        }
+        self.node("Sigmoid", &[&logits], Some(container), vec![]);
+    }
+}
+
+/// What the training needs to know of the nets of each runtime [`Variant`]. The `robust`
+/// variant is the fast nets trained through simulated recordings, so it has their shapes; a
+/// run's `--arch` is `paper` or `fast` (`--robust` makes fast nets robust).
+pub trait VariantNets: Copy {
+    /// The nets' architecture: [`Variant::Paper`] or [`Variant::Fast`] (for `robust` too).
+    fn nets(self) -> Variant;
+    /// The runtime variant of these nets, trained through simulated recordings (`--robust`)
+    /// or not: robust nets are the `robust` variant whatever their architecture.
+    fn trained(self, robust: bool) -> Variant {
+        if robust { Variant::Robust } else { self.nets() }
+    }
+    /// Parameter count of the three nets.
+    fn parameters(self) -> usize {
+        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { FAST_PARAMETERS }
+    }
+    /// Multiply-accumulates per pixel of (hide, reveal).
+    fn macs_per_pixel(self) -> (u64, u64) {
+        if self.nets() == Variant::Paper {
+            (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL)
+        } else {
+            (FAST_HIDE_MACS_PER_PIXEL, FAST_REVEAL_MACS_PER_PIXEL)
+        }
+    }
+    /// Height and width of the models' inputs must be multiples of this.
+    fn size_multiple(self) -> usize {
+        if self.nets() == Variant::Paper { 1 } else { FAST_BLOCK }
+    }
+    /// Description stored in the ONNX metadata.
+    fn architecture(self) -> &'static str {
+        if self.nets() == Variant::Paper { ARCHITECTURE } else { FAST_ARCHITECTURE }
+    }
+}
+
+impl VariantNets for Variant {
+    fn nets(self) -> Variant {
+        match self {
+            Variant::Paper => Variant::Paper,
+            Variant::Fast | Variant::Robust => Variant::Fast,
+        }
+    }
+}
+
+/// The architecture of a checkpoint, from its weight names.
+pub fn nets_of_weights(weights: &HashMap<String, Tensor>) -> Variant {
+    if weights.contains_key("hide.conv0.weight") { Variant::Fast } else { Variant::Paper }
+}
+
+/// The values of `--arch`: the two architectures.
+pub const ARCH_NAMES: [&str; 2] = ["paper", "fast"];
+
+/// `--arch NAME`: `paper` or `fast`.
+pub fn parse_arch(name: &str) -> std::result::Result<Variant, String> {
+    Variant::from_name(name)
+        .filter(|v| v.nets() == *v)
+        .ok_or_else(|| format!("'{name}' is not an architecture: {}", ARCH_NAMES.join(" or ")))
+}
+
+/// The `arch` of `state.json`: the architecture's name, `paper` or `fast` (runs saved before
+/// the field existed trained the paper nets).
+pub mod arch_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use stego::Variant;
+
+    pub fn serialize<S: Serializer>(v: &Variant, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Variant, D::Error> {
+        let name = String::deserialize(d)?;
+        super::parse_arch(&name).map_err(serde::de::Error::custom)
+    }
+
+    /// The nets of runs saved before the field existed.
+    pub fn before_option() -> Variant {
+        Variant::Paper
+    }
+}
+
+/// The nets of either architecture.
+#[derive(Debug, Clone)]
+pub enum Nets {
+    Paper(PaperNets),
+    Fast(FastNets),
+}
+
+impl Nets {
+    /// The nets of `arch`, weights under `vb`.
+    pub fn new(arch: Variant, vb: VarBuilder) -> Result<Self> {
+        Ok(match arch.nets() {
+            Variant::Paper => Nets::Paper(PaperNets::new(vb)?),
+            _ => Nets::Fast(FastNets::new(vb)?),
+        })
+    }
+    /// Nets of `arch` reading (detached copies of) the given weights: for inference, no
+    /// autograd graph.
+    pub fn from_tensors(arch: Variant, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+        let detached: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
+        Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
+    }
+    /// Inference copy of the weights in `varmap` (detached).
+    pub fn inference_from_varmap(arch: Variant, varmap: &VarMap, device: &Device) -> Result<Self> {
+        Self::from_tensors(arch, &varmap_tensors(varmap), device)
+    }
+    /// The same nets with the hide net's output mode set.
+    pub fn with_hide_output(self, output: HideOutput) -> Self {
+        match self {
+            Nets::Paper(n) => Nets::Paper(n.with_hide_output(output)),
+            Nets::Fast(mut n) => {
+                n.output = output;
+                Nets::Fast(n)
+            }
+        }
+    }
+    /// (cover, secret) → container.
+    pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
+        match self {
+            Nets::Paper(n) => n.hide(cover, secret),
+            Nets::Fast(n) => n.hide(cover, secret),
+        }
+    }
+    /// container → revealed secret.
+    pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
+        match self {
+            Nets::Paper(n) => n.reveal(container),
+            Nets::Fast(n) => n.reveal(container),
+        }
+    }
+}
+
+/// The tensors of a [`VarMap`] by name (the checkpoint layout).
+pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+}
+
+/// Creates the three nets in a fresh [`VarMap`] with weights drawn deterministically from
+/// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
+/// i.e. Kaiming-uniform with a = √5).
+pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, PaperNets)> {
+    match init_arch(Variant::Paper, device, seed)? {
+        (v, Nets::Paper(n)) => Ok((v, n)),
+        _ => unreachable!("Variant::Paper makes paper nets"),
+    }
+}
+
+/// [`init_nets`] for either architecture.
+pub fn init_arch(arch: Variant, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
+    // nets see the new values.
+    let nets = Nets::new(arch, vb)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1417);
+    {
+        let data = varmap.data().lock().expect("varmap lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        // fan_in of a bias = that of its weight.
+        for name in names {
+            let var = &data[name];
+            let wname = name.strip_suffix(".bias").map(|p| format!("{p}.weight"));
+            let fan_in = match wname {
+                Some(w) => {
+                    let d = data[&w].dims().to_vec();
+                    d[1] * d[2] * d[3]
+                }
+                None => {
+                    let d = var.dims();
+                    d[1] * d[2] * d[3]
+                }
+            };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let n = var.elem_count();
+            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
+        }
+    }
+    Ok((varmap, nets))
+}
+
+/// Total number of parameters in a weight map.
+pub fn parameter_count(weights: &HashMap<String, Tensor>) -> usize {
+    weights.values().map(|t| t.elem_count()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_parameter_count() {
+        let (varmap, _) = init_nets(&Device::Cpu, 0).unwrap();
+        let w = varmap_tensors(&varmap);
+        assert_eq!(parameter_count(&w), PAPER_PARAMETERS);
+        // 2 + 5 + 5 blocks × 3 convs × (weight, bias) + 2 output convs × 2.
+        assert_eq!(w.len(), 12 * 6 + 4);
+        assert_eq!(w["hide.block0.conv4.weight"].dims(), &[10, 68, 4, 4]);
+        assert_eq!(w["reveal.out.weight"].dims(), &[3, 65, 1, 1]);
+    }
+
+    #[test]
+    fn fast_nets_count_shapes_and_space_to_depth() {
+        let dev = Device::Cpu;
+        let (varmap, nets) = init_arch(Variant::Fast, &dev, 1).unwrap();
+        let w = varmap_tensors(&varmap);
+        assert_eq!(parameter_count(&w), FAST_PARAMETERS);
+        assert_eq!(nets_of_weights(&w), Variant::Fast);
+        assert_eq!(w["hide.conv0.weight"].dims(), &[80, 96, 3, 3]);
+        assert_eq!(w["reveal.out.weight"].dims(), &[48, 80, 1, 1]);
+        let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 12), &dev).unwrap();
+        // ONNX SpaceToDepth order: channel (by*4 + bx)*3 + c at cell (i, j) is x[c, 4i+by, 4j+bx].
+        let s = space_to_depth(&x, 4).unwrap();
+        assert_eq!(s.dims(), &[2, 48, 2, 3]);
+        let (by, bx, c, i, j) = (2, 3, 1, 1, 2);
+        let a = s.get(1).unwrap().get((by * 4 + bx) * 3 + c).unwrap().get(i).unwrap().get(j).unwrap().to_scalar::<f32>().unwrap();
+        let b = x.get(1).unwrap().get(c).unwrap().get(4 * i + by).unwrap().get(4 * j + bx).unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(a, b);
+        let back = depth_to_space(&s, 4).unwrap();
+        let d = (back - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0);
+        let c = nets.hide(&x, &x).unwrap();
+        assert_eq!(c.dims(), &[2, 3, 8, 12]);
+        assert_eq!(nets.reveal(&c).unwrap().dims(), &[2, 3, 8, 12]);
+    }
+
+    #[test]
+    fn init_is_deterministic_and_shapes_hold() {
+        let dev = Device::Cpu;
+        let (a, nets) = init_nets(&dev, 3).unwrap();
+        let (b, _) = init_nets(&dev, 3).unwrap();
+        let (wa, wb) = (varmap_tensors(&a), varmap_tensors(&b));
+        for (k, t) in &wa {
+            assert_eq!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), wb[k].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        let x = Tensor::rand(0f32, 1f32, (2, 3, 7, 9), &dev).unwrap();
+        let c = nets.hide(&x, &x).unwrap();
+        assert_eq!(c.dims(), &[2, 3, 7, 9]);
+        let r = nets.reveal(&c).unwrap();
+        assert_eq!(r.dims(), &[2, 3, 7, 9]);
+        let v = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+}

@@ -145,6 +145,24 @@ fn info_shows_names_shapes_metadata() {
     assert!(out.contains("stego.role: hide"), "{out}");
 }
 
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    // `stego info … | head -0`: the reader is gone before stego writes. Like other Unix tools
+    // it ends by SIGPIPE, with no panic message (a panic exits 101 and prints "panicked").
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stego"))
+        .args(["info", s(&model("hide-fast.onnx"))])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run stego");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "status {:?}: {}", o.status, stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
 fn setup_bad() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.png");

@@ -251,6 +251,10 @@ fn check_output(flag: &str, path: &Path) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of standard output goes away
+    // (`stego info … | head`) instead of failing on the next write.
+    // SAFETY: called first in main, before any other thread exists; SIG_DFL is a valid action.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     stego::fsio::remove_temporaries_on_interrupt();
     let cli = Cli::parse();
     match run(cli) {
@@ -511,11 +515,9 @@ fn print_row(label: &str, cover: &Metrics, secret: &Metrics) {
     );
 }
 
-/// The mean of each metric.
-fn mean_metrics<'a>(all: impl ExactSizeIterator<Item = &'a Metrics>) -> Metrics {
-    let n = all.len() as f64;
-    let sum = all.fold(Metrics::default(), |s, m| Metrics { apd: s.apd + m.apd, psnr: s.psnr + m.psnr, ssim: s.ssim + m.ssim });
-    Metrics { apd: sum.apd / n, psnr: sum.psnr / n, ssim: sum.ssim / n }
+/// The mean of each metric (the evaluation figures training validation reports too).
+fn mean_metrics<'a>(all: impl Iterator<Item = &'a Metrics>) -> Metrics {
+    all.collect::<stego::eval::PairMeans>().mean()
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -184,6 +184,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Ctrl-C during a checkpoint or export leaves no half-written temporary file behind.
+    stego::fsio::remove_temporaries_on_interrupt();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

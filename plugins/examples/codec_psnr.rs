@@ -9,7 +9,7 @@
 // output (what the codec changed).
 //
 //   cargo run --release -p gst-plugin-stego --example codec_psnr -- [--size 320x180]
-//       [--frames 25] [--slide-fps 2] [--out DIR (default out/codec-psnr)] [--variant fast|paper (default fast)]
+//       [--frames 25] [--slide-fps 2] [--out DIR (default out/codec-psnr)] [--variant fast|paper|robust]
 //
 // Models: the shipped models/ (or STEGO_TEST_MODEL_DIR). Needs gstreamer1.0-libav (FFV1,
 // H.264 decoding) and gstreamer1.0-plugins-ugly (x264enc).
@@ -50,6 +50,10 @@ const RECORDINGS: &[(&str, &str)] = &[
         "videoconvert ! video/x-raw,format=I420 ! x264enc pass=qual quantizer=18",
     ),
     (
+        "x264 I420 q23",
+        "videoconvert ! video/x-raw,format=I420 ! x264enc pass=qual quantizer=23",
+    ),
+    (
         "x264 I420 q0",
         "videoconvert ! video/x-raw,format=I420 ! x264enc pass=qual quantizer=0",
     ),
@@ -61,30 +65,34 @@ fn file_name(name: &str) -> String {
         .collect()
 }
 
+/// The example's options (see the file's docs).
+#[derive(clap::Parser, Debug)]
+#[command(name = "codec_psnr", about = "What recording codecs do to the hidden secret: one hiding pipeline, several recordings, each revealed")]
+struct Args {
+    /// Frame size, WxH.
+    #[arg(long, default_value = "320x180", value_parser = parse_size)]
+    size: (usize, usize),
+    /// Frames of the clip to hide in.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
+    frames: u64,
+    /// Secret slides per second.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    slide_fps: u32,
+    /// Output folder (slides/ and one .mkv per recording are replaced).
+    #[arg(long, default_value = "out/codec-psnr")]
+    out: PathBuf,
+    /// Model variant: paper, fast or robust.
+    #[arg(long, default_value = "fast", value_parser = parse_variant)]
+    variant: stego::Variant,
+}
+
+fn parse_variant(s: &str) -> Result<stego::Variant, String> {
+    stego::Variant::from_name(s).ok_or_else(|| format!("{s:?} is not a variant: use paper, fast or robust"))
+}
+
 fn main() {
-    let mut size = (320usize, 180usize);
-    let mut frames = 25usize;
-    let mut slide_fps = 2u32;
-    let mut out = PathBuf::from("out/codec-psnr");
-    let mut variant = stego::Variant::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let v = it.next().unwrap_or_else(|| panic!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => {
-                let (w, h) = v.split_once('x').expect("--size WxH");
-                size = (w.parse().unwrap(), h.parse().unwrap());
-            }
-            "--frames" => frames = v.parse().unwrap(),
-            "--slide-fps" => slide_fps = v.parse().unwrap(),
-            "--out" => out = PathBuf::from(v),
-            "--variant" => {
-                variant = stego::Variant::from_name(&v)
-                    .unwrap_or_else(|| panic!("--variant {v}: use paper or fast"))
-            }
-            _ => panic!("unknown argument {a}"),
-        }
-    }
+    let Args { size, frames, slide_fps, out, variant } = clap::Parser::parse();
+    let frames = frames as usize;
     let (w, h) = size;
     require_elements(&[
         "avenc_ffv1",

@@ -36,61 +36,34 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// The soak's options (see the file's docs).
+#[derive(clap::Parser, Debug)]
+#[command(name = "soak", about = "Memory soak of stegohide ! stegoreveal: samples the resident set size while frames flow")]
 struct Args {
-    frames: usize,
-    every: usize,
-    width: u32,
-    height: u32,
+    /// Frames to run.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    frames: u64,
+    /// Sample the resident set size every this many frames (≤ --frames).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    /// Frame size, WxH.
+    #[arg(long, default_value = "64x48", value_parser = common::parse_size)]
+    size: (usize, usize),
+    /// Fail (exit status 1) when the RSS grew by more than this between the first sample
+    /// after warm-up and the last.
+    #[arg(long, default_value_t = 8.0)]
     max_growth_mib: f64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        frames: 1000,
-        every: 100,
-        width: 64,
-        height: 48,
-        max_growth_mib: 8.0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--frames" => a.frames = value()?.parse().map_err(|e| format!("--frames: {e}"))?,
-            "--every" => a.every = value()?.parse().map_err(|e| format!("--every: {e}"))?,
-            "--size" => {
-                let v = value()?;
-                let (w, h) = v
-                    .split_once('x')
-                    .ok_or_else(|| format!("--size {v}: expected WxH"))?;
-                a.width = w.parse().map_err(|e| format!("--size: {e}"))?;
-                a.height = h.parse().map_err(|e| format!("--size: {e}"))?;
-            }
-            "--max-growth-mib" => {
-                a.max_growth_mib = value()?
-                    .parse()
-                    .map_err(|e| format!("--max-growth-mib: {e}"))?
-            }
-            "-h" | "--help" => {
-                println!("soak [--frames 1000] [--every 100] [--size 64x48] [--max-growth-mib 8]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if a.every == 0 || a.frames < a.every {
-        return Err("need --every ≥ 1 and --frames ≥ --every".into());
-    }
-    Ok(a)
-}
-
 fn main() {
-    let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("soak: {e}");
-        std::process::exit(2)
-    });
+    let args = <Args as clap::Parser>::parse();
+    if args.frames < args.every {
+        <Args as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--frames must be at least --every")
+            .exit();
+    }
     common::init();
-    let (w, h, n) = (args.width, args.height, args.frames);
+    let ((w, h), n) = (args.size, args.frames);
     let caps = format!("video/x-raw,format=RGB,width={w},height={h},framerate=25/1");
     let launch = format!(
         "videotestsrc num-buffers={n} ! {caps} ! h.cover \
@@ -111,7 +84,7 @@ fn main() {
     {
         let samples = samples.clone();
         let total = total.clone();
-        let every = args.every;
+        let every = args.every as usize;
         let pad = pipeline
             .by_name("sink")
             .unwrap()
@@ -176,7 +149,7 @@ fn main() {
         mib(peak),
         mib(hwm)
     );
-    if total != n {
+    if total != n as usize {
         eprintln!("soak: {total} of {n} frames reached the sink");
         std::process::exit(1);
     }

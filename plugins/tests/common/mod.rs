@@ -229,6 +229,15 @@ pub fn run_to_eos(pipeline: &gst::Pipeline, timeout_s: u64) -> Result<(), String
     result
 }
 
+/// A frame size `WxH` (both ≥ 1), for the examples' and benches' `--size` options.
+#[allow(dead_code)]
+pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    s.split_once('x')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| format!("{s:?} is not a size: use WxH"))
+}
+
 /// PSNR (dB, peak 255) between two packed RGB images of `w x h`: the library's metric.
 pub fn psnr(a: &[u8], b: &[u8], w: usize, h: usize) -> f64 {
     stego::metrics::Metrics::rgb8(a, b, w, h).psnr

@@ -42,6 +42,8 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "state.json";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const VALIDATION_CSV: &str = "validation.csv";
+/// A `--robust` run's validation through simulated recordings: a row per step and recording.
+pub const VALIDATION_RECORDED_CSV: &str = "validation-recorded.csv";
 pub const LOSS_PLOT: &str = "loss.png";
 pub const SAMPLES_DIR: &str = "samples";
 
@@ -530,6 +532,7 @@ fn slice_ranges(lead: &[std::ops::Range<usize>], dims: &[usize]) -> Vec<std::ops
 }
 
 const METRICS_HEADER: [&str; 8] = ["step", "lr", "loss", "cover_mse", "secret_mse", "cover_psnr", "secret_psnr", "seconds"];
+const VALIDATION_RECORDED_HEADER: [&str; 5] = ["step", "recording", "secret_apd", "secret_psnr", "secret_ssim"];
 const VALIDATION_HEADER: [&str; 9] =
     ["step", "cover_apd", "cover_psnr", "cover_ssim", "secret_apd", "secret_psnr", "secret_ssim", "cover_mse", "secret_mse"];
 
@@ -609,6 +612,35 @@ pub fn validate(
         secret_mse: secret.mean_mse(),
     };
     Ok((v, [covers.to_vec(), containers, secrets.to_vec(), revealed]))
+}
+
+/// The recordings a `--robust` run is validated through, beside the lossless path: the ones the
+/// variant's aims are set at (x264 I420 at quantizer 23, JPEG quality 90), as simulated in
+/// training.
+pub fn validation_recordings() -> [(&'static str, codec::Recording); 2] {
+    [("x264:23", codec::Recording::x264(23.0)), ("jpeg:90", codec::Recording::Jpeg { quality: 90 })]
+}
+
+/// The revealed secrets' figures (means over the pairs) when the 8-bit `containers` go through `recording` (the
+/// training proxy, without noise) before the reveal net.
+pub fn validate_recorded(
+    nets: &Nets,
+    containers: &[RgbImage],
+    secrets: &[RgbImage],
+    proxy: &codec::CodecProxy,
+    recording: codec::Recording,
+    chunk: usize,
+    device: &Device,
+) -> Result<stego::metrics::Metrics> {
+    let mut secret = PairMeans::default();
+    for (c, s) in containers.chunks(chunk.max(1)).zip(secrets.chunks(chunk.max(1))) {
+        let recorded = proxy.apply(&data::to_tensor(c, device)?, recording)?;
+        for (s, r) in s.iter().zip(data::to_images(&nets.reveal(&recorded)?)?) {
+            let (w, h) = s.dimensions();
+            secret.add_rgb8(s.as_raw(), r.as_raw(), w as usize, h as usize);
+        }
+    }
+    Ok(secret.mean())
 }
 
 /// Redraws `loss.png` from the two CSV files: the training curves smoothed (exponential
@@ -793,6 +825,7 @@ impl Trainer {
                 opt.load(&out.join(OPTIMIZER_FILE), prior.optimizer_t, &device)?;
                 csvlog::truncate_after(&out.join(METRICS_CSV), prior.step)?;
                 csvlog::truncate_after(&out.join(VALIDATION_CSV), prior.step)?;
+                csvlog::truncate_after(&out.join(VALIDATION_RECORDED_CSV), prior.step)?;
                 (prior.step, prior.train_seconds, prior.last_validation)
             }
             None => {
@@ -922,6 +955,7 @@ impl Trainer {
             format!("{:.6e}", v.secret_mse),
         ];
         csvlog::append_row(&self.out().join(VALIDATION_CSV), &VALIDATION_HEADER, &row)?;
+        self.validate_recorded(step, &infer, &imgs[1])?;
         let scale = (128 / c.crop).clamp(1, 8);
         let fig = plot::sample_figure(&imgs[0], &imgs[1], &imgs[2], &imgs[3], scale);
         fig.save(self.out().join(SAMPLES_DIR).join(format!("step_{step:06}.png")))?;
@@ -941,6 +975,21 @@ impl Trainer {
             false,
         );
         self.state.last_validation = Some(v);
+        Ok(())
+    }
+
+    /// A `--robust` run: the secret's figures through each of [`validation_recordings`], a row
+    /// each in `validation-recorded.csv` and a line in the log.
+    fn validate_recorded(&self, step: u64, nets: &Nets, containers: &[RgbImage]) -> Result<()> {
+        let Some(proxy) = &self.proxy else { return Ok(()) };
+        let mut line = format!("step {step}: validation through recordings, secret");
+        for (name, recording) in validation_recordings() {
+            let m = validate_recorded(nets, containers, &self.val_secrets, proxy, recording, self.config.batch_size, &self.device)?;
+            let row = [step.to_string(), name.to_string(), format!("{:.4}", m.apd), format!("{:.3}", m.psnr), format!("{:.5}", m.ssim)];
+            csvlog::append_row(&self.out().join(VALIDATION_RECORDED_CSV), &VALIDATION_RECORDED_HEADER, &row)?;
+            line += &format!(" | {name}: APD {:.2} PSNR {:.2} dB", m.apd, m.psnr);
+        }
+        self.log(line, false);
         Ok(())
     }
 

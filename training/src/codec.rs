@@ -23,8 +23,11 @@ pub enum Recording {
     /// 4:2:0 YCbCr with 8-bit planes, no further loss (x264 at quantizer 0 in I420).
     Yuv420,
     /// 4:2:0, then every 8×8 DCT coefficient quantised with the same step (in 8-bit levels):
-    /// x264's flat matrices; its quantizer QP has a step of about 0.625·2^(QP/6).
-    FlatDct { step: f32 },
+    /// x264's flat matrices; its quantizer QP has a step of about 0.625·2^(QP/6). `rounding`
+    /// is the quantiser's rounding offset: a coefficient becomes ⌊|c|/step + rounding⌋ steps,
+    /// so below 1/2 it has a dead zone around 0, as H.264 encoders do (about 1/3 for intra
+    /// blocks, 1/6 for predicted ones; x264's trellis decides per coefficient).
+    FlatDct { step: f32, rounding: f32 },
     /// 4:2:0, then JPEG's quantisation tables at a quality (libjpeg's scaling).
     Jpeg { quality: u32 },
 }
@@ -32,7 +35,29 @@ pub enum Recording {
 impl Recording {
     /// The DCT step of x264's quantizer `qp` (H.264's Qstep; 5.0 at 18, 8.9 at 23, 15.9 at 28).
     pub fn x264(qp: f32) -> Self {
-        Recording::FlatDct { step: 0.625 * 2f32.powf(qp / 6.0) }
+        Recording::x264_with(qp, X264_ROUNDING)
+    }
+
+    /// [`Recording::x264`] with another rounding offset (see [`Recording::FlatDct`]).
+    pub fn x264_with(qp: f32, rounding: f32) -> Self {
+        Recording::FlatDct { step: 0.625 * 2f32.powf(qp / 6.0), rounding }
+    }
+}
+
+/// The rounding offset of an x264-like recording when none is drawn: H.264's intra dead zone.
+pub const X264_ROUNDING: f32 = 1.0 / 3.0;
+
+/// The rounding offsets drawn for x264-like training batches: from predicted blocks' dead zone
+/// to plain rounding.
+pub const X264_ROUNDING_RANGE: (f32, f32) = (1.0 / 6.0, 0.5);
+
+impl Recording {
+    /// The rounding offset of the quantiser (plain rounding, 1/2, for JPEG).
+    fn rounding(self) -> f32 {
+        match self {
+            Recording::FlatDct { rounding, .. } => rounding,
+            _ => 0.5,
+        }
     }
 }
 
@@ -68,7 +93,8 @@ impl RecordingMix {
         } else if u < self.lossless + self.yuv420 {
             Recording::Yuv420
         } else if u < self.lossless + self.yuv420 + self.x264 {
-            Recording::x264(rng.random_range(self.qp.0..=self.qp.1))
+            let qp = rng.random_range(self.qp.0..=self.qp.1);
+            Recording::x264_with(qp, rng.random_range(X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1))
         } else {
             Recording::Jpeg { quality: rng.random_range(self.jpeg_quality.0..=self.jpeg_quality.1) }
         }
@@ -110,6 +136,14 @@ fn jpeg_table(base: &[u16; 64], quality: u32) -> [f32; 64] {
     base.map(|b| ((b as u32 * scale + 50) / 100).clamp(1, 255) as f32)
 }
 
+/// `x` quantised to whole numbers with the rounding offset `r`, sign(x)·⌊|x| + r⌋ (plain
+/// rounding at r = 1/2, a dead zone around 0 below), with the identity as its gradient.
+pub fn dead_zone_ste(x: &Tensor, r: f32) -> Result<Tensor> {
+    let sign = ((x.ge(0f32)?.to_dtype(x.dtype())? * 2.0)? - 1.0)?;
+    let q = (x.abs()? + r as f64)?.floor()?.mul(&sign)?;
+    x + (q - x)?.detach()
+}
+
 /// `x` rounded, with the identity as its gradient.
 pub fn round_ste(x: &Tensor) -> Result<Tensor> {
     x + (x.round()? - x)?.detach()
@@ -143,7 +177,7 @@ impl CodecProxy {
         let tables = match recording {
             Recording::Lossless => return Ok(x.clone()),
             Recording::Yuv420 => None,
-            Recording::FlatDct { step } => Some(([step; 64], [step; 64])),
+            Recording::FlatDct { step, .. } => Some(([step; 64], [step; 64])),
             Recording::Jpeg { quality } => Some((jpeg_table(&JPEG_LUMA, quality), jpeg_table(&JPEG_CHROMA, quality))),
         };
         let (_, _, h, w) = x.dims4()?;
@@ -151,16 +185,18 @@ impl CodecProxy {
         let cbcr = cbcr.avg_pool2d(2)?;
         let (mut y, mut cbcr) = (round_ste(&y)?, round_ste(&cbcr)?);
         if let Some((luma, chroma)) = tables {
-            y = round_ste(&self.quantise(&y, &luma)?)?.clamp(0f32, 255f32)?;
-            cbcr = round_ste(&self.quantise(&cbcr, &chroma)?)?.clamp(0f32, 255f32)?;
+            let r = recording.rounding();
+            y = round_ste(&self.quantise(&y, &luma, r)?)?.clamp(0f32, 255f32)?;
+            cbcr = round_ste(&self.quantise(&cbcr, &chroma, r)?)?.clamp(0f32, 255f32)?;
         }
         let rgb = ycbcr_to_rgb(&y, &cbcr.upsample_nearest2d(h, w)?)?;
         round_ste(&rgb.clamp(0f32, 255f32)?)? / 255.0
     }
 
     /// 8×8 block DCT of every plane of `x` (`[N, C, H, W]`, values in 8-bit levels), each
-    /// coefficient rounded to a multiple of its step in `table` (row-major 8×8), and back.
-    fn quantise(&self, x: &Tensor, table: &[f32; 64]) -> Result<Tensor> {
+    /// coefficient rounded to a multiple of its step in `table` (row-major 8×8) with the
+    /// rounding offset `rounding`, and back.
+    fn quantise(&self, x: &Tensor, table: &[f32; 64], rounding: f32) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         if h % 8 != 0 || w % 8 != 0 {
             candle_core::bail!("block DCT needs planes of whole 8x8 blocks, not {h}x{w}");
@@ -170,7 +206,7 @@ impl CodecProxy {
         // coefficients D·X·Dᵀ; back: Dᵀ·Q·D.
         let coef = sandwich(&blocks, &self.dct_t)?;
         let step = Tensor::from_slice(table, (1, 8, 8), &self.device)?;
-        let q = round_ste(&coef.broadcast_div(&step)?)?.broadcast_mul(&step)?;
+        let q = dead_zone_ste(&coef.broadcast_div(&step)?, rounding)?.broadcast_mul(&step)?;
         let back = sandwich(&q, &self.dct)?;
         back.reshape((n, c, h / 8, w / 8, 8, 8))?.permute([0, 1, 2, 4, 3, 5])?.contiguous()?.reshape((n, c, h, w))? + 128.0
     }
@@ -259,6 +295,18 @@ mod tests {
     }
 
     #[test]
+    fn the_dead_zone_zeroes_small_coefficients_and_passes_the_gradient() {
+        let v = [-1.4f32, -0.6, -0.3, 0.3, 0.6, 1.4, 2.5];
+        let x = candle_core::Var::from_slice(&v, 7, &Device::Cpu).unwrap();
+        let intra = dead_zone_ste(x.as_tensor(), X264_ROUNDING).unwrap();
+        assert_eq!(intra.to_vec1::<f32>().unwrap(), [-1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0]);
+        let plain = dead_zone_ste(x.as_tensor(), 0.5).unwrap();
+        assert_eq!(plain.to_vec1::<f32>().unwrap(), [-1.0, -1.0, 0.0, 0.0, 1.0, 1.0, 3.0]);
+        let grad = intra.sum_all().unwrap().backward().unwrap();
+        assert_eq!(grad.get(&x).unwrap().to_vec1::<f32>().unwrap(), [1.0; 7]);
+    }
+
+    #[test]
     fn dct_is_orthonormal_and_fine_steps_keep_the_image() {
         let p = CodecProxy::new(&Device::Cpu).unwrap();
         let eye = p.dct.matmul(&p.dct_t).unwrap().to_vec2::<f32>().unwrap();
@@ -268,7 +316,7 @@ mod tests {
             }
         }
         let x = (image(1, 16, 16, 1) * 255.0).unwrap().narrow(1, 0, 1).unwrap();
-        let back = p.quantise(&x, &[1e-3; 64]).unwrap();
+        let back = p.quantise(&x, &[1e-3; 64], 0.5).unwrap();
         assert!(mean_abs_levels(&(&x / 255.0).unwrap(), &(back / 255.0).unwrap()) < 1e-2);
     }
 
@@ -317,7 +365,7 @@ mod tests {
         let draws: Vec<Recording> = (0..400).map(|_| mix.draw(&mut rng)).collect();
         assert!(draws.contains(&Recording::Lossless));
         assert!(draws.contains(&Recording::Yuv420));
-        assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step } if (4.0..=16.5).contains(step))));
+        assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step, rounding } if (4.0..=16.5).contains(step) && (X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1).contains(rounding))));
         assert!(draws.iter().any(|r| matches!(r, Recording::Jpeg { quality } if (70..=95).contains(quality))));
         assert!(RecordingMix { lossless: 0.9, x264: 0.5, ..mix }.check().unwrap_err().contains("add up"));
         assert!(RecordingMix { qp: (30.0, 20.0), ..mix }.check().unwrap_err().contains("quantizer"));

@@ -62,6 +62,10 @@ pub enum Error {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
 
+    /// A recording through a real encoder (feature `codec`) failed.
+    #[error("recording a {width}x{height} image with {codec} failed: {reason}")]
+    Codec { codec: String, width: u32, height: u32, reason: String },
+
     /// Memory for a frame, tensor or image could not be allocated.
     #[error("cannot allocate {bytes} bytes for {what}: not enough memory; use smaller frames or free memory")]
     OutOfMemory { what: String, bytes: usize },

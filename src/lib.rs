@@ -14,9 +14,12 @@
 //! - [`lsb`]: least-significant-bit substitution, the baseline beside the models' figures;
 //! - `image_io` (feature `image`, which the `cli` feature enables): still PNG and JPEG images
 //!   with clear errors and safe writes;
+//! - `codec` (feature `codec`, which `cli` enables): real recordings (x264, JPEG) through
+//!   GStreamer, to measure what they leave of a secret;
 //! - [`fsio`]: writing output files: atomic replace for files, streams for FIFOs, devices and `-`.
 //!
 //! Cargo features: `cli` (the `stego` tool, default), `image` (`image_io`; `cli` enables it),
+//! `codec` (`codec`, GStreamer; `cli` enables it),
 //! `ndarray` ([`Model::run`] on `ndarray` arrays, default), `bench-support`
 //! (`frame::bench_support`, default; for the benchmarks and tests). The GStreamer plugin uses
 //! none of them.
@@ -39,6 +42,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "codec")]
+pub mod codec;
 pub mod contract;
 pub mod error;
 pub mod eval;

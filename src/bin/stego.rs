@@ -14,9 +14,7 @@ use std::process::ExitCode;
 
 #[path = "stego/advice.rs"]
 mod advice;
-#[path = "stego/codec.rs"]
-mod codec;
-use codec::Codec;
+use stego::codec::Codec;
 
 /// Deep steganography (Baluja, NIPS 2017): hide a full-size secret image inside a cover image.
 #[derive(Parser, Debug)]

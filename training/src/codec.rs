@@ -7,13 +7,20 @@
 //! what the codec loses, the backward pass sees the identity there. The transforms are fixed
 //! tensor operations (no weights).
 //!
+//! A share of the batches can go through the real encoders instead ([`Recording::Real`]): the
+//! forward pass records the containers with x264 or libjpeg through GStreamer, the backward
+//! pass sees the identity there (`x + (codec(x) − x).detach()`, as UDH and VideoSeal do), so
+//! the reveal net learns what the real encoders leave.
+//!
 //! The proxies are simplifications: H.264 uses 4×4/8×8 integer transforms, intra prediction,
 //! dead-zone rounding and in-loop deblocking, and JPEG encoders differ in their chroma
 //! filters. What they share with the proxies, and what destroys a secret hidden in per-channel
 //! detail, is the 4:2:0 chroma and the coarse quantisation of high frequencies.
 
 use candle_core::{Device, Result, Tensor};
+use image::RgbImage;
 use rand::Rng;
+use stego::codec::Codec;
 
 /// A recording drawn for one training batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +37,9 @@ pub enum Recording {
     FlatDct { step: f32, rounding: f32 },
     /// 4:2:0, then JPEG's quantisation tables at a quality (libjpeg's scaling).
     Jpeg { quality: u32 },
+    /// The real encoder and decoder through GStreamer (see [`record_tiled`]), with the identity
+    /// as the gradient.
+    Real(Codec),
 }
 
 impl Recording {
@@ -74,13 +84,17 @@ pub struct RecordingMix {
     pub qp: (f32, f32),
     /// The remaining batches get JPEG tables at a quality drawn uniformly from this range.
     pub jpeg_quality: (u32, u32),
+    /// Share of the x264 and JPEG batches recorded by the real encoder (x264enc pass=qual at
+    /// the drawn quantizer, rounded; jpegenc at the drawn quality) instead of the proxy.
+    #[serde(default)]
+    pub real: f64,
 }
 
 impl Default for RecordingMix {
     /// A quarter lossless, a tenth 4:2:0 only, 40% x264 at quantizer 16–30, the rest JPEG
     /// quality 70–95: the recordings people make, with the lossless path kept.
     fn default() -> Self {
-        Self { lossless: 0.25, yuv420: 0.1, x264: 0.4, qp: (16.0, 30.0), jpeg_quality: (70, 95) }
+        Self { lossless: 0.25, yuv420: 0.1, x264: 0.4, qp: (16.0, 30.0), jpeg_quality: (70, 95), real: 0.0 }
     }
 }
 
@@ -94,9 +108,15 @@ impl RecordingMix {
             Recording::Yuv420
         } else if u < self.lossless + self.yuv420 + self.x264 {
             let qp = rng.random_range(self.qp.0..=self.qp.1);
-            Recording::x264_with(qp, rng.random_range(X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1))
+            let rounding = rng.random_range(X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1);
+            if rng.random_bool(self.real) {
+                Recording::Real(Codec::X264 { quantizer: Some(qp.round() as u32) })
+            } else {
+                Recording::x264_with(qp, rounding)
+            }
         } else {
-            Recording::Jpeg { quality: rng.random_range(self.jpeg_quality.0..=self.jpeg_quality.1) }
+            let quality = rng.random_range(self.jpeg_quality.0..=self.jpeg_quality.1);
+            if rng.random_bool(self.real) { Recording::Real(Codec::Jpeg { quality }) } else { Recording::Jpeg { quality } }
         }
     }
 
@@ -111,6 +131,9 @@ impl RecordingMix {
         }
         if self.jpeg_quality.0 == 0 || self.jpeg_quality.0 > self.jpeg_quality.1 || self.jpeg_quality.1 > 100 {
             return Err(format!("JPEG quality range {:?} must lie in 1..=100, low first", self.jpeg_quality));
+        }
+        if !(0.0..=1.0).contains(&self.real) {
+            return Err(format!("real-encoder share {} must be in [0, 1]", self.real));
         }
         Ok(())
     }
@@ -176,6 +199,7 @@ impl CodecProxy {
     pub fn apply(&self, x: &Tensor, recording: Recording) -> Result<Tensor> {
         let tables = match recording {
             Recording::Lossless => return Ok(x.clone()),
+            Recording::Real(codec) => return real_ste(x, codec),
             Recording::Yuv420 => None,
             Recording::FlatDct { step, .. } => Some(([step; 64], [step; 64])),
             Recording::Jpeg { quality } => Some((jpeg_table(&JPEG_LUMA, quality), jpeg_table(&JPEG_CHROMA, quality))),
@@ -210,6 +234,33 @@ impl CodecProxy {
         let back = sandwich(&q, &self.dct)?;
         back.reshape((n, c, h / 8, w / 8, 8, 8))?.permute([0, 1, 2, 4, 3, 5])?.contiguous()?.reshape((n, c, h, w))? + 128.0
     }
+}
+
+/// `x` (`[N, 3, H, W]` RGB in [0, 1]) rounded to 8 bits and recorded by `codec`, with the
+/// identity as the gradient.
+fn real_ste(x: &Tensor, codec: Codec) -> Result<Tensor> {
+    let recorded = record_tiled(&crate::data::to_images(x)?, codec).map_err(candle_core::Error::wrap)?;
+    x + (crate::data::to_tensor(&recorded, x.device())? - x)?.detach()
+}
+
+/// `images` (all the same size) recorded by `codec` as one frame: tiled in a near-square grid
+/// (grey where the grid has no image), encoded, decoded and cut apart again. One frame per
+/// batch keeps the encoder's start-up cost per batch, not per image; with sides that are
+/// multiples of 16 the tiles keep to whole macroblocks and 8×8 blocks.
+pub fn record_tiled(images: &[RgbImage], codec: Codec) -> stego::Result<Vec<RgbImage>> {
+    let Some(first) = images.first() else { return Ok(Vec::new()) };
+    let (w, h) = first.dimensions();
+    let cols = (images.len() as f64).sqrt().ceil() as u32;
+    let rows = (images.len() as u32).div_ceil(cols);
+    let mut frame = RgbImage::from_pixel(cols * w, rows * h, image::Rgb([128, 128, 128]));
+    for (i, img) in images.iter().enumerate() {
+        assert_eq!(img.dimensions(), (w, h), "record_tiled needs images of one size");
+        image::imageops::replace(&mut frame, img, ((i as u32 % cols) * w) as i64, ((i as u32 / cols) * h) as i64);
+    }
+    let recorded = codec.round_trip(&frame)?;
+    Ok((0..images.len() as u32)
+        .map(|i| image::imageops::crop_imm(&recorded, (i % cols) * w, (i / cols) * h, w, h).to_image())
+        .collect())
 }
 
 /// `M·X·Mᵀ` for every 8×8 block `X` of `x` (`[B, 8, 8]`), given `m_t` = `Mᵀ`.

@@ -61,6 +61,11 @@ struct TrainArgs {
     /// recordings in I420. --crop must be a multiple of 16.
     #[arg(long)]
     robust: bool,
+    /// With --robust: the share (0-1) of the x264 and JPEG batches recorded by the real
+    /// encoders (x264enc, jpegenc through GStreamer) instead of the proxies, the gradient
+    /// passing straight through them.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0, requires = "robust")]
+    real_codec: f64,
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
          cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output \
@@ -143,7 +148,7 @@ impl TrainArgs {
         };
         let config = TrainConfig {
             steps: a.steps.unwrap_or(defaults.steps),
-            recordings: a.robust.then(training::codec::RecordingMix::default),
+            recordings: a.robust.then(|| training::codec::RecordingMix { real: a.real_codec, ..Default::default() }),
             hide_output,
             arch,
             ..a.config

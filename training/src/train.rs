@@ -321,8 +321,8 @@ impl TrainConfig {
             self.recordings.map_or_else(
                 || "lossless".into(),
                 |m| format!(
-                    "lossless {:.2} / 4:2:0 {:.2} / x264-like qp {}-{} {:.2} / JPEG q{}-{} (rest)",
-                    m.lossless, m.yuv420, m.qp.0, m.qp.1, m.x264, m.jpeg_quality.0, m.jpeg_quality.1
+                    "lossless {:.2} / 4:2:0 {:.2} / x264-like qp {}-{} {:.2} / JPEG q{}-{} (rest); real encoders for {:.2} of x264 and JPEG",
+                    m.lossless, m.yuv420, m.qp.0, m.qp.1, m.x264, m.jpeg_quality.0, m.jpeg_quality.1, m.real
                 )
             ),
             self.max_side,
@@ -616,13 +616,19 @@ pub fn validate(
 
 /// The recordings a `--robust` run is validated through, beside the lossless path: the ones the
 /// variant's aims are set at (x264 I420 at quantizer 23, JPEG quality 90), as simulated in
-/// training.
-pub fn validation_recordings() -> [(&'static str, codec::Recording); 2] {
-    [("x264:23", codec::Recording::x264(23.0)), ("jpeg:90", codec::Recording::Jpeg { quality: 90 })]
+/// training and with the real encoders (the validation containers tiled into one frame).
+pub fn validation_recordings() -> [(&'static str, codec::Recording); 4] {
+    use stego::codec::Codec;
+    [
+        ("x264:23", codec::Recording::x264(23.0)),
+        ("jpeg:90", codec::Recording::Jpeg { quality: 90 }),
+        ("real x264:23", codec::Recording::Real(Codec::X264 { quantizer: Some(23) })),
+        ("real jpeg:90", codec::Recording::Real(Codec::Jpeg { quality: 90 })),
+    ]
 }
 
-/// The revealed secrets' figures (means over the pairs) when the 8-bit `containers` go through `recording` (the
-/// training proxy, without noise) before the reveal net.
+/// The revealed secrets' figures (means over the pairs) when the 8-bit `containers` go through `recording` (a
+/// proxy or a real encoder, without noise) before the reveal net.
 pub fn validate_recorded(
     nets: &Nets,
     containers: &[RgbImage],

@@ -327,8 +327,9 @@ fn cli_defaults_and_export_targets() {
     assert_eq!(std::fs::read(&shipped_model).unwrap(), before, "the shipped model is untouched");
 }
 
-/// A `--robust` run validates the secret through the simulated recordings its aims are set at
-/// (x264 I420 at quantizer 23, JPEG 90), a row each per validation, beside the lossless path.
+/// A `--robust` run validates the secret through the recordings its aims are set at (x264 I420
+/// at quantizer 23, JPEG 90), simulated and real, a row each per validation, beside the
+/// lossless path; with a real-encoder share, training batches go through x264 and libjpeg too.
 #[test]
 fn robust_run_validates_through_recordings() {
     let tmp = tempfile::tempdir().unwrap();
@@ -338,13 +339,13 @@ fn robust_run_validates_through_recordings() {
     let mut c = config(&data, &out, 2);
     c.arch = stego::Variant::Fast;
     c.crop = 16;
-    c.recordings = Some(training::codec::RecordingMix::default());
+    c.recordings = Some(training::codec::RecordingMix { lossless: 0.0, yuv420: 0.0, real: 1.0, ..Default::default() });
     train::train(c, &RunOptions { no_export: true, ..RunOptions::default() }).unwrap();
     let text = std::fs::read_to_string(out.join(train::VALIDATION_RECORDED_CSV)).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows[0], ["step", "recording", "secret_apd", "secret_psnr", "secret_ssim"]);
-    assert_eq!(rows.len(), 3, "{text}");
-    for (row, name) in rows[1..].iter().zip(["x264:23", "jpeg:90"]) {
+    assert_eq!(rows.len(), 5, "{text}");
+    for (row, name) in rows[1..].iter().zip(["x264:23", "jpeg:90", "real x264:23", "real jpeg:90"]) {
         assert_eq!((row[0], row[1]), ("2", name), "{text}");
         let (apd, psnr): (f64, f64) = (row[2].parse().unwrap(), row[3].parse().unwrap());
         assert!(apd > 0.0 && apd < 255.0 && psnr.is_finite() && psnr > 0.0, "{text}");

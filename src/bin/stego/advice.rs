@@ -25,6 +25,7 @@ pub fn for_error(err: &Error) -> Option<String> {
         Error::ModelLoad { .. } => "replace it with a file exported by `cargo run -p training -- export`".into(),
         Error::ModelContract { role, .. } => format!("use the {role} model exported by the training crate"),
         Error::ExecutionProvider { cause, .. } => return cuda(cause).map(str::to_string),
+        Error::Codec { .. } => "scripts/setup.sh installs the encoders (gstreamer1.0-plugins-ugly, gstreamer1.0-libav); or use --codec none".into(),
         _ => return None,
     })
 }

@@ -1,8 +1,9 @@
-//! `stego eval --codec`: what a recording does to a container, measured with the real
-//! encoders. Each container goes through GStreamer as a one-frame stream: the encoder, then
-//! its decoder, back to RGB, and the secret is revealed from what comes out.
+//! What a recording does to a container, with the real encoders (feature `codec`): each image
+//! goes through GStreamer as a one-frame stream (`videoconvert` to I420, the encoder, its
+//! decoder, back to RGB). `stego eval --codec` reveals from what comes out, and training runs
+//! some batches through it.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Error, Result};
 use gst::prelude::*;
 use image::RgbImage;
 use std::fmt;
@@ -19,17 +20,20 @@ pub enum Codec {
     Jpeg { quality: u32 },
 }
 
+const CODECS: &str = "none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual) or jpeg:Q (quality 1-100)";
+
 impl FromStr for Codec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         let (name, arg) = match s.split_once(':') {
             Some((n, a)) => (n, Some(a)),
             None => (s, None),
         };
-        let number = |lo: u32, hi: u32, what: &str| -> Result<Option<u32>, String> {
+        let invalid = |expected: String| Error::InvalidValue { what: "codec", value: s.to_string(), expected };
+        let number = |lo: u32, hi: u32, what: &str| -> Result<Option<u32>> {
             arg.map(|a| match a.parse::<u32>() {
                 Ok(v) if (lo..=hi).contains(&v) => Ok(v),
-                _ => Err(format!("{s:?}: the {what} must be a whole number from {lo} to {hi}")),
+                _ => Err(invalid(format!("the {what} must be a whole number from {lo} to {hi}"))),
             })
             .transpose()
         };
@@ -37,7 +41,7 @@ impl FromStr for Codec {
             "none" | "lossless" if arg.is_none() => Ok(Codec::None),
             "x264" | "h264" => Ok(Codec::X264 { quantizer: number(0, 50, "x264 quantizer")? }),
             "jpeg" | "jpg" => Ok(Codec::Jpeg { quality: number(1, 100, "JPEG quality")?.unwrap_or(85) }),
-            _ => Err(format!("{s:?} is not a codec: give none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual) or jpeg:Q (quality 1-100)")),
+            _ => Err(invalid(format!("give {CODECS}"))),
         }
     }
 }
@@ -67,25 +71,26 @@ impl Codec {
     /// Encodes `img` and decodes it again.
     pub fn round_trip(&self, img: &RgbImage) -> Result<RgbImage> {
         let Some(elements) = self.elements() else { return Ok(img.clone()) };
-        gst::init().context("cannot initialise GStreamer for --codec")?;
         let (w, h) = img.dimensions();
+        let fail = |reason: String| Error::Codec { codec: self.to_string(), width: w, height: h, reason };
+        gst::init().map_err(|e| fail(format!("GStreamer cannot start: {e}")))?;
         let desc = format!(
             "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 ! videoconvert ! {elements} ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false"
         );
         let pipeline = gst::parse::launch(&desc)
-            .with_context(|| format!("cannot build the {self} pipeline (are gstreamer1.0-plugins-ugly and gstreamer1.0-libav installed? scripts/setup.sh installs them)"))?
+            .map_err(|e| fail(format!("cannot build the pipeline ({e}): GStreamer's x264enc (plugins-ugly), avdec_h264 (libav) or jpegenc/jpegdec (plugins-good) is missing")))?
             .downcast::<gst::Pipeline>()
-            .map_err(|_| anyhow!("the --codec pipeline is not a pipeline"))?;
-        let result = run(&pipeline, img, w, h);
+            .map_err(|_| fail("the description is not a pipeline".into()))?;
+        let result = run(&pipeline, img, w, h).map_err(fail);
         let _ = pipeline.set_state(gst::State::Null);
-        result.with_context(|| format!("--codec {self} on a {w}x{h} container"))
+        result
     }
 }
 
-fn run(pipeline: &gst::Pipeline, img: &RgbImage, w: u32, h: u32) -> Result<RgbImage> {
-    let src = pipeline.by_name("src").context("no appsrc")?;
-    let sink = pipeline.by_name("sink").context("no appsink")?;
-    pipeline.set_state(gst::State::Playing).context("the codec pipeline cannot start")?;
+fn run(pipeline: &gst::Pipeline, img: &RgbImage, w: u32, h: u32) -> std::result::Result<RgbImage, String> {
+    let src = pipeline.by_name("src").ok_or("no appsrc")?;
+    let sink = pipeline.by_name("sink").ok_or("no appsink")?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| "the pipeline cannot start")?;
     // appsrc wants rows padded to 4 bytes, as GStreamer lays out RGB.
     let (row, stride) = (3 * w as usize, (3 * w as usize).div_ceil(4) * 4);
     let mut data = vec![0u8; stride * h as usize];
@@ -100,30 +105,33 @@ fn run(pipeline: &gst::Pipeline, img: &RgbImage, w: u32, h: u32) -> Result<RgbIm
     }
     let pushed = src.emit_by_name::<gst::FlowReturn>("push-buffer", &[&buffer]);
     if pushed != gst::FlowReturn::Ok {
-        bail!("the encoder refused the frame ({pushed:?})");
+        return Err(format!("the encoder refused the frame ({pushed:?})"));
     }
     let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
-    let sample = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]);
-    let Some(sample) = sample else {
-        let bus = pipeline.bus().context("no bus")?;
-        let why = bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])
+    let Some(sample) = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]) else {
+        let why = pipeline
+            .bus()
+            .and_then(|bus| bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]))
             .and_then(|m| match m.view() {
                 gst::MessageView::Error(e) => Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default())),
                 _ => None,
             })
             .unwrap_or_else(|| "the decoder gave no frame".into());
-        bail!("{why}");
+        return Err(why);
     };
-    let map = sample.buffer().context("a sample without a buffer")?.map_readable().context("cannot read the decoded frame")?;
+    let map = sample
+        .buffer()
+        .ok_or("a sample without a buffer")?
+        .map_readable()
+        .map_err(|_| "cannot read the decoded frame")?;
     if map.len() < stride * (h as usize - 1) + row {
-        bail!("the decoded frame has {} bytes, a {w}x{h} RGB frame needs {}", map.len(), stride * h as usize);
+        return Err(format!("the decoded frame has {} bytes, a {w}x{h} RGB frame needs {}", map.len(), stride * h as usize));
     }
     let mut out = Vec::with_capacity(row * h as usize);
     for y in 0..h as usize {
         out.extend_from_slice(&map[y * stride..y * stride + row]);
     }
-    RgbImage::from_raw(w, h, out).context("decoded frame size")
+    RgbImage::from_raw(w, h, out).ok_or_else(|| "the decoded frame has the wrong size".into())
 }
 
 #[cfg(test)]
@@ -132,12 +140,12 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!("none".parse::<Codec>(), Ok(Codec::None));
-        assert_eq!("x264:23".parse::<Codec>(), Ok(Codec::X264 { quantizer: Some(23) }));
-        assert_eq!("x264".parse::<Codec>(), Ok(Codec::X264 { quantizer: None }));
-        assert_eq!("jpeg:90".parse::<Codec>(), Ok(Codec::Jpeg { quality: 90 }));
-        assert!("x264:99".parse::<Codec>().unwrap_err().contains("0 to 50"));
-        assert!("webp".parse::<Codec>().unwrap_err().contains("not a codec"));
+        assert_eq!("none".parse::<Codec>().unwrap(), Codec::None);
+        assert_eq!("x264:23".parse::<Codec>().unwrap(), Codec::X264 { quantizer: Some(23) });
+        assert_eq!("x264".parse::<Codec>().unwrap(), Codec::X264 { quantizer: None });
+        assert_eq!("jpeg:90".parse::<Codec>().unwrap(), Codec::Jpeg { quality: 90 });
+        assert!("x264:99".parse::<Codec>().unwrap_err().to_string().contains("0 to 50"));
+        assert!("webp".parse::<Codec>().unwrap_err().to_string().contains("give none, x264"));
     }
 
     fn gradient(w: u32, h: u32) -> RgbImage {

@@ -8,9 +8,11 @@
 //! tensor operations (no weights).
 //!
 //! A share of the batches can go through the real encoders instead ([`Recording::Real`]): the
-//! forward pass records the containers with x264 or libjpeg through GStreamer, the backward
-//! pass sees the identity there (`x + (codec(x) − x).detach()`, as UDH and VideoSeal do), so
-//! the reveal net learns what the real encoders leave.
+//! containers are recorded with x264 or libjpeg through GStreamer, so the reveal net learns
+//! what the real encoders leave. No gradient goes back through them to the hide net: with the
+//! identity there (`x + (codec(x) − x).detach()`, as UDH and VideoSeal do) our fine-tunes
+//! raised the container's amplitude step after step (cover PSNR 33 → 29.6 dB in 1,000 steps)
+//! without the secret gaining; the hide net learns robustness from the proxies.
 //!
 //! The proxies are simplifications: H.264 uses 4×4/8×8 integer transforms, intra prediction,
 //! dead-zone rounding and in-loop deblocking, and JPEG encoders differ in their chroma
@@ -37,8 +39,8 @@ pub enum Recording {
     FlatDct { step: f32, rounding: f32 },
     /// 4:2:0, then JPEG's quantisation tables at a quality (libjpeg's scaling).
     Jpeg { quality: u32 },
-    /// The real encoder and decoder through GStreamer (see [`record_tiled`]), with the identity
-    /// as the gradient.
+    /// The real encoder and decoder through GStreamer (see [`record_tiled`]); no gradient
+    /// flows back through it.
     Real(Codec),
 }
 
@@ -199,7 +201,7 @@ impl CodecProxy {
     pub fn apply(&self, x: &Tensor, recording: Recording) -> Result<Tensor> {
         let tables = match recording {
             Recording::Lossless => return Ok(x.clone()),
-            Recording::Real(codec) => return real_ste(x, codec),
+            Recording::Real(codec) => return real(x, codec),
             Recording::Yuv420 => None,
             Recording::FlatDct { step, .. } => Some(([step; 64], [step; 64])),
             Recording::Jpeg { quality } => Some((jpeg_table(&JPEG_LUMA, quality), jpeg_table(&JPEG_CHROMA, quality))),
@@ -236,11 +238,10 @@ impl CodecProxy {
     }
 }
 
-/// `x` (`[N, 3, H, W]` RGB in [0, 1]) rounded to 8 bits and recorded by `codec`, with the
-/// identity as the gradient.
-fn real_ste(x: &Tensor, codec: Codec) -> Result<Tensor> {
+/// `x` (`[N, 3, H, W]` RGB in [0, 1]) rounded to 8 bits and recorded by `codec`, detached.
+fn real(x: &Tensor, codec: Codec) -> Result<Tensor> {
     let recorded = record_tiled(&crate::data::to_images(x)?, codec).map_err(candle_core::Error::wrap)?;
-    x + (crate::data::to_tensor(&recorded, x.device())? - x)?.detach()
+    crate::data::to_tensor(&recorded, x.device())
 }
 
 /// `images` (all the same size) recorded by `codec` as one frame: tiled in a near-square grid
@@ -409,6 +410,30 @@ mod tests {
     }
 
     #[test]
+    fn real_recordings_keep_each_tile_in_place_and_pass_no_gradient() {
+        // Five flat tiles of different colours in a 3×2 grid: each comes back nearest to itself
+        // (JPEG's chroma upsampling blends a little across the tile edges).
+        let images: Vec<RgbImage> = (0..5u8).map(|i| RgbImage::from_pixel(16, 16, image::Rgb([40 + 40 * i, 200 - 30 * i, 90]))).collect();
+        let mad = |a: &RgbImage, b: &RgbImage| a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as f32 - y as f32).abs()).sum::<f32>() / 768.0;
+        for codec in [Codec::X264 { quantizer: Some(23) }, Codec::Jpeg { quality: 90 }] {
+            let out = record_tiled(&images, codec).unwrap();
+            assert_eq!(out.len(), 5);
+            for (i, b) in out.iter().enumerate() {
+                assert_eq!(b.dimensions(), (16, 16));
+                let own = mad(&images[i], b);
+                assert!(own < 10.0, "{codec}: tile {i} off by {own} levels");
+                assert!(images.iter().all(|a| mad(a, b) >= own), "{codec}: tile {i} is nearer another tile");
+            }
+        }
+        let p = CodecProxy::new(&Device::Cpu).unwrap();
+        let x = candle_core::Var::from_tensor(&image(2, 16, 16, 5)).unwrap();
+        let y = p.apply(x.as_tensor(), Recording::Real(Codec::Jpeg { quality: 90 })).unwrap();
+        assert!(mean_abs_levels(x.as_tensor(), &y) > 0.0);
+        let g = (y.sum_all().unwrap() + x.as_tensor().sum_all().unwrap()).unwrap().backward().unwrap();
+        assert_eq!(g.get(x.as_tensor()).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap(), 1.0);
+    }
+
+    #[test]
     fn the_mix_draws_every_kind_and_checks_its_ranges() {
         let mix = RecordingMix::default();
         mix.check().unwrap();
@@ -418,6 +443,13 @@ mod tests {
         assert!(draws.contains(&Recording::Yuv420));
         assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step, rounding } if (4.0..=16.5).contains(step) && (X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1).contains(rounding))));
         assert!(draws.iter().any(|r| matches!(r, Recording::Jpeg { quality } if (70..=95).contains(quality))));
+        assert!(!draws.iter().any(|r| matches!(r, Recording::Real(_))));
+        let real = RecordingMix { real: 0.5, ..mix };
+        let draws: Vec<Recording> = (0..400).map(|_| real.draw(&mut rng)).collect();
+        assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::X264 { quantizer: Some(q) }) if (16..=30).contains(q))));
+        assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::Jpeg { quality }) if (70..=95).contains(quality))));
+        assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { .. })));
+        assert!(RecordingMix { real: 1.5, ..mix }.check().unwrap_err().contains("real-encoder"));
         assert!(RecordingMix { lossless: 0.9, x264: 0.5, ..mix }.check().unwrap_err().contains("add up"));
         assert!(RecordingMix { qp: (30.0, 20.0), ..mix }.check().unwrap_err().contains("quantizer"));
     }

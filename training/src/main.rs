@@ -62,8 +62,8 @@ struct TrainArgs {
     #[arg(long)]
     robust: bool,
     /// With --robust: the share (0-1) of the x264 and JPEG batches recorded by the real
-    /// encoders (x264enc, jpegenc through GStreamer) instead of the proxies, the gradient
-    /// passing straight through them.
+    /// encoders (x264enc, jpegenc through GStreamer) instead of the proxies; those batches
+    /// train the reveal net on what the real encoders leave (no gradient goes through them).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, requires = "robust")]
     real_codec: f64,
     #[arg(long, value_enum, help = format!(

@@ -15,12 +15,17 @@ pub enum Codec {
     /// Lossless: the 8-bit container as a PNG file stores it.
     None,
     /// H.264 in I420 (4:2:0) with x264: `quantizer` with `pass=qual`, or x264enc's defaults.
+    /// `pass=qual` is x264's constant rate factor, and x264enc caps its bit rate (`bitrate`,
+    /// 2048 kbit/s by default): a lone intra frame gets a quantizer well above the factor
+    /// (about 29 at factor 23 for a 1280×720 video frame).
     X264 { quantizer: Option<u32> },
+    /// H.264 in I420 with x264 at a constant quantizer (`pass=quant`), no rate control.
+    X264Qp { quantizer: u32 },
     /// JPEG in I420 (4:2:0) at a quality from 1 to 100.
     Jpeg { quality: u32 },
 }
 
-const CODECS: &str = "none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual) or jpeg:Q (quality 1-100)";
+const CODECS: &str = "none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual), x264qp:Q (constant quantizer 0-51, pass=quant) or jpeg:Q (quality 1-100)";
 
 impl FromStr for Codec {
     type Err = Error;
@@ -40,6 +45,10 @@ impl FromStr for Codec {
         match name.to_ascii_lowercase().as_str() {
             "none" | "lossless" if arg.is_none() => Ok(Codec::None),
             "x264" | "h264" => Ok(Codec::X264 { quantizer: number(0, 50, "x264 quantizer")? }),
+            "x264qp" | "h264qp" => match number(0, 51, "x264 quantizer")? {
+                Some(quantizer) => Ok(Codec::X264Qp { quantizer }),
+                None => Err(invalid("x264qp needs its quantizer: x264qp:Q".into())),
+            },
             "jpeg" | "jpg" => Ok(Codec::Jpeg { quality: number(1, 100, "JPEG quality")?.unwrap_or(85) }),
             _ => Err(invalid(format!("give {CODECS}"))),
         }
@@ -52,6 +61,7 @@ impl fmt::Display for Codec {
             Codec::None => write!(f, "none (lossless)"),
             Codec::X264 { quantizer: Some(q) } => write!(f, "x264 I420 pass=qual quantizer={q}"),
             Codec::X264 { quantizer: None } => write!(f, "x264 I420 (x264enc defaults)"),
+            Codec::X264Qp { quantizer } => write!(f, "x264 I420 pass=quant quantizer={quantizer} (constant)"),
             Codec::Jpeg { quality } => write!(f, "JPEG I420 quality={quality}"),
         }
     }
@@ -64,6 +74,7 @@ impl Codec {
             Codec::None => None,
             Codec::X264 { quantizer: Some(q) } => Some(format!("video/x-raw,format=I420 ! x264enc pass=qual quantizer={q} ! avdec_h264")),
             Codec::X264 { quantizer: None } => Some("video/x-raw,format=I420 ! x264enc ! avdec_h264".into()),
+            Codec::X264Qp { quantizer } => Some(format!("video/x-raw,format=I420 ! x264enc pass=quant quantizer={quantizer} ! avdec_h264")),
             Codec::Jpeg { quality } => Some(format!("video/x-raw,format=I420 ! jpegenc quality={quality} ! jpegdec")),
         }
     }
@@ -144,6 +155,8 @@ mod tests {
         assert_eq!("x264:23".parse::<Codec>().unwrap(), Codec::X264 { quantizer: Some(23) });
         assert_eq!("x264".parse::<Codec>().unwrap(), Codec::X264 { quantizer: None });
         assert_eq!("jpeg:90".parse::<Codec>().unwrap(), Codec::Jpeg { quality: 90 });
+        assert_eq!("x264qp:23".parse::<Codec>().unwrap(), Codec::X264Qp { quantizer: 23 });
+        assert!("x264qp".parse::<Codec>().unwrap_err().to_string().contains("needs its quantizer"));
         assert!("x264:99".parse::<Codec>().unwrap_err().to_string().contains("0 to 50"));
         assert!("webp".parse::<Codec>().unwrap_err().to_string().contains("give none, x264"));
     }
@@ -156,7 +169,7 @@ mod tests {
     fn round_trips_keep_the_size_and_lose_what_the_codec_loses() {
         let img = gradient(66, 50);
         assert_eq!(Codec::None.round_trip(&img).unwrap(), img);
-        for codec in [Codec::X264 { quantizer: Some(23) }, Codec::Jpeg { quality: 90 }] {
+        for codec in [Codec::X264 { quantizer: Some(23) }, Codec::X264Qp { quantizer: 23 }, Codec::Jpeg { quality: 90 }] {
             let out = codec.round_trip(&img).unwrap();
             assert_eq!(out.dimensions(), img.dimensions());
             let mad = out.as_raw().iter().zip(img.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / out.as_raw().len() as f64;

@@ -79,7 +79,9 @@ enum Command {
         lsb: bool,
         /// Record each container with a real encoder and reveal from the decoded frame:
         /// `none` (lossless, the default), `x264:Q` (H.264 in I420 4:2:0, x264enc
-        /// pass=qual quantizer=Q), `x264` (x264enc's defaults), `jpeg:Q` (quality Q, I420).
+        /// pass=qual quantizer=Q: a rate factor, capped at x264enc's bitrate), `x264qp:Q`
+        /// (constant quantizer Q, pass=quant), `x264` (x264enc's defaults), `jpeg:Q`
+        /// (quality Q, I420).
         /// The cover columns are measured before the recording, the secret ones after.
         #[arg(long, default_value = "none", value_name = "CODEC")]
         codec: Codec,

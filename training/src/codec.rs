@@ -86,8 +86,9 @@ pub struct RecordingMix {
     pub qp: (f32, f32),
     /// The remaining batches get JPEG tables at a quality drawn uniformly from this range.
     pub jpeg_quality: (u32, u32),
-    /// Share of the x264 and JPEG batches recorded by the real encoder (x264enc pass=qual at
-    /// the drawn quantizer, rounded; jpegenc at the drawn quality) instead of the proxy.
+    /// Share of the x264 and JPEG batches recorded by the real encoder (x264enc at the drawn
+    /// quantizer, rounded, constant: `pass=quant`; jpegenc at the drawn quality) instead of
+    /// the proxy.
     #[serde(default)]
     pub real: f64,
 }
@@ -112,7 +113,7 @@ impl RecordingMix {
             let qp = rng.random_range(self.qp.0..=self.qp.1);
             let rounding = rng.random_range(X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1);
             if rng.random_bool(self.real) {
-                Recording::Real(Codec::X264 { quantizer: Some(qp.round() as u32) })
+                Recording::Real(Codec::X264Qp { quantizer: qp.round() as u32 })
             } else {
                 Recording::x264_with(qp, rounding)
             }
@@ -446,7 +447,7 @@ mod tests {
         assert!(!draws.iter().any(|r| matches!(r, Recording::Real(_))));
         let real = RecordingMix { real: 0.5, ..mix };
         let draws: Vec<Recording> = (0..400).map(|_| real.draw(&mut rng)).collect();
-        assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::X264 { quantizer: Some(q) }) if (16..=30).contains(q))));
+        assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::X264Qp { quantizer: q }) if (16..=30).contains(q))));
         assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::Jpeg { quality }) if (70..=95).contains(quality))));
         assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { .. })));
         assert!(RecordingMix { real: 1.5, ..mix }.check().unwrap_err().contains("real-encoder"));

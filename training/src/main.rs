@@ -57,7 +57,7 @@ struct TrainArgs {
     steps: Option<u64>,
     /// Train the `robust` kind of nets: the secret is revealed from a simulated recording of
     /// the container, drawn per batch (a quarter lossless, a tenth 4:2:0 only, 40% x264-like
-    /// at quantizer 16-30, the rest JPEG quality 70-95), so it survives x264 and JPEG
+    /// at a quantizer from --x264-qp, the rest JPEG quality 70-95), so it survives x264 and JPEG
     /// recordings in I420. --crop must be a multiple of 16.
     #[arg(long)]
     robust: bool,
@@ -66,6 +66,10 @@ struct TrainArgs {
     /// train the reveal net on what the real encoders leave (no gradient goes through them).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0, requires = "robust")]
     real_codec: f64,
+    /// With --robust: the x264 quantizers (QP) drawn for the x264 batches. x264enc's
+    /// `pass=qual quantizer=23` (a rate factor) codes a lone 1280x720 frame at about QP 29.
+    #[arg(long, value_name = "LO:HI", default_value = "16:30", value_parser = train::parse_range, requires = "robust")]
+    x264_qp: (u32, u32),
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
          cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output \
@@ -148,7 +152,11 @@ impl TrainArgs {
         };
         let config = TrainConfig {
             steps: a.steps.unwrap_or(defaults.steps),
-            recordings: a.robust.then(|| training::codec::RecordingMix { real: a.real_codec, ..Default::default() }),
+            recordings: a.robust.then(|| training::codec::RecordingMix {
+                real: a.real_codec,
+                qp: (a.x264_qp.0 as f32, a.x264_qp.1 as f32),
+                ..Default::default()
+            }),
             hide_output,
             arch,
             ..a.config

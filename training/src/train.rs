@@ -177,10 +177,10 @@ fn d() -> TrainConfig {
     TrainConfig::default()
 }
 
-/// `LO:HI` as a pair of sizes.
+/// `LO:HI` as a pair of whole numbers (sizes, quantizers).
 pub fn parse_range(s: &str) -> std::result::Result<(u32, u32), String> {
     let (lo, hi) = s.split_once(':').ok_or_else(|| format!("'{s}' is not LO:HI (e.g. 240:1080)"))?;
-    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a size in pixels"));
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("'{v}' in '{s}' is not a whole number"));
     Ok((n(lo)?, n(hi)?))
 }
 

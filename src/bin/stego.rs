@@ -133,14 +133,16 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Folder holding the models: hide-fast.onnx and reveal-fast.onnx, or hide.onnx and
-    /// reveal.onnx with --variant paper [default: STEGO_MODEL_DIR, else models/ of the
+    /// Folder holding the models: hide-fast.onnx and reveal-fast.onnx, hide-robust.onnx and
+    /// reveal-robust.onnx with --variant robust, hide.onnx and reveal.onnx with --variant
+    /// paper [default: STEGO_MODEL_DIR, else models/ of the
     /// installed layout (STEGO_HOME, or a folder above the executable), else the system's]
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
     /// Which models to take from --model-dir: fast (the real-time nets, the better shipped
-    /// pair: hide-fast.onnx, reveal-fast.onnx) or paper (Baluja's nets, ~50x slower:
-    /// hide.onnx, reveal.onnx); --hide-model and --reveal-model override it.
+    /// pair: hide-fast.onnx, reveal-fast.onnx), robust (the real-time nets trained through
+    /// x264 and JPEG recordings: hide-robust.onnx, reveal-robust.onnx) or paper (Baluja's nets,
+    /// ~50x slower: hide.onnx, reveal.onnx); --hide-model and --reveal-model override it.
     #[arg(
         long,
         global = true,

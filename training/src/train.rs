@@ -615,14 +615,16 @@ pub fn validate(
 }
 
 /// The recordings a `--robust` run is validated through, beside the lossless path: the ones the
-/// variant's aims are set at (x264 I420 at quantizer 23, JPEG quality 90), as simulated in
-/// training and with the real encoders (the validation containers tiled into one frame).
-pub fn validation_recordings() -> [(&'static str, codec::Recording); 4] {
+/// variant's aims are set at, with the real encoders (the validation containers tiled into one
+/// frame): x264enc `pass=qual quantizer=23` (a rate factor; a lone frame comes out near QP 29),
+/// x264 at a constant QP 29 and JPEG quality 90; and the proxies of the last two.
+pub fn validation_recordings() -> [(&'static str, codec::Recording); 5] {
     use stego::codec::Codec;
     [
-        ("x264:23", codec::Recording::x264(23.0)),
+        ("x264qp:29", codec::Recording::x264(29.0)),
         ("jpeg:90", codec::Recording::Jpeg { quality: 90 }),
         ("real x264:23", codec::Recording::Real(Codec::X264 { quantizer: Some(23) })),
+        ("real x264qp:29", codec::Recording::Real(Codec::X264Qp { quantizer: 29 })),
         ("real jpeg:90", codec::Recording::Real(Codec::Jpeg { quality: 90 })),
     ]
 }

@@ -328,7 +328,7 @@ fn cli_defaults_and_export_targets() {
 }
 
 /// A `--robust` run validates the secret through the recordings its aims are set at (x264 I420
-/// at quantizer 23, JPEG 90), simulated and real, a row each per validation, beside the
+/// at rate factor 23 and QP 29, JPEG 90), simulated and real, a row each per validation, beside the
 /// lossless path; with a real-encoder share, training batches go through x264 and libjpeg too.
 #[test]
 fn robust_run_validates_through_recordings() {
@@ -344,8 +344,8 @@ fn robust_run_validates_through_recordings() {
     let text = std::fs::read_to_string(out.join(train::VALIDATION_RECORDED_CSV)).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows[0], ["step", "recording", "secret_apd", "secret_psnr", "secret_ssim"]);
-    assert_eq!(rows.len(), 5, "{text}");
-    for (row, name) in rows[1..].iter().zip(["x264:23", "jpeg:90", "real x264:23", "real jpeg:90"]) {
+    assert_eq!(rows.len(), 6, "{text}");
+    for (row, name) in rows[1..].iter().zip(["x264qp:29", "jpeg:90", "real x264:23", "real x264qp:29", "real jpeg:90"]) {
         assert_eq!((row[0], row[1]), ("2", name), "{text}");
         let (apd, psnr): (f64, f64) = (row[2].parse().unwrap(), row[3].parse().unwrap());
         assert!(apd > 0.0 && apd < 255.0 && psnr.is_finite() && psnr > 0.0, "{text}");

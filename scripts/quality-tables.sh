@@ -6,7 +6,8 @@
 #      320x240, 640x480, 1280x720; the 640x272 video frames at their size), beside 3-bit and
 #      4-bit LSB substitution on the same pairs;
 #   2. recordings: camera footage (768x576 frames of vtest.avi, scaled to 640x480) as covers,
-#      the photos as secrets, each container recorded with the real encoder (`--codec`).
+#      the photos as secrets, each container recorded with the real encoder (`--codec`;
+#      x264:Q is x264enc pass=qual, a rate factor; x264qp:Q a constant quantizer).
 #
 #   scripts/quality-tables.sh [--model-dir DIR] [--variants "fast robust paper"]
 #
@@ -57,7 +58,7 @@ echo "### Recordings (footage covers at 640x480, photo secrets; cover measured b
 echo
 echo "| recording | method | cover APD | cover PSNR dB | secret APD | secret PSNR dB |"
 echo "|---|---|---|---|---|---|"
-for codec in none x264:18 x264:23 x264:28 x264 jpeg:90 jpeg:75; do
+for codec in none x264:18 x264:23 x264:28 x264 x264qp:23 x264qp:29 jpeg:90 jpeg:75; do
   for v in $variants; do
     [ "$v" = paper ] && continue
     rows "$v" data/eval/footage --secrets data/eval/photos --size 640x480 --codec "$codec" --variant "$v" --model-dir "$model_dir" | sed "s/^| /| $codec | /"

@@ -38,9 +38,10 @@
  * lossless one: FFV1 fed RGB/BGRx (`videoconvert ! video/x-raw,format=BGRx ! avenc_ffv1 !
  * matroskamux`), PNG frames, or, nearly, x264 in 4:4:4 at quantizer 0; H.264 or JPEG in 4:2:0
  * (`format=I420`) destroys it (about 11 dB PSNR left), as does chroma subsampling anywhere on
- * the way. With `robust`, a rough likeness survives x264 in I420 (about 23 dB at quantizer 18
- * or x264enc's defaults, 19 dB at 23, 14 dB at 28 on 640x480 footage) and JPEG (23 dB at
- * quality 90), at a visible cost to the cover (about 32.5 dB).
+ * the way. With `robust`, a rough likeness survives x264 in I420 (on 640x480 footage about
+ * 23 dB with `pass=qual quantizer=18` or x264enc's defaults, 19 dB at 23, 14 dB at 28; 24 dB
+ * at a constant `pass=quant quantizer=23`) and JPEG (23 dB at quality 90), at a visible cost
+ * to the cover (about 32.5 dB).
  *
  * The hiding model is the `variant`'s file: `fast` (the
  * default: the real-time nets, `hide-fast.onnx`), `robust` (the same nets trained through

@@ -11,7 +11,8 @@
  * other formats). With the `fast` and `paper` variants the container must reach it losslessly
  * (raw video, FFV1 from RGB, PNG): the hidden signal lives in small pixel differences that
  * lossy compression removes. Containers of the `robust` variant may come through x264 or JPEG
- * in I420; the secret is then a rough likeness (about 19–23 dB PSNR at x264 quantizer 23–18).
+ * in I420; the secret is then a rough likeness (about 19–23 dB PSNR at x264enc `pass=qual`
+ * quantizer 23–18, 24 dB at a constant `pass=quant quantizer=23`).
  *
  * The reveal model is the `variant`'s file: `fast` (the
  * default: the real-time nets, `reveal-fast.onnx`), `robust` (`reveal-robust.onnx`) or

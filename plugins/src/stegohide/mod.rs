@@ -41,7 +41,7 @@
  * the way. With `robust`, a rough likeness survives x264 in I420 (on 640x480 footage about
  * 23 dB with `pass=qual quantizer=18` or x264enc's defaults, 19 dB at 23, 14 dB at 28; 24 dB
  * at a constant `pass=quant quantizer=23`) and JPEG (23 dB at quality 90), at a visible cost
- * to the cover (about 32.5 dB).
+ * to the cover (about 33 dB).
  *
  * The hiding model is the `variant`'s file: `fast` (the
  * default: the real-time nets, `hide-fast.onnx`), `robust` (the same nets trained through

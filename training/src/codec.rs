@@ -265,6 +265,17 @@ pub fn record_tiled(images: &[RgbImage], codec: Codec) -> stego::Result<Vec<RgbI
         .collect())
 }
 
+/// Checks that the real encoders a `--robust` run validates through (and with a real-encoder
+/// share trains through) work: x264enc with avdec_h264, jpegenc with jpegdec, through
+/// GStreamer. A run calls it before its first step, so that a missing plugin stops it there.
+pub fn check_real_encoders() -> stego::Result<()> {
+    let probe = RgbImage::from_pixel(16, 16, image::Rgb([128, 128, 128]));
+    for codec in [Codec::X264Qp { quantizer: 23 }, Codec::Jpeg { quality: 90 }] {
+        codec.round_trip(&probe)?;
+    }
+    Ok(())
+}
+
 /// `M·X·Mᵀ` for every 8×8 block `X` of `x` (`[B, 8, 8]`), given `m_t` = `Mᵀ`.
 fn sandwich(x: &Tensor, m_t: &Tensor) -> Result<Tensor> {
     let b = x.dim(0)?;

@@ -697,6 +697,12 @@ pub fn export_info(state: &RunState) -> ExportInfo {
 /// Trains (or continues) a run; see the module docs for the files written.
 pub fn train(config: TrainConfig, opts: &RunOptions) -> Result<TrainOutcome> {
     let (config, prior, init_weights) = prepare_config(config, opts)?;
+    if config.recordings.is_some() {
+        codec::check_real_encoders().context(
+            "a --robust run is validated (and with --real-codec trained) through the real x264 and JPEG encoders; \
+             scripts/setup.sh installs them (gstreamer1.0-plugins-ugly, gstreamer1.0-libav, gstreamer1.0-plugins-good)",
+        )?;
+    }
     let mut trainer = Trainer::new(config, prior.as_ref(), init_weights.as_deref(), opts)?;
     let (start, end) = (trainer.start, trainer.end);
     for step in (start + 1)..=end {

@@ -274,6 +274,34 @@ fn state_names_the_nets() {
     assert_eq!((old.arch, old.hide_output), (stego::Variant::Paper, training::nets::HideOutput::Sigmoid));
 }
 
+/// A `--robust` run without the real encoders stops before its first step and says what to
+/// install: here GStreamer finds no plugins at all.
+#[test]
+fn a_robust_run_without_the_encoders_stops_at_once_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let (run, empty) = (tmp.path().join("run"), tmp.path().join("no-plugins"));
+    std::fs::create_dir(&empty).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_training"))
+        .args(["train", "--robust", "--steps", "2", "--batch-size", "2", "--crop", "16", "--val-pairs", "2", "-q"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .env("GST_PLUGIN_SYSTEM_PATH_1_0", &empty)
+        .env("GST_PLUGIN_PATH_1_0", &empty)
+        .env("GST_REGISTRY_1_0", tmp.path().join("registry.bin"))
+        .env_remove("GST_PLUGIN_PATH")
+        .env_remove("GST_PLUGIN_SYSTEM_PATH")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{e}");
+    assert!(e.contains("real x264 and JPEG encoders") && e.contains("gstreamer1.0-plugins-ugly") && e.contains("cannot build the pipeline"), "{e}");
+    assert!(!run.join(train::STATE_FILE).exists(), "no step was taken");
+}
+
 /// The command line's defaults are safe: the fast nets (the runtime's default variant), the
 /// models in the run folder, a warm-up longer than the run shortened with a message, and no
 /// export that replaces model files (the shipped ones above all) without --force.

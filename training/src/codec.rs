@@ -36,7 +36,12 @@ pub enum Recording {
     /// is the quantiser's rounding offset: a coefficient becomes ⌊|c|/step + rounding⌋ steps,
     /// so below 1/2 it has a dead zone around 0, as H.264 encoders do (about 1/3 for intra
     /// blocks, 1/6 for predicted ones; x264's trellis decides per coefficient).
-    FlatDct { step: f32, rounding: f32 },
+    ///
+    /// `aq` is the strength of x264's adaptive quantisation (its default `aq-mode=1` at 1.0; 0
+    /// for none): each 16×16 macroblock's step is scaled by 2^(ΔQP/6) with ΔQP = 1.0397 · aq ·
+    /// (log2 E − 14.427), E the macroblock's AC energy (luma 16×16 plus both 8×8 chroma), so
+    /// busy blocks are quantised harder and flat ones more gently.
+    FlatDct { step: f32, rounding: f32, aq: f32 },
     /// 4:2:0, then JPEG's quantisation tables at a quality (libjpeg's scaling).
     Jpeg { quality: u32 },
     /// The real encoder and decoder through GStreamer (see [`record_tiled`]); no gradient
@@ -52,7 +57,7 @@ impl Recording {
 
     /// [`Recording::x264`] with another rounding offset (see [`Recording::FlatDct`]).
     pub fn x264_with(qp: f32, rounding: f32) -> Self {
-        Recording::FlatDct { step: 0.625 * 2f32.powf(qp / 6.0), rounding }
+        Recording::FlatDct { step: 0.625 * 2f32.powf(qp / 6.0), rounding, aq: 0.0 }
     }
 }
 
@@ -86,6 +91,10 @@ pub struct RecordingMix {
     pub qp: (f32, f32),
     /// The remaining batches get JPEG tables at a quality drawn uniformly from this range.
     pub jpeg_quality: (u32, u32),
+    /// Strength of x264's adaptive quantisation in the x264-like batches (see
+    /// [`Recording::FlatDct`]; 1.0 is x264enc's default, 0 none).
+    #[serde(default)]
+    pub aq: f32,
     /// Share of the x264 and JPEG batches recorded by the real encoder (x264enc at the drawn
     /// quantizer, rounded, constant: `pass=quant`; jpegenc at the drawn quality) instead of
     /// the proxy.
@@ -97,7 +106,7 @@ impl Default for RecordingMix {
     /// A quarter lossless, a tenth 4:2:0 only, 40% x264 at quantizer 16–30, the rest JPEG
     /// quality 70–95: the recordings people make, with the lossless path kept.
     fn default() -> Self {
-        Self { lossless: 0.25, yuv420: 0.1, x264: 0.4, qp: (16.0, 30.0), jpeg_quality: (70, 95), real: 0.0 }
+        Self { lossless: 0.25, yuv420: 0.1, x264: 0.4, qp: (16.0, 30.0), jpeg_quality: (70, 95), aq: 0.0, real: 0.0 }
     }
 }
 
@@ -115,7 +124,10 @@ impl RecordingMix {
             if rng.random_bool(self.real) {
                 Recording::Real(Codec::X264Qp { quantizer: qp.round() as u32 })
             } else {
-                Recording::x264_with(qp, rounding)
+                match Recording::x264_with(qp, rounding) {
+                    Recording::FlatDct { step, rounding, .. } => Recording::FlatDct { step, rounding, aq: self.aq },
+                    other => other,
+                }
             }
         } else {
             let quality = rng.random_range(self.jpeg_quality.0..=self.jpeg_quality.1);
@@ -134,6 +146,9 @@ impl RecordingMix {
         }
         if self.jpeg_quality.0 == 0 || self.jpeg_quality.0 > self.jpeg_quality.1 || self.jpeg_quality.1 > 100 {
             return Err(format!("JPEG quality range {:?} must lie in 1..=100, low first", self.jpeg_quality));
+        }
+        if !(0.0..=3.0).contains(&self.aq) {
+            return Err(format!("adaptive-quantisation strength {} must be in [0, 3]", self.aq));
         }
         if !(0.0..=1.0).contains(&self.real) {
             return Err(format!("real-encoder share {} must be in [0, 1]", self.real));
@@ -200,12 +215,12 @@ impl CodecProxy {
     /// What `recording` does to `x`, `[N, 3, H, W]` RGB in [0, 1] (H, W multiples of 16 for
     /// the DCT recordings, of 2 for 4:2:0).
     pub fn apply(&self, x: &Tensor, recording: Recording) -> Result<Tensor> {
-        let tables = match recording {
+        let (tables, aq) = match recording {
             Recording::Lossless => return Ok(x.clone()),
             Recording::Real(codec) => return real(x, codec),
-            Recording::Yuv420 => None,
-            Recording::FlatDct { step, .. } => Some(([step; 64], [step; 64])),
-            Recording::Jpeg { quality } => Some((jpeg_table(&JPEG_LUMA, quality), jpeg_table(&JPEG_CHROMA, quality))),
+            Recording::Yuv420 => (None, 0.0),
+            Recording::FlatDct { step, aq, .. } => (Some(([step; 64], [step; 64])), aq),
+            Recording::Jpeg { quality } => (Some((jpeg_table(&JPEG_LUMA, quality), jpeg_table(&JPEG_CHROMA, quality))), 0.0),
         };
         let (_, _, h, w) = x.dims4()?;
         let (y, cbcr) = rgb_to_ycbcr(&(x * 255.0)?)?;
@@ -213,8 +228,12 @@ impl CodecProxy {
         let (mut y, mut cbcr) = (round_ste(&y)?, round_ste(&cbcr)?);
         if let Some((luma, chroma)) = tables {
             let r = recording.rounding();
-            y = round_ste(&self.quantise(&y, &luma, r)?)?.clamp(0f32, 255f32)?;
-            cbcr = round_ste(&self.quantise(&cbcr, &chroma, r)?)?.clamp(0f32, 255f32)?;
+            // Per-macroblock step scales ([N, 1, H/16, W/16]), from the planes as coded.
+            let mb = if aq > 0.0 { Some(aq_scales(&y.detach(), &cbcr.detach(), aq)?) } else { None };
+            let y_scale = mb.as_ref().map(|m| m.upsample_nearest2d(h / 8, w / 8)).transpose()?;
+            let c_scale = mb.as_ref().map(|m| Tensor::cat(&[m, m], 1)).transpose()?;
+            y = round_ste(&self.quantise(&y, &luma, r, y_scale.as_ref())?)?.clamp(0f32, 255f32)?;
+            cbcr = round_ste(&self.quantise(&cbcr, &chroma, r, c_scale.as_ref())?)?.clamp(0f32, 255f32)?;
         }
         let rgb = ycbcr_to_rgb(&y, &cbcr.upsample_nearest2d(h, w)?)?;
         round_ste(&rgb.clamp(0f32, 255f32)?)? / 255.0
@@ -222,8 +241,9 @@ impl CodecProxy {
 
     /// 8×8 block DCT of every plane of `x` (`[N, C, H, W]`, values in 8-bit levels), each
     /// coefficient rounded to a multiple of its step in `table` (row-major 8×8) with the
-    /// rounding offset `rounding`, and back.
-    fn quantise(&self, x: &Tensor, table: &[f32; 64], rounding: f32) -> Result<Tensor> {
+    /// rounding offset `rounding`, and back; with `scale` (`[N, C, H/8, W/8]`) each block's
+    /// steps are multiplied by its entry.
+    fn quantise(&self, x: &Tensor, table: &[f32; 64], rounding: f32, scale: Option<&Tensor>) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         if h % 8 != 0 || w % 8 != 0 {
             candle_core::bail!("block DCT needs planes of whole 8x8 blocks, not {h}x{w}");
@@ -232,7 +252,10 @@ impl CodecProxy {
         let blocks = blocks.reshape((n * c * (h / 8) * (w / 8), 8, 8))?;
         // coefficients D·X·Dᵀ; back: Dᵀ·Q·D.
         let coef = sandwich(&blocks, &self.dct_t)?;
-        let step = Tensor::from_slice(table, (1, 8, 8), &self.device)?;
+        let mut step = Tensor::from_slice(table, (1, 8, 8), &self.device)?;
+        if let Some(s) = scale {
+            step = s.reshape((n * c * (h / 8) * (w / 8), 1, 1))?.broadcast_mul(&step)?;
+        }
         let q = dead_zone_ste(&coef.broadcast_div(&step)?, rounding)?.broadcast_mul(&step)?;
         let back = sandwich(&q, &self.dct)?;
         back.reshape((n, c, h / 8, w / 8, 8, 8))?.permute([0, 1, 2, 4, 3, 5])?.contiguous()?.reshape((n, c, h, w))? + 128.0
@@ -274,6 +297,22 @@ pub fn check_real_encoders() -> stego::Result<()> {
         codec.round_trip(&probe)?;
     }
     Ok(())
+}
+
+/// x264's adaptive quantisation (`aq-mode=1`) as step multipliers per 16×16 macroblock,
+/// `[N, 1, H/16, W/16]`: 2^(ΔQP/6), ΔQP = 1.0397 · `strength` · (log2 E − 14.427), with E the AC
+/// energy Σx² − (Σx)²/n of the macroblock's luma (16×16) plus its two chroma blocks (8×8), from
+/// `y` (`[N, 1, H, W]`) and `cbcr` (`[N, 2, H/2, W/2]`) in 8-bit levels.
+fn aq_scales(y: &Tensor, cbcr: &Tensor, strength: f32) -> Result<Tensor> {
+    let energy = |p: &Tensor, side: usize| -> Result<Tensor> {
+        let n = (side * side) as f64;
+        let mean = p.avg_pool2d(side)?;
+        let mean_sq = p.sqr()?.avg_pool2d(side)?;
+        ((mean_sq - mean.sqr()?)? * n)?.sum_keepdim(1)
+    };
+    let e = (energy(y, 16)? + energy(cbcr, 8)?)?.clamp(1f32, f32::MAX)?;
+    let dqp = ((e.log()? / std::f64::consts::LN_2)? - 14.427)? * (1.0397 * strength as f64);
+    (dqp? * (std::f64::consts::LN_2 / 6.0))?.exp()
 }
 
 /// `M·X·Mᵀ` for every 8×8 block `X` of `x` (`[B, 8, 8]`), given `m_t` = `Mᵀ`.
@@ -380,7 +419,7 @@ mod tests {
             }
         }
         let x = (image(1, 16, 16, 1) * 255.0).unwrap().narrow(1, 0, 1).unwrap();
-        let back = p.quantise(&x, &[1e-3; 64], 0.5).unwrap();
+        let back = p.quantise(&x, &[1e-3; 64], 0.5, None).unwrap();
         assert!(mean_abs_levels(&(&x / 255.0).unwrap(), &(back / 255.0).unwrap()) < 1e-2);
     }
 
@@ -446,6 +485,33 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_quantisation_spares_flat_macroblocks_and_hits_busy_ones() {
+        // Left macroblock flat grey, right one a strong checkerboard; the same noise on both.
+        let p = CodecProxy::new(&Device::Cpu).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let v: Vec<f32> = (0..3 * 16 * 32)
+            .map(|i| {
+                let (y, x) = ((i / 32) % 16, i % 32);
+                let base = if x < 16 { 128.0 } else if (x + y) % 2 == 0 { 60.0 } else { 200.0 };
+                ((base + rng.random_range(-4.0f32..4.0)).round()) / 255.0
+            })
+            .collect();
+        let img = Tensor::from_vec(v, (1, 3, 16, 32), &Device::Cpu).unwrap();
+        let (y, cbcr) = rgb_to_ycbcr(&(&img * 255.0).unwrap()).unwrap();
+        let scales = aq_scales(&y, &cbcr.avg_pool2d(2).unwrap(), 1.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(scales[0] < 1.0 && scales[1] > 1.5, "{scales:?}");
+        let off = aq_scales(&y, &cbcr.avg_pool2d(2).unwrap(), 0.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(off, [1.0, 1.0]);
+        // With AQ the flat half keeps more of its noise, the busy half loses more.
+        let err = |aq: f32, half: usize| {
+            let out = p.apply(&img, Recording::FlatDct { step: 12.0, rounding: X264_ROUNDING, aq }).unwrap();
+            mean_abs_levels(&img.narrow(3, 16 * half, 16).unwrap(), &out.narrow(3, 16 * half, 16).unwrap())
+        };
+        assert!(err(1.0, 0) < err(0.0, 0), "flat: {} vs {}", err(1.0, 0), err(0.0, 0));
+        assert!(err(1.0, 1) > err(0.0, 1), "busy: {} vs {}", err(1.0, 1), err(0.0, 1));
+    }
+
+    #[test]
     fn the_mix_draws_every_kind_and_checks_its_ranges() {
         let mix = RecordingMix::default();
         mix.check().unwrap();
@@ -453,7 +519,7 @@ mod tests {
         let draws: Vec<Recording> = (0..400).map(|_| mix.draw(&mut rng)).collect();
         assert!(draws.contains(&Recording::Lossless));
         assert!(draws.contains(&Recording::Yuv420));
-        assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step, rounding } if (4.0..=16.5).contains(step) && (X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1).contains(rounding))));
+        assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { step, rounding, aq: 0.0 } if (4.0..=16.5).contains(step) && (X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1).contains(rounding))));
         assert!(draws.iter().any(|r| matches!(r, Recording::Jpeg { quality } if (70..=95).contains(quality))));
         assert!(!draws.iter().any(|r| matches!(r, Recording::Real(_))));
         let real = RecordingMix { real: 0.5, ..mix };
@@ -462,6 +528,9 @@ mod tests {
         assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::Jpeg { quality }) if (70..=95).contains(quality))));
         assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { .. })));
         assert!(RecordingMix { real: 1.5, ..mix }.check().unwrap_err().contains("real-encoder"));
+        assert!(RecordingMix { aq: -1.0, ..mix }.check().unwrap_err().contains("adaptive"));
+        let with_aq = RecordingMix { aq: 1.0, ..mix };
+        assert!((0..50).map(|_| with_aq.draw(&mut rng)).any(|r| matches!(r, Recording::FlatDct { aq: 1.0, .. })));
         assert!(RecordingMix { lossless: 0.9, x264: 0.5, ..mix }.check().unwrap_err().contains("add up"));
         assert!(RecordingMix { qp: (30.0, 20.0), ..mix }.check().unwrap_err().contains("quantizer"));
     }

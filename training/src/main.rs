@@ -70,6 +70,11 @@ struct TrainArgs {
     /// `pass=qual quantizer=23` (a rate factor) codes a lone 1280x720 frame at about QP 29.
     #[arg(long, value_name = "LO:HI", default_value = "16:30", value_parser = train::parse_range, requires = "robust")]
     x264_qp: (u32, u32),
+    /// With --robust: the strength of x264's adaptive quantisation in the simulated x264
+    /// batches (1.0 is x264enc's default aq-mode=1; 0 none): busy macroblocks get a coarser
+    /// step, flat ones a finer one.
+    #[arg(long, value_name = "STRENGTH", default_value_t = 0.0, requires = "robust")]
+    x264_aq: f32,
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
          cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output \
@@ -155,6 +160,7 @@ impl TrainArgs {
             recordings: a.robust.then(|| training::codec::RecordingMix {
                 real: a.real_codec,
                 qp: (a.x264_qp.0 as f32, a.x264_qp.1 as f32),
+                aq: a.x264_aq,
                 ..Default::default()
             }),
             hide_output,

@@ -321,8 +321,8 @@ impl TrainConfig {
             self.recordings.map_or_else(
                 || "lossless".into(),
                 |m| format!(
-                    "lossless {:.2} / 4:2:0 {:.2} / x264-like qp {}-{} {:.2} / JPEG q{}-{} (rest); real encoders for {:.2} of x264 and JPEG",
-                    m.lossless, m.yuv420, m.qp.0, m.qp.1, m.x264, m.jpeg_quality.0, m.jpeg_quality.1, m.real
+                    "lossless {:.2} / 4:2:0 {:.2} / x264-like qp {}-{} aq {} {:.2} / JPEG q{}-{} (rest); real encoders for {:.2} of x264 and JPEG",
+                    m.lossless, m.yuv420, m.qp.0, m.qp.1, m.aq, m.x264, m.jpeg_quality.0, m.jpeg_quality.1, m.real
                 )
             ),
             self.max_side,

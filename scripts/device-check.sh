@@ -257,8 +257,8 @@ say ""
 BATCH=32 CROP=128
 say "## candle training on CUDA: paper nets, batch $BATCH, ${CROP}x$CROP crops"
 say ""
-macs=$(( $(sed -n 's/^pub const HIDE_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets.rs | tr -d '_') + \
-         $(sed -n 's/^pub const REVEAL_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets.rs | tr -d '_') ))
+macs=$(( $(sed -n 's/^pub const HIDE_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets/paper.rs | tr -d '_') + \
+         $(sed -n 's/^pub const REVEAL_MACS_PER_PIXEL: u64 = \(.*\);/\1/p' training/src/nets/paper.rs | tr -d '_') ))
 run=$DEV/run
 rm -rf $run
 train() { timeout "$1" $DEV/bin/training --out $run "${@:2}" > "$DEV/train.log" 2>&1; }

@@ -25,7 +25,7 @@ pub enum Codec {
     Jpeg { quality: u32 },
 }
 
-const CODECS: &str = "none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual), x264qp:Q (constant quantizer 0-51, pass=quant) or jpeg:Q (quality 1-100)";
+const CODECS: &str = "none, x264 (x264enc defaults), x264:Q (quantizer 0-50, pass=qual), x264qp:Q (constant quantizer 0-50, pass=quant) or jpeg:Q (quality 1-100)";
 
 impl FromStr for Codec {
     type Err = Error;
@@ -45,7 +45,7 @@ impl FromStr for Codec {
         match name.to_ascii_lowercase().as_str() {
             "none" | "lossless" if arg.is_none() => Ok(Codec::None),
             "x264" | "h264" => Ok(Codec::X264 { quantizer: number(0, 50, "x264 quantizer")? }),
-            "x264qp" | "h264qp" => match number(0, 51, "x264 quantizer")? {
+            "x264qp" | "h264qp" => match number(0, 50, "x264 quantizer")? {
                 Some(quantizer) => Ok(Codec::X264Qp { quantizer }),
                 None => Err(invalid("x264qp needs its quantizer: x264qp:Q".into())),
             },
@@ -157,6 +157,8 @@ mod tests {
         assert_eq!("jpeg:90".parse::<Codec>().unwrap(), Codec::Jpeg { quality: 90 });
         assert_eq!("x264qp:23".parse::<Codec>().unwrap(), Codec::X264Qp { quantizer: 23 });
         assert!("x264qp".parse::<Codec>().unwrap_err().to_string().contains("needs its quantizer"));
+        // x264enc's quantizer property stops at 50.
+        assert!("x264qp:51".parse::<Codec>().unwrap_err().to_string().contains("0 to 50"));
         assert!("x264:99".parse::<Codec>().unwrap_err().to_string().contains("0 to 50"));
         assert!("webp".parse::<Codec>().unwrap_err().to_string().contains("give none, x264"));
     }

@@ -50,15 +50,17 @@ pub enum Recording {
 }
 
 impl Recording {
-    /// The DCT step of x264's quantizer `qp` (H.264's Qstep; 5.0 at 18, 8.9 at 23, 15.9 at 28).
+    /// The DCT step of x264's quantizer `qp`, with H.264's intra dead zone and no adaptive
+    /// quantisation.
     pub fn x264(qp: f32) -> Self {
-        Recording::x264_with(qp, X264_ROUNDING)
+        Recording::FlatDct { step: x264_step(qp), rounding: X264_ROUNDING, aq: 0.0 }
     }
+}
 
-    /// [`Recording::x264`] with another rounding offset (see [`Recording::FlatDct`]).
-    pub fn x264_with(qp: f32, rounding: f32) -> Self {
-        Recording::FlatDct { step: 0.625 * 2f32.powf(qp / 6.0), rounding, aq: 0.0 }
-    }
+/// H.264's quantiser step (Qstep, in 8-bit levels) at quantizer `qp`: 5.0 at 18, 8.9 at 23,
+/// 15.9 at 28.
+fn x264_step(qp: f32) -> f32 {
+    0.625 * 2f32.powf(qp / 6.0)
 }
 
 /// The rounding offset of an x264-like recording when none is drawn: H.264's intra dead zone.
@@ -121,18 +123,21 @@ impl RecordingMix {
         } else if u < self.lossless + self.yuv420 + self.x264 {
             let qp = rng.random_range(self.qp.0..=self.qp.1);
             let rounding = rng.random_range(X264_ROUNDING_RANGE.0..=X264_ROUNDING_RANGE.1);
-            if rng.random_bool(self.real) {
+            if self.draw_real(rng) {
                 Recording::Real(Codec::X264Qp { quantizer: qp.round() as u32 })
             } else {
-                match Recording::x264_with(qp, rounding) {
-                    Recording::FlatDct { step, rounding, .. } => Recording::FlatDct { step, rounding, aq: self.aq },
-                    other => other,
-                }
+                Recording::FlatDct { step: x264_step(qp), rounding, aq: self.aq }
             }
         } else {
             let quality = rng.random_range(self.jpeg_quality.0..=self.jpeg_quality.1);
-            if rng.random_bool(self.real) { Recording::Real(Codec::Jpeg { quality }) } else { Recording::Jpeg { quality } }
+            if self.draw_real(rng) { Recording::Real(Codec::Jpeg { quality }) } else { Recording::Jpeg { quality } }
         }
+    }
+
+    /// Whether an x264 or JPEG batch goes through the real encoder. Without a real-encoder
+    /// share nothing is drawn, so the batches' random stream is the one runs had before.
+    fn draw_real(&self, rng: &mut impl Rng) -> bool {
+        self.real > 0.0 && rng.random_bool(self.real)
     }
 
     /// Checks the shares and ranges.
@@ -152,6 +157,9 @@ impl RecordingMix {
         }
         if !(0.0..=1.0).contains(&self.real) {
             return Err(format!("real-encoder share {} must be in [0, 1]", self.real));
+        }
+        if self.real > 0.0 && self.qp.1 > 50.0 {
+            return Err(format!("x264 quantizer range {:?} goes above 50, where x264enc stops: lower it, or draw no real encoders", self.qp));
         }
         Ok(())
     }
@@ -528,6 +536,8 @@ mod tests {
         assert!(draws.iter().any(|r| matches!(r, Recording::Real(Codec::Jpeg { quality }) if (70..=95).contains(quality))));
         assert!(draws.iter().any(|r| matches!(r, Recording::FlatDct { .. })));
         assert!(RecordingMix { real: 1.5, ..mix }.check().unwrap_err().contains("real-encoder"));
+        assert!(RecordingMix { real: 0.5, qp: (20.0, 51.0), ..mix }.check().unwrap_err().contains("where x264enc stops"));
+        RecordingMix { qp: (20.0, 51.0), ..mix }.check().unwrap();
         assert!(RecordingMix { aq: -1.0, ..mix }.check().unwrap_err().contains("adaptive"));
         let with_aq = RecordingMix { aq: 1.0, ..mix };
         assert!((0..50).map(|_| with_aq.draw(&mut rng)).any(|r| matches!(r, Recording::FlatDct { aq: 1.0, .. })));

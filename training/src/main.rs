@@ -77,8 +77,10 @@ struct TrainArgs {
     x264_aq: f32,
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
-         cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output \
-         [default: {}, or the --init-from run's]",
+         cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output; `modular` (fast nets, \
+         --noise-std 0) = the hide net chooses one of 9 symbols per subpixel, written into the cover's 8-bit \
+         values modulo 9 (at most ±4 levels), which the reveal net reads back: a learned code for lossless \
+         recordings [default: {}, or the --init-from run's]",
         d().hide_output.as_str()
     ))]
     hide_output: Option<training::nets::HideOutput>,

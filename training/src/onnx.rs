@@ -134,6 +134,8 @@ pub mod proto {
 
     /// `onnx.TensorProto.DataType.FLOAT`
     pub const DATA_TYPE_FLOAT: i32 = 1;
+    /// `onnx.TensorProto.DataType.INT64`
+    pub const DATA_TYPE_INT64: i32 = 7;
     /// `onnx.TensorProto.DataType.FLOAT16`
     pub const DATA_TYPE_FLOAT16: i32 = 10;
 
@@ -225,6 +227,8 @@ pub struct ExportInfo {
     pub hide_output: nets::HideOutput,
     /// Which nets the weights are (`paper` or `fast`; see [`nets::VariantNets`]).
     pub arch: Variant,
+    /// Whether the fast nets have [`nets::Context`] branches.
+    pub context: bool,
     /// Store the weights and run the convolutions in float16 (inputs, outputs, the residual
     /// and the sigmoids stay float32): for GPUs, whose tensor cores run float16 many times
     /// faster. Files get `-fp16` before `.onnx`.
@@ -326,12 +330,12 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// `x` as the network's working type: a `Cast` to float16 in an fp16 graph.
-    fn cast_to_work(&mut self, x: &str) -> String {
+    pub(crate) fn cast_to_work(&mut self, x: &str) -> String {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT16 as i64)]) } else { x.to_string() }
     }
 
     /// `x` back to float32 (a `Cast` in an fp16 graph).
-    fn cast_to_f32(&mut self, x: &str) -> String {
+    pub(crate) fn cast_to_f32(&mut self, x: &str) -> String {
         if self.fp16 { self.node("Cast", &[x], None, vec![int_attr("to", DATA_TYPE_FLOAT as i64)]) } else { x.to_string() }
     }
 
@@ -361,11 +365,53 @@ impl<'a> GraphBuilder<'a> {
         });
     }
 
+    /// A float32 vector constant.
+    pub(crate) fn floats(&mut self, name: &str, v: &[f32]) {
+        self.initializers.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: Some(DATA_TYPE_FLOAT),
+            name: Some(name.to_string()),
+            raw_data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+    }
+
+    /// An int64 vector constant, unless the graph has it already.
+    pub(crate) fn int64s_once(&mut self, name: &str, v: &[i64]) {
+        if self.has_initializer(name) {
+            return;
+        }
+        self.initializers.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: Some(DATA_TYPE_INT64),
+            name: Some(name.to_string()),
+            raw_data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+    }
+
+    /// [`GraphBuilder::scalar`] unless the graph has it already.
+    pub(crate) fn scalar_once(&mut self, name: &str, v: f32) {
+        if !self.has_initializer(name) {
+            self.scalar(name, v);
+        }
+    }
+
+    /// Whether the graph already has the initializer `name`.
+    pub(crate) fn has_initializer(&self, name: &str) -> bool {
+        self.initializers.iter().any(|t| t.name.as_deref() == Some(name))
+    }
+
     /// The checkpoint tensor `name`, added to the initializers.
     pub(crate) fn weight(&mut self, name: &str) -> Result<&Tensor> {
         let t = self.weights.get(name).with_context(|| format!("checkpoint lacks tensor {name}"))?;
         self.initializers.push(tensor_proto(name, t, self.fp16)?);
         Ok(t)
+    }
+
+    /// Whether the checkpoint has tensor `name` (without adding it to the graph).
+    pub(crate) fn has_weight(&self, name: &str) -> bool {
+        self.weights.contains_key(name)
     }
 
     fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
@@ -390,19 +436,20 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
             (Variant::Paper, nets::HideOutput::Residual) => "paper-residual".to_string(),
             (_, nets::HideOutput::Residual) => "fast".to_string(),
             (_, nets::HideOutput::Sigmoid) => "fast-sigmoid".to_string(),
+            (_, nets::HideOutput::Modular) => "fast-modular".to_string(),
         }),
         (meta::MACS_PER_PIXEL, {
-            let (h, r) = info.arch.macs_per_pixel();
+            let (h, r) = info.arch.macs_per_pixel_of(info.context, info.hide_output == nets::HideOutput::Modular);
             match role {
                 Role::Hide => h,
                 Role::Reveal => r,
             }
         }.to_string()),
-        (meta::ARCHITECTURE, info.arch.architecture().to_string()),
+        (meta::ARCHITECTURE, info.arch.architecture(info.context)),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
         (meta::METRICS, info.metrics.clone()),
-        (meta::SIZE_MULTIPLE, info.arch.size_multiple().to_string()),
+        (meta::SIZE_MULTIPLE, info.arch.size_multiple(info.context).to_string()),
         (meta::PRECISION, if info.fp16 { "fp16" } else { "fp32" }.to_string()),
     ];
     let doc = match role {
@@ -482,6 +529,11 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let mut g = GraphBuilder::new(weights, info.fp16);
     let cover = g.cast_to_work(contract::HIDE_COVER);
     let secret = g.cast_to_work(contract::HIDE_SECRET);
+    if info.hide_output == nets::HideOutput::Modular && info.arch.nets() == Variant::Fast {
+        nets::fast::onnx_hide_modular(&mut g, &cover, &secret, contract::HIDE_COVER, contract::HIDE_CONTAINER)?;
+        let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
+        return Ok(model(Role::Hide, graph, info));
+    }
     let z = match info.arch.nets() {
         Variant::Paper => nets::paper::onnx_hide(&mut g, &cover, &secret)?,
         _ => nets::fast::onnx_hide(&mut g, &cover, &secret)?,
@@ -495,10 +547,19 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 /// `reveal.onnx` as a message: reveal net.
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
-    let container = g.cast_to_work(contract::REVEAL_CONTAINER);
-    let z = match info.arch.nets() {
-        Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
-        _ => nets::fast::onnx_reveal(&mut g, &container)?,
+    let z = match (info.arch.nets(), info.hide_output) {
+        (Variant::Fast, nets::HideOutput::Modular) => nets::fast::onnx_reveal_modular(&mut g, contract::REVEAL_CONTAINER)?,
+        (arch, output) => {
+            let container = match output {
+                nets::HideOutput::Modular => g.modular_read(contract::REVEAL_CONTAINER),
+                _ => contract::REVEAL_CONTAINER.to_string(),
+            };
+            let container = g.cast_to_work(&container);
+            match arch {
+                Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
+                _ => nets::fast::onnx_reveal(&mut g, &container)?,
+            }
+        }
     };
     let logits = g.cast_to_f32(&z);
     g.node("Sigmoid", &[&logits], Some(contract::REVEAL_REVEALED), vec![]);

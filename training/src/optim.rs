@@ -36,6 +36,9 @@ pub struct AdamW {
     v: Vec<Tensor>,
     /// Number of updates done (the bias correction uses it).
     pub t: u64,
+    /// Learning-rate factor of each variable, same order as `vars` (1 unless
+    /// [`AdamW::set_lr_scale`]); 0 leaves the variable as it is.
+    scale: Vec<f64>,
 }
 
 impl AdamW {
@@ -46,7 +49,13 @@ impl AdamW {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
         let v = vars.iter().map(|(_, v)| v.zeros_like()).collect::<Result<Vec<_>>>()?;
-        Ok(Self { params, vars, m, v, t: 0 })
+        let scale = vec![1.0; vars.len()];
+        Ok(Self { params, vars, m, v, t: 0, scale })
+    }
+
+    /// Sets each variable's learning-rate factor from its name.
+    pub fn set_lr_scale(&mut self, scale: impl Fn(&str) -> f64) {
+        self.scale = self.vars.iter().map(|(name, _)| scale(name)).collect();
     }
 
     /// One update with learning rate `lr` from the gradients in `grads`.
@@ -56,6 +65,10 @@ impl AdamW {
         let bc1 = 1.0 - p.beta1.powi(self.t as i32);
         let bc2 = 1.0 - p.beta2.powi(self.t as i32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
+            let lr = lr * self.scale[i];
+            if lr == 0.0 {
+                continue;
+            }
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let m = ((&self.m[i] * p.beta1)? + (g * (1.0 - p.beta1))?)?;
             let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
@@ -180,6 +193,29 @@ mod tests {
         assert!((got[0] - 0.89).abs() < 1e-5, "{got:?}");
         assert!((got[1] - 1.09).abs() < 1e-5, "{got:?}");
         assert_eq!(opt.t, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn lr_scale_slows_or_freezes_variables_by_name() -> Result<()> {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+        let names = ["frozen", "half", "full"];
+        let ws: Vec<Tensor> = names.iter().map(|n| vb.get_with_hints(1, n, candle_nn::Init::Const(1.0))).collect::<Result<_>>()?;
+        let mut opt = AdamW::new(&vm, AdamWParams { weight_decay: 0.1, ..Default::default() })?;
+        opt.set_lr_scale(|n| match n {
+            "frozen" => 0.0,
+            "half" => 0.5,
+            _ => 1.0,
+        });
+        let loss = ws.iter().try_fold(Tensor::new(0f32, &dev)?, |acc, w| acc + w.sum_all()?)?;
+        opt.step(&loss.backward()?, 0.1)?;
+        let got: Vec<f32> = names.iter().map(|n| vm.data().lock().unwrap()[*n].as_tensor().to_vec1::<f32>().unwrap()[0]).collect();
+        // Frozen: neither decay nor update. Half: 1·(1 − 0.05·0.1) − 0.05. Full: 0.99 − 0.1.
+        assert_eq!(got[0], 1.0);
+        assert!((got[1] - 0.945).abs() < 1e-5, "{got:?}");
+        assert!((got[2] - 0.89).abs() < 1e-5, "{got:?}");
         Ok(())
     }
 }

@@ -158,6 +158,19 @@ pub struct TrainConfig {
     #[serde(with = "nets::arch_serde", default = "nets::arch_serde::before_option")]
     #[arg(skip = d().arch)]
     pub arch: Variant,
+    /// Fast nets with a context branch: a small U-Net over 8×8 and 16×16 cells added after the
+    /// first convolution of each net (receptive field over 100 pixels instead of 20–28; about
+    /// 960 more multiply-accumulates per pixel each). --crop must be a multiple of 16. From
+    /// --init-from nets without it, the branch starts with its last convolution at zero, so
+    /// the nets compute what they did. Kept from an --init-from run that has it.
+    #[serde(default)]
+    #[arg(long)]
+    pub context: bool,
+    /// With --context: the learning rate of the weights outside the context branches, as a
+    /// fraction of --lr (0 keeps them as --init-from left them, so only the branches learn).
+    #[serde(default = "one")]
+    #[arg(long, value_name = "F", default_value_t = d().trunk_lr_scale, requires = "context")]
+    pub trunk_lr_scale: f64,
     /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
     /// rate up there (from its final value to a mid-schedule one); after each such step the
     /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
@@ -269,6 +282,8 @@ impl Default for TrainConfig {
             hide_output: nets::HideOutput::default(),
             // The runtime's default variant.
             arch: Variant::default(),
+            context: false,
+            trunk_lr_scale: 1.0,
             rewarm_at: Vec::new(),
         }
     }
@@ -304,7 +319,7 @@ impl TrainConfig {
     pub fn summary(&self, step: u64) -> String {
         format!(
             "steps={step}; planned_steps={}; batch={}; crop={}; optimizer=AdamW; lr={}; warmup={}; \
-             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; colour={}; frame_side={}; recordings={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}",
+             final_lr_fraction={}; weight_decay={}; beta={}; distance={}; noise_std={}; exposure={}; colour={}; frame_side={}; recordings={}; max_side={}; rounding=8bit-straight-through; seed={}; hide_output={}; arch={}{}",
             self.steps,
             self.batch_size,
             self.crop,
@@ -328,7 +343,8 @@ impl TrainConfig {
             self.max_side,
             self.seed,
             self.hide_output.as_str(),
-            self.arch.as_str()
+            self.arch.as_str(),
+            if self.context { format!("; context=8x8+16x16 cells; trunk_lr_scale={}", self.trunk_lr_scale) } else { String::new() }
         ) + &self
             .init_from
             .as_ref()
@@ -346,9 +362,24 @@ impl TrainConfig {
         if self.batch_size == 0 || self.crop == 0 || self.steps == 0 {
             bail!("--steps, --batch-size and --crop must be positive");
         }
-        let m = self.arch.size_multiple() as u32;
+        if self.context && self.arch.nets() != Variant::Fast {
+            bail!("--context adds a branch to the fast nets; the {} nets have none: drop --context or pass --arch fast", self.arch.as_str());
+        }
+        let m = self.arch.size_multiple(self.context) as u32;
         if !self.crop.is_multiple_of(m) {
-            bail!("--crop {} is not a multiple of {m}, which the {} nets need", self.crop, self.arch.as_str());
+            let with = if self.context { " with --context" } else { "" };
+            bail!("--crop {} is not a multiple of {m}, which the {} nets{with} need", self.crop, self.arch.as_str());
+        }
+        if self.hide_output == nets::HideOutput::Modular {
+            if self.arch.nets() != Variant::Fast || self.recordings.is_some() {
+                bail!("--hide-output modular is for the fast nets without --robust: its code lives in the exact pixel values, which a lossy recording changes");
+            }
+            if self.noise_std != 0.0 {
+                bail!("--hide-output modular needs --noise-std 0: the reveal net reads the container's exact 8-bit values, which noise would change");
+            }
+        }
+        if !(0.0..=1.0).contains(&self.trunk_lr_scale) {
+            bail!("--trunk-lr-scale {} is outside [0, 1]: it is the fraction of --lr the weights outside the context branches learn at", self.trunk_lr_scale);
         }
         if self.beta < 0.0 || self.noise_std < 0.0 || self.lr <= 0.0 {
             bail!("--beta and --noise-std must be ≥ 0 and --lr > 0");
@@ -503,6 +534,11 @@ pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Resu
     names.sort();
     for name in names {
         let var = &data[name];
+        if name.contains(".ctx.") && !tensors.contains_key(nets::CONTEXT_MARKER) {
+            // A context branch added to nets without one: it keeps its initialisation, whose
+            // last convolution is zero.
+            continue;
+        }
         let t = tensors.get(name).with_context(|| format!("{} lacks {name}", path.display()))?.to_dtype(DType::F32)?;
         if t.dims() == var.dims() {
             var.set(&t)?;
@@ -536,6 +572,10 @@ const VALIDATION_RECORDED_HEADER: [&str; 5] = ["step", "recording", "secret_apd"
 const VALIDATION_HEADER: [&str; 9] =
     ["step", "cover_apd", "cover_psnr", "cover_ssim", "secret_apd", "secret_psnr", "secret_ssim", "cover_mse", "secret_mse"];
 
+fn one() -> f64 {
+    1.0
+}
+
 fn psnr_from_mse(mse: f64) -> f64 {
     if mse <= 0.0 { f64::INFINITY } else { -10.0 * mse.log10() }
 }
@@ -563,6 +603,9 @@ pub fn training_loss(
         None => recorded,
     };
     let revealed = nets.reveal(&reveal_in)?;
+    // A modular container is the cover moved by a fixed amount whatever the symbols: no
+    // gradient from the cover term (it would only pull the symbols toward the cover's).
+    let container = if nets.hide_output() == nets::HideOutput::Modular { container.detach() } else { container };
     let (cover_diff, secret_diff) = ((&container - cover)?, (&revealed - secret)?);
     let cover_mse = Distance::L2.mean(&cover_diff)?;
     let secret_mse = Distance::L2.mean(&secret_diff)?;
@@ -689,6 +732,7 @@ pub fn export_info(state: &RunState) -> ExportInfo {
             .unwrap_or_else(|| "none".into()),
         hide_output: state.config.hide_output,
         arch: state.config.arch,
+        context: state.config.context,
         fp16: false,
         robust: state.config.recordings.is_some(),
     }
@@ -748,6 +792,8 @@ fn prepare_config(config: TrainConfig, opts: &RunOptions) -> Result<(TrainConfig
             bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
         }
         config.init_from = Some(init_from(dir, &config)?);
+        // The weights it starts from keep their context branch.
+        config.context |= read_init_from(dir)?.config.context;
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
     config.check()?;
@@ -830,9 +876,11 @@ impl Trainer {
         let device = crate::default_device();
         let out = config.out.clone();
         std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
-        let (varmap, nets) = nets::init_arch(config.arch, &device, config.seed)?;
+        let (varmap, nets) = nets::init_nets_with(config.arch, config.context, config.hide_output, &device, config.seed)?;
         let nets = nets.with_hide_output(config.hide_output);
         let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
+        let trunk = config.trunk_lr_scale;
+        opt.set_lr_scale(|name| if name.contains(".ctx.") { 1.0 } else { trunk });
         let (start, train_seconds, last_validation) = match prior {
             Some(prior) => {
                 load_weights(&varmap, &out.join(CHECKPOINT_FILE))?;
@@ -1184,9 +1232,11 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
     let weights: HashMap<String, Tensor> = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
     let arch = nets::nets_of_weights(&weights);
+    let context = nets::context_of_weights(&weights);
+    let expected = arch.parameters_of(context, nets::modular_of_weights(&weights));
     let count = nets::parameter_count(&weights);
-    if count != arch.parameters() {
-        bail!("{}: {count} parameters, the {} nets have {}", checkpoint.display(), arch.as_str(), arch.parameters());
+    if count != expected {
+        bail!("{}: {count} parameters, the {} nets have {expected}", checkpoint.display(), arch.as_str());
     }
     let run = checkpoint.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let state_path = run.join(STATE_FILE);
@@ -1200,10 +1250,33 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
             // Paper checkpoints without a state.json predate the choice.
             hide_output: if arch == Variant::Paper { nets::HideOutput::before_option() } else { nets::HideOutput::default() },
             arch,
+            context,
             fp16,
             robust: false,
         }
     };
     check_export_target(dir, run, info.variant(), fp16, force)?;
     onnx::export(&weights, dir, &info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(c: TrainConfig, words: &[&str]) {
+        let e = c.check().unwrap_err().to_string();
+        assert!(words.iter().all(|w| e.contains(w)), "{e}");
+    }
+
+    #[test]
+    fn options_that_do_not_go_together_are_refused_with_the_reason() {
+        let modular = TrainConfig { hide_output: nets::HideOutput::Modular, noise_std: 0.0, ..TrainConfig::default() };
+        modular.check().unwrap();
+        refused(TrainConfig { noise_std: 0.002, ..modular.clone() }, &["--noise-std 0", "exact 8-bit values"]);
+        refused(TrainConfig { arch: Variant::Paper, ..modular.clone() }, &["fast nets"]);
+        refused(TrainConfig { recordings: Some(codec::RecordingMix::default()), crop: 64, ..modular }, &["lossy recording"]);
+        refused(TrainConfig { context: true, crop: 72, ..TrainConfig::default() }, &["--crop 72", "multiple of 16", "--context"]);
+        refused(TrainConfig { context: true, arch: Variant::Paper, ..TrainConfig::default() }, &["--context", "paper"]);
+        refused(TrainConfig { context: true, trunk_lr_scale: 2.0, ..TrainConfig::default() }, &["--trunk-lr-scale 2"]);
+    }
 }

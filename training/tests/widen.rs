@@ -1,5 +1,5 @@
-//! `--init-from` a checkpoint of narrower fast nets: the widened nets compute what the narrow
-//! ones did, whatever their new units start with.
+//! `--init-from` a checkpoint of narrower fast nets, or of nets without a context branch: the grown
+//! nets compute what the old ones did, whatever their new units start with.
 
 use std::collections::HashMap;
 
@@ -36,7 +36,7 @@ fn outputs(nets: &Nets, cover: &Tensor, secret: &Tensor) -> (Vec<f32>, Vec<f32>)
 #[test]
 fn widened_nets_keep_the_narrow_nets_function() {
     let dev = Device::Cpu;
-    let (source, _) = nets::init_arch(Variant::Fast, &dev, 1).unwrap();
+    let (source, _) = nets::init_arch(Variant::Fast, false, &dev, 1).unwrap();
     let old = narrowed(&nets::varmap_tensors(&source));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("narrow.safetensors");
@@ -46,7 +46,7 @@ fn widened_nets_keep_the_narrow_nets_function() {
     let secret = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
     let mut results = Vec::new();
     for seed in [2, 3] {
-        let (varmap, nets) = nets::init_arch(Variant::Fast, &dev, seed).unwrap();
+        let (varmap, nets) = nets::init_arch(Variant::Fast, false, &dev, seed).unwrap();
         let grown = load_weights_grown(&varmap, &path, &dev).unwrap();
         assert!(grown.contains(&"hide.conv1.weight".to_string()) && grown.contains(&"reveal.out.weight".to_string()), "{grown:?}");
         let w = nets::varmap_tensors(&varmap);
@@ -66,16 +66,37 @@ fn widened_nets_keep_the_narrow_nets_function() {
     }
 }
 
+/// Nets given a context branch (`--context --init-from` a run without one) compute what the
+/// nets without it did, and the branch's last convolution starts at zero.
+#[test]
+fn a_context_branch_starts_without_changing_the_nets() {
+    let dev = Device::Cpu;
+    let (source, plain) = nets::init_arch(Variant::Fast, false, &dev, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.safetensors");
+    candle_core::safetensors::save(&nets::varmap_tensors(&source), &path).unwrap();
+    let (varmap, with_context) = nets::init_arch(Variant::Fast, true, &dev, 2).unwrap();
+    assert!(load_weights_grown(&varmap, &path, &dev).unwrap().is_empty());
+    let w = nets::varmap_tensors(&varmap);
+    assert!(nets::context_of_weights(&w));
+    assert_eq!(w["hide.ctx.up.weight"].abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    assert!(w["hide.ctx.mid.weight"].abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+    let cover = Tensor::rand(0f32, 1f32, (1, 3, 32, 48), &dev).unwrap();
+    let secret = Tensor::rand(0f32, 1f32, (1, 3, 32, 48), &dev).unwrap();
+    let (a, b) = (outputs(&plain, &cover, &secret), outputs(&with_context, &cover, &secret));
+    assert_eq!(a, b);
+}
+
 #[test]
 fn a_checkpoint_of_other_shapes_is_refused_with_the_name() {
     let dev = Device::Cpu;
-    let (source, _) = nets::init_arch(Variant::Fast, &dev, 1).unwrap();
+    let (source, _) = nets::init_arch(Variant::Fast, false, &dev, 1).unwrap();
     let mut w = nets::varmap_tensors(&source);
     w.insert("reveal.out.weight".into(), Tensor::zeros((48, FAST_WIDTH + 8, 1, 1), DType::F32, &dev).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wide.safetensors");
     candle_core::safetensors::save(&w, &path).unwrap();
-    let (varmap, _) = nets::init_arch(Variant::Fast, &dev, 2).unwrap();
+    let (varmap, _) = nets::init_arch(Variant::Fast, false, &dev, 2).unwrap();
     let err = load_weights_grown(&varmap, &path, &dev).unwrap_err().to_string();
     assert!(err.contains("reveal.out.weight") && err.contains("only more channels"), "{err}");
 }

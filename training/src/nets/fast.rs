@@ -12,9 +12,9 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{CHANNELS, Conv, HideOutput, output_activation};
+use super::{CHANNELS, Conv, HideOutput, MODULUS, output_activation};
 use crate::fastconv;
-use crate::onnx::{GraphBuilder, int_attr, string_attr};
+use crate::onnx::{GraphBuilder, int_attr, ints_attr, string_attr};
 
 /// Space-to-depth block of the fast nets: they work on 4×4 pixel cells.
 pub const FAST_BLOCK: usize = 4;
@@ -74,9 +74,150 @@ fn relu_convs(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<Conv>> {
 fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
     let mut x = x.clone();
     for c in convs {
-        x = fastconv::conv2d_same_relu(&x, &c.weight, &c.bias, fastconv::same_pad(3))?;
+        x = fastconv::conv2d_same_relu(&x, &c.weight, &c.bias, fastconv::same_pad(c.kernel()))?;
     }
     Ok(x)
+}
+
+/// The code of fast nets with [`HideOutput::Modular`]: per 4×4 cell the hide net puts out
+/// [`CODE_VALUES`] values, written in base-[`MODULUS`] digits, one digit per subpixel:
+/// `(digits, values)` = 4 values on 3 digits (729 levels), 10 on 2 (81 levels), 16 on 1 (9
+/// levels): 48 digits, the cell's 48 subpixels. The nets choose what goes into the fine and
+/// the coarse values; the digits are fixed arithmetic, which nets could not learn.
+pub const CODE_GROUPS: [(usize, usize); 3] = [(3, 4), (2, 10), (1, 16)];
+/// Values per 4×4 cell of the code ([`CODE_GROUPS`]).
+pub const CODE_VALUES: usize = 30;
+const _: () = assert!(CODE_GROUPS[0].1 + CODE_GROUPS[1].1 + CODE_GROUPS[2].1 == CODE_VALUES);
+const _: () = assert!(
+    CODE_GROUPS[0].0 * CODE_GROUPS[0].1 + CODE_GROUPS[1].0 * CODE_GROUPS[1].1 + CODE_GROUPS[2].0 * CODE_GROUPS[2].1 == FAST_CELL
+);
+
+/// Code values in [0, 1] (`[N, CODE_VALUES, h, w]`) → their digits (`[N, 48, h, w]`, each
+/// 0..M−1): each value rounded to its group's levels, then split into digits, lowest first.
+/// Straight-through gradients, scaled so that [`decode_digits`] passes the gradient on as 1.
+pub fn encode_digits(v: &Tensor) -> Result<Tensor> {
+    let mut out = Vec::new();
+    let mut ch = 0;
+    for (k, count) in CODE_GROUPS {
+        let levels = MODULUS.powi(k as i32) - 1.0;
+        let x = v.narrow(1, ch, count)?.affine(levels, 0.0)?;
+        let n = x.round()?.clamp(0f32, levels as f32)?.detach();
+        for j in 0..k {
+            let p = MODULUS.powi(j as i32);
+            let d = super::modulo(&(&n / p)?.floor()?)?;
+            let c = 1.0 / (k as f64 * p);
+            out.push((d + (x.affine(c, 0.0)? - x.detach().affine(c, 0.0)?)?)?);
+        }
+        ch += count;
+    }
+    Tensor::cat(&out, 1)
+}
+
+/// The values of digits (`[N, 48, h, w]`, each 0..M−1) in [0, 1]: inverse of [`encode_digits`].
+pub fn decode_digits(d: &Tensor) -> Result<Tensor> {
+    let mut out = Vec::new();
+    let mut ch = 0;
+    for (k, count) in CODE_GROUPS {
+        let levels = MODULUS.powi(k as i32) - 1.0;
+        let mut n = d.narrow(1, ch, count)?;
+        for j in 1..k {
+            n = (n + d.narrow(1, ch + j * count, count)?.affine(MODULUS.powi(j as i32), 0.0)?)?;
+        }
+        out.push(n.affine(1.0 / levels, 0.0)?);
+        ch += k * count;
+    }
+    Tensor::cat(&out, 1)
+}
+
+/// Channels of the context branch ([`Context`]).
+pub const CONTEXT_WIDTH: usize = 48;
+/// Height and width of the inputs of nets with a [`Context`] branch must be multiples of this
+/// (its coarsest level works on 16×16-pixel cells).
+pub const CONTEXT_BLOCK: usize = 16;
+/// Multiply-accumulates per pixel of one [`Context`] branch: `down`, `mid`, `up` on 8×8 cells
+/// (1/64 of the pixels), `down2`, `mid2`, `up2` on 16×16 cells (1/256).
+pub const CONTEXT_MACS_PER_PIXEL: u64 = ((4 * FAST_WIDTH * CONTEXT_WIDTH + 9 * CONTEXT_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH * FAST_WIDTH)
+    / 64
+    + (4 * CONTEXT_WIDTH * CONTEXT_WIDTH + 9 * CONTEXT_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH * CONTEXT_WIDTH) / 256)
+    as u64;
+/// Parameter count of one [`Context`] branch.
+pub const CONTEXT_PARAMETERS: usize = (4 * FAST_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH)
+    + 2 * (9 * CONTEXT_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH)
+    + (4 * CONTEXT_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH)
+    + (CONTEXT_WIDTH * CONTEXT_WIDTH + CONTEXT_WIDTH)
+    + (CONTEXT_WIDTH * FAST_WIDTH + FAST_WIDTH);
+
+/// Description of the context branch, appended to [`FAST_ARCHITECTURE`] in the metadata of nets
+/// that have it.
+pub const CONTEXT_ARCHITECTURE: &str = "; context branch after the first conv of each net (h, 80 channels on 4x4 cells): \
+d = relu conv3x3 48->48(relu conv2x2/2 80->48(h)); e = relu conv3x3 48->48(relu conv2x2/2 48->48(d)); \
+d += nearest2x(conv1x1 48->48(e)); h += nearest2x(conv1x1 48->80(d))";
+
+/// The weight name that marks nets with a [`Context`] branch.
+pub const CONTEXT_MARKER: &str = "hide.ctx.up.weight";
+
+/// A small U-Net over coarser cells, added to the first hidden layer of a fast net: the 4×4
+/// cells see the 8×8 and 16×16 cells around them (a receptive field of over 100 pixels instead
+/// of 20–28) for [`CONTEXT_MACS_PER_PIXEL`] more multiply-accumulates per pixel. Only
+/// operations that onnxruntime runs in its blocked (NCHWc) layout: strided and 3×3
+/// convolutions, nearest upsampling by 2, additions.
+///
+/// Its last convolution (`up`) starts at zero, so nets given the branch compute what they did
+/// without it (`--init-from` a run without it).
+///
+/// Weight names, under `{hide,reveal}.ctx`: `down` (2×2, stride 2) and `mid` (3×3) on 8×8
+/// cells, `down2` and `mid2` on 16×16 cells, `up2` (1×1, to 8×8 cells) and `up` (1×1, to the
+/// 4×4 cells).
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub down: Conv,
+    pub mid: Conv,
+    pub down2: Conv,
+    pub mid2: Conv,
+    pub up2: Conv,
+    pub up: Conv,
+}
+
+/// The names of the weights a [`Context`] branch starts with at zero.
+pub fn context_zero_init(name: &str) -> bool {
+    name.contains(".ctx.up.")
+}
+
+/// A 2×2 convolution with stride 2 (`conv.weight` `[Cout, Cin, 2, 2]`) as space-to-depth by 2
+/// and a 1×1 convolution, + ReLU.
+fn conv2x2_stride2_relu(conv: &Conv, x: &Tensor) -> Result<Tensor> {
+    let (o, c, _, _) = conv.weight.dims4()?;
+    // Space-to-depth channel (by·2 + bx)·C + c ← weight [o, c, by, bx].
+    let w = conv.weight.permute([0, 2, 3, 1])?.contiguous()?.reshape((o, 4 * c, 1, 1))?;
+    fastconv::conv2d_same_relu(&space_to_depth(x, 2)?, &w, &conv.bias, fastconv::same_pad(1))
+}
+
+/// Nearest-neighbour upsampling by 2.
+fn nearest2x(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    x.reshape((n, c, h, 1, w, 1))?.broadcast_as((n, c, h, 2, w, 2))?.reshape((n, c, 2 * h, 2 * w))
+}
+
+impl Context {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let (w, cw) = (FAST_WIDTH, CONTEXT_WIDTH);
+        Ok(Self {
+            down: Conv::new(w, cw, 2, vb.pp("down"))?,
+            mid: Conv::new(cw, cw, 3, vb.pp("mid"))?,
+            down2: Conv::new(cw, cw, 2, vb.pp("down2"))?,
+            mid2: Conv::new(cw, cw, 3, vb.pp("mid2"))?,
+            up2: Conv::new(cw, cw, 1, vb.pp("up2"))?,
+            up: Conv::new(cw, w, 1, vb.pp("up"))?,
+        })
+    }
+
+    /// `h` (hidden layer on 4×4 cells) plus what the coarser cells add to it.
+    pub fn forward(&self, h: &Tensor) -> Result<Tensor> {
+        let d = run_relu_convs(std::slice::from_ref(&self.mid), &conv2x2_stride2_relu(&self.down, h)?)?;
+        let e = run_relu_convs(std::slice::from_ref(&self.mid2), &conv2x2_stride2_relu(&self.down2, &d)?)?;
+        let d = (d + nearest2x(&self.up2.forward(&e)?)?)?;
+        h + nearest2x(&self.up.forward(&d)?)?
+    }
 }
 
 /// The real-time nets: all convolutions run on 4×4 cells (1/16 of the pixels), so hiding costs
@@ -89,33 +230,62 @@ pub struct FastNets {
     pub hide_out: Conv,
     pub reveal: Vec<Conv>,
     pub reveal_out: Conv,
+    /// The context branches of (hide, reveal), when the nets have them.
+    pub context: Option<(Context, Context)>,
     pub output: HideOutput,
 }
 
 impl FastNets {
-    pub fn new(vb: VarBuilder) -> Result<Self> {
+    /// The nets, with [`Context`] branches when `context`, forming the container as `output`
+    /// says ([`HideOutput::Modular`] nets have other shapes: see [`CODE_GROUPS`]).
+    pub fn new(vb: VarBuilder, context: bool, output: HideOutput) -> Result<Self> {
+        let code = if output == HideOutput::Modular { CODE_VALUES } else { FAST_CELL };
         let h = vb.pp("hide");
         let r = vb.pp("reveal");
+        let context = if context { Some((Context::new(h.pp("ctx"))?, Context::new(r.pp("ctx"))?)) } else { None };
         Ok(Self {
+            context,
             hide: relu_convs(FAST_HIDE_CONVS, 2 * FAST_CELL, &h)?,
-            hide_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, h.pp("out"))?,
-            reveal: relu_convs(FAST_REVEAL_CONVS, FAST_CELL, &r)?,
+            hide_out: Conv::new(FAST_WIDTH, code, 1, h.pp("out"))?,
+            reveal: relu_convs(FAST_REVEAL_CONVS, code, &r)?,
             reveal_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, r.pp("out"))?,
-            output: HideOutput::default(),
+            output,
         })
     }
 
     /// (cover, secret) → container, `[N, 3, H, W]` with H and W multiples of 4.
     pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
         let x = Tensor::cat(&[space_to_depth(cover, FAST_BLOCK)?, space_to_depth(secret, FAST_BLOCK)?], 1)?;
-        let z = depth_to_space(&self.hide_out.forward(&run_relu_convs(&self.hide, &x)?)?, FAST_BLOCK)?;
-        self.output.apply(cover, &z)
+        let h = self.with_context(&self.hide, &x, self.context.as_ref().map(|c| &c.0))?;
+        let z = self.hide_out.forward(&h)?;
+        if self.output == HideOutput::Modular {
+            let digits = encode_digits(&candle_nn::ops::sigmoid(&z)?)?;
+            return super::modular_embed(cover, &depth_to_space(&digits, FAST_BLOCK)?);
+        }
+        self.output.apply(cover, &depth_to_space(&z, FAST_BLOCK)?)
     }
 
     /// container → revealed secret.
     pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
-        let x = space_to_depth(container, FAST_BLOCK)?;
-        output_activation(&depth_to_space(&self.reveal_out.forward(&run_relu_convs(&self.reveal, &x)?)?, FAST_BLOCK)?)
+        let x = match self.output {
+            HideOutput::Modular => {
+                let digits = super::modular_read(container)?.affine(MODULUS - 1.0, 0.0)?;
+                decode_digits(&space_to_depth(&digits, FAST_BLOCK)?)?
+            }
+            _ => space_to_depth(container, FAST_BLOCK)?,
+        };
+        let h = self.with_context(&self.reveal, &x, self.context.as_ref().map(|c| &c.1))?;
+        output_activation(&depth_to_space(&self.reveal_out.forward(&h)?, FAST_BLOCK)?)
+    }
+
+    /// The hidden 3×3 convolutions, with the context branch after the first.
+    fn with_context(&self, convs: &[Conv], x: &Tensor, context: Option<&Context>) -> Result<Tensor> {
+        let h = run_relu_convs(&convs[..1], x)?;
+        let h = match context {
+            Some(c) => c.forward(&h)?,
+            None => h,
+        };
+        run_relu_convs(&convs[1..], &h)
     }
 }
 
@@ -123,42 +293,182 @@ impl FastNets {
 // ----- ONNX -----------------------------------------------------------------------------------
 
 impl GraphBuilder<'_> {
-    /// [`space_to_depth`] by [`FAST_BLOCK`]: ONNX `SpaceToDepth`.
-    fn space_to_depth(&mut self, x: &str) -> String {
-        self.node("SpaceToDepth", &[x], None, vec![int_attr("blocksize", FAST_BLOCK as i64)])
+    /// [`space_to_depth`] by `b`: ONNX `SpaceToDepth`.
+    fn space_to_depth(&mut self, x: &str, b: usize) -> String {
+        self.node("SpaceToDepth", &[x], None, vec![int_attr("blocksize", b as i64)])
     }
 
-    /// [`depth_to_space`] by [`FAST_BLOCK`]: ONNX `DepthToSpace` in `DCR` mode.
-    fn depth_to_space(&mut self, x: &str) -> String {
-        let attrs = vec![int_attr("blocksize", FAST_BLOCK as i64), string_attr("mode", "DCR")];
+    /// [`depth_to_space`] by `b`: ONNX `DepthToSpace` in `DCR` mode.
+    fn depth_to_space(&mut self, x: &str, b: usize) -> String {
+        let attrs = vec![int_attr("blocksize", b as i64), string_attr("mode", "DCR")];
         self.node("DepthToSpace", &[x], None, attrs)
     }
 
-    /// `n` × (3×3 conv + ReLU), weights `{net}.conv{i}`.
-    fn relu_convs(&mut self, x: &str, net: &str, n: usize) -> anyhow::Result<String> {
-        let mut x = x.to_string();
-        for i in 0..n {
-            let c = self.conv(&x, &format!("{net}.conv{i}"), None)?;
-            x = self.node("Relu", &[&c], None, vec![]);
+    /// A convolution (weights `prefix`) followed by ReLU.
+    fn relu_conv(&mut self, x: &str, prefix: &str) -> anyhow::Result<String> {
+        let c = self.conv(x, prefix, None)?;
+        Ok(self.node("Relu", &[&c], None, vec![]))
+    }
+
+    /// The hidden 3×3 convolutions of `net` (weights `{net}.conv{i}`), with the [`Context`]
+    /// branch after the first when the weights have one.
+    fn hidden(&mut self, x: &str, net: &str, n: usize) -> anyhow::Result<String> {
+        let mut x = self.relu_conv(x, &format!("{net}.conv0"))?;
+        if self.has_weight(&format!("{net}.ctx.up.weight")) {
+            x = self.context(&x, &format!("{net}.ctx"))?;
+        }
+        for i in 1..n {
+            x = self.relu_conv(&x, &format!("{net}.conv{i}"))?;
         }
         Ok(x)
     }
+
+    /// [`Context::forward`] in the graph.
+    fn context(&mut self, h: &str, p: &str) -> anyhow::Result<String> {
+        let d = self.conv2x2_stride2_relu(h, &format!("{p}.down"))?;
+        let d = self.relu_conv(&d, &format!("{p}.mid"))?;
+        let e = self.conv2x2_stride2_relu(&d, &format!("{p}.down2"))?;
+        let e = self.relu_conv(&e, &format!("{p}.mid2"))?;
+        let u = self.conv(&e, &format!("{p}.up2"), None)?;
+        let u = self.nearest2x(&u);
+        let d = self.node("Add", &[&d, &u], None, vec![]);
+        let u = self.conv(&d, &format!("{p}.up"), None)?;
+        let u = self.nearest2x(&u);
+        Ok(self.node("Add", &[h, &u], None, vec![]))
+    }
+
+    /// A 2×2 convolution with stride 2 (weights `prefix`) + ReLU.
+    fn conv2x2_stride2_relu(&mut self, x: &str, prefix: &str) -> anyhow::Result<String> {
+        let (w, b) = (format!("{prefix}.weight"), format!("{prefix}.bias"));
+        let dims = self.weight(&w)?.dims().to_vec();
+        if dims.len() != 4 || dims[2..] != [2, 2] {
+            anyhow::bail!("{w}: expected a [Cout, Cin, 2, 2] kernel, got {dims:?}");
+        }
+        self.weight(&b)?;
+        let attrs = vec![ints_attr("kernel_shape", &[2, 2]), ints_attr("strides", &[2, 2]), ints_attr("pads", &[0, 0, 0, 0])];
+        let c = self.node("Conv", &[x, &w, &b], None, attrs);
+        Ok(self.node("Relu", &[&c], None, vec![]))
+    }
+
+    /// [`nearest2x`] in the graph: `Resize` (nearest, asymmetric coordinates, floor).
+    fn nearest2x(&mut self, x: &str) -> String {
+        const SCALES: &str = "context.scales";
+        if !self.has_initializer(SCALES) {
+            self.floats(SCALES, &[1.0, 1.0, 2.0, 2.0]);
+        }
+        let attrs = vec![
+            string_attr("mode", "nearest"),
+            string_attr("coordinate_transformation_mode", "asymmetric"),
+            string_attr("nearest_mode", "floor"),
+        ];
+        self.node("Resize", &[x, "", SCALES], None, attrs)
+    }
+}
+
+impl GraphBuilder<'_> {
+    /// Channels `from..to` of `x`.
+    fn channels(&mut self, x: &str, from: usize, to: usize) -> String {
+        let (s, e) = (format!("code.c{from}"), format!("code.c{to}"));
+        self.int64s_once(&s, &[from as i64]);
+        self.int64s_once(&e, &[to as i64]);
+        self.int64s_once("code.axis1", &[1]);
+        self.node("Slice", &[x, &s, &e, "code.axis1"], None, vec![])
+    }
+
+    /// [`encode_digits`] in the graph (float32).
+    fn encode_digits(&mut self, v: &str) -> String {
+        self.scalar_once("code.zero", 0.0);
+        let mut out = Vec::new();
+        let mut ch = 0;
+        for (k, count) in CODE_GROUPS {
+            let levels = format!("code.levels{k}");
+            self.scalar_once(&levels, (MODULUS.powi(k as i32) - 1.0) as f32);
+            let x = self.channels(v, ch, ch + count);
+            let x = self.node("Mul", &[&x, &levels], None, vec![]);
+            let x = self.node("Round", &[&x], None, vec![]);
+            let n = self.node("Clip", &[&x, "code.zero", &levels], None, vec![]);
+            for j in 0..k {
+                let q = if j == 0 {
+                    n.clone()
+                } else {
+                    let p = format!("code.pow{j}");
+                    self.scalar_once(&p, MODULUS.powi(j as i32) as f32);
+                    let q = self.node("Div", &[&n, &p], None, vec![]);
+                    self.node("Floor", &[&q], None, vec![])
+                };
+                // The top digit is below 9 already.
+                out.push(if j + 1 == k { q } else { self.modulo(&q) });
+            }
+            ch += count;
+        }
+        let refs: Vec<&str> = out.iter().map(String::as_str).collect();
+        self.node("Concat", &refs, None, vec![int_attr("axis", 1)])
+    }
+
+    /// [`decode_digits`] in the graph (float32).
+    fn decode_digits(&mut self, d: &str) -> String {
+        let mut out = Vec::new();
+        let mut ch = 0;
+        for (k, count) in CODE_GROUPS {
+            let mut n = self.channels(d, ch, ch + count);
+            for j in 1..k {
+                let p = format!("code.pow{j}");
+                self.scalar_once(&p, MODULUS.powi(j as i32) as f32);
+                let x = self.channels(d, ch + j * count, ch + (j + 1) * count);
+                let x = self.node("Mul", &[&x, &p], None, vec![]);
+                n = self.node("Add", &[&n, &x], None, vec![]);
+            }
+            let inv = format!("code.inv_levels{k}");
+            self.scalar_once(&inv, (1.0 / (MODULUS.powi(k as i32) - 1.0)) as f32);
+            out.push(self.node("Mul", &[&n, &inv], None, vec![]));
+            ch += k * count;
+        }
+        let refs: Vec<&str> = out.iter().map(String::as_str).collect();
+        self.node("Concat", &refs, None, vec![int_attr("axis", 1)])
+    }
+}
+
+/// [`FastNets::hide`] of [`HideOutput::Modular`] nets in the graph, to the container.
+pub(crate) fn onnx_hide_modular(g: &mut GraphBuilder, cover: &str, secret: &str, cover_f32: &str, container: &str) -> anyhow::Result<()> {
+    let c = g.space_to_depth(cover, FAST_BLOCK);
+    let s = g.space_to_depth(secret, FAST_BLOCK);
+    let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
+    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
+    let z = g.conv(&x, "hide.out", None)?;
+    let z = g.cast_to_f32(&z);
+    let v = g.node("Sigmoid", &[&z], None, vec![]);
+    let digits = g.encode_digits(&v);
+    let q = g.depth_to_space(&digits, FAST_BLOCK);
+    g.modular_embed_symbols(cover_f32, &q, container);
+    Ok(())
+}
+
+/// [`FastNets::reveal`] of [`HideOutput::Modular`] nets in the graph, up to the output
+/// convolution: its `z` (in the working precision).
+pub(crate) fn onnx_reveal_modular(g: &mut GraphBuilder, container: &str) -> anyhow::Result<String> {
+    let r = g.modular_residues(container);
+    let d = g.space_to_depth(&r, FAST_BLOCK);
+    let v = g.decode_digits(&d);
+    let v = g.cast_to_work(&v);
+    let x = g.hidden(&v, "reveal", FAST_REVEAL_CONVS)?;
+    let z = g.conv(&x, "reveal.out", None)?;
+    Ok(g.depth_to_space(&z, FAST_BLOCK))
 }
 
 /// [`FastNets::hide`] in the graph, up to the output convolution: its `z`.
 pub(crate) fn onnx_hide(g: &mut GraphBuilder, cover: &str, secret: &str) -> anyhow::Result<String> {
-    let c = g.space_to_depth(cover);
-    let s = g.space_to_depth(secret);
+    let c = g.space_to_depth(cover, FAST_BLOCK);
+    let s = g.space_to_depth(secret, FAST_BLOCK);
     let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-    let x = g.relu_convs(&cat, "hide", FAST_HIDE_CONVS)?;
+    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
     let z = g.conv(&x, "hide.out", None)?;
-    Ok(g.depth_to_space(&z))
+    Ok(g.depth_to_space(&z, FAST_BLOCK))
 }
 
 /// [`FastNets::reveal`] in the graph, up to the output convolution: its `z`.
 pub(crate) fn onnx_reveal(g: &mut GraphBuilder, container: &str) -> anyhow::Result<String> {
-    let s = g.space_to_depth(container);
-    let x = g.relu_convs(&s, "reveal", FAST_REVEAL_CONVS)?;
+    let s = g.space_to_depth(container, FAST_BLOCK);
+    let x = g.hidden(&s, "reveal", FAST_REVEAL_CONVS)?;
     let z = g.conv(&x, "reveal.out", None)?;
-    Ok(g.depth_to_space(&z))
+    Ok(g.depth_to_space(&z, FAST_BLOCK))
 }

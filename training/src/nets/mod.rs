@@ -71,6 +71,51 @@ pub enum HideOutput {
     /// default, for both architectures.
     #[default]
     Residual,
+    /// A learned code written into the pixel values: the hide net's output chooses one of
+    /// [`MODULUS`] symbols per subpixel ([`symbols`]), the container is the 8-bit cover moved
+    /// by at most ±4 levels to the nearest value that is that symbol modulo [`MODULUS`]
+    /// ([`modular_embed`]), and the reveal net reads the container's values modulo
+    /// [`MODULUS`] ([`modular_read`]). log2(9) = 3.17 bits per subpixel at a mean change of
+    /// 2.2 levels whatever the secret, so the nets only learn to code the secret into the
+    /// symbols and back; the secret survives lossless recordings only. Fast nets.
+    Modular,
+}
+
+/// Symbols per subpixel of [`HideOutput::Modular`].
+pub const MODULUS: f64 = 9.0;
+
+/// `v − M·⌊v/M⌋` (no gradient).
+pub(crate) fn modulo(v: &Tensor) -> Result<Tensor> {
+    Ok((v - (v / MODULUS)?.floor()?.affine(MODULUS, 0.0)?)?.detach())
+}
+
+/// The symbols (0..[`MODULUS`]−1) the hide net's logits `z` choose: `round(M·sigmoid(z) − ½)`,
+/// with a straight-through gradient.
+pub fn symbols(z: &Tensor) -> Result<Tensor> {
+    let v = candle_nn::ops::sigmoid(z)?.affine(MODULUS, -0.5)?;
+    let q = v.round()?.clamp(0f32, (MODULUS - 1.0) as f32)?;
+    &v + (q - &v)?.detach()
+}
+
+/// The container of [`HideOutput::Modular`]: the cover's 8-bit value `c` moved to the value
+/// that is `q` modulo [`MODULUS`] in `b..b+8`, `b = clamp(c − 4, 0, 247)`: at most 4 levels
+/// away (8 next to 0 and 255). The gradient reaches `q` straight through (the reveal side
+/// reads `q` back exactly).
+pub fn modular_embed(cover: &Tensor, q: &Tensor) -> Result<Tensor> {
+    let half = (MODULUS - 1.0) / 2.0;
+    let c = cover.affine(255.0, 0.0)?.round()?.detach();
+    let base = c.affine(1.0, -half)?.clamp(0f32, (255.0 - (MODULUS - 1.0)) as f32)?;
+    let qd = q.detach();
+    let x = (&base + modulo(&(&qd - &base)?)?)?;
+    (q + (x - &qd)?.detach())?.affine(1.0 / 255.0, 0.0)
+}
+
+/// What the reveal net of [`HideOutput::Modular`] reads: the container's 8-bit values modulo
+/// [`MODULUS`], scaled to [0, 1] (straight-through gradient).
+pub fn modular_read(container: &Tensor) -> Result<Tensor> {
+    let x = container.affine(255.0, 0.0)?;
+    let r = modulo(&x.round()?)?;
+    (&x + (r - &x)?.detach())?.affine(1.0 / (MODULUS - 1.0), 0.0)
 }
 
 /// ε of [`HideOutput::Residual`].
@@ -87,6 +132,7 @@ impl HideOutput {
         match self {
             HideOutput::Sigmoid => "sigmoid",
             HideOutput::Residual => "residual",
+            HideOutput::Modular => "modular",
         }
     }
 }
@@ -97,6 +143,7 @@ impl HideOutput {
         match self {
             HideOutput::Sigmoid => output_activation(z),
             HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
+            HideOutput::Modular => modular_embed(cover, &symbols(z)?),
         }
     }
 }
@@ -140,9 +187,65 @@ impl GraphBuilder<'_> {
         Ok(self.node("Conv", &[x, &wname, &bname], output, attrs))
     }
 
+    /// `v − M·⌊v/M⌋` in the graph (float32; exact for integers: `Div` rounds correctly, and
+    /// onnxruntime's `Mod` for floats is several times slower).
+    pub(crate) fn modulo(&mut self, v: &str) -> String {
+        self.scalar_once("modular.m", MODULUS as f32);
+        let q = self.node("Div", &[v, "modular.m"], None, vec![]);
+        let f = self.node("Floor", &[&q], None, vec![]);
+        let k = self.node("Mul", &[&f, "modular.m"], None, vec![]);
+        self.node("Sub", &[v, &k], None, vec![])
+    }
+
+    /// [`modular_read`] in the graph: the container's 8-bit values modulo [`MODULUS`], over
+    /// `M − 1`.
+    pub(crate) fn modular_read(&mut self, container: &str) -> String {
+        self.scalar_once("modular.scale", 1.0 / (MODULUS as f32 - 1.0));
+        let r = self.modular_residues(container);
+        self.node("Mul", &[&r, "modular.scale"], None, vec![])
+    }
+
+    /// [`modular_embed`] of the [`symbols`] of `z` in the graph.
+    fn modular_embed(&mut self, cover: &str, z: &str, container: &str) {
+        self.scalar_once("modular.m", MODULUS as f32);
+        self.scalar_once("modular.half", 0.5);
+        let s = self.node("Sigmoid", &[z], None, vec![]);
+        let v = self.node("Mul", &[&s, "modular.m"], None, vec![]);
+        let v = self.node("Sub", &[&v, "modular.half"], None, vec![]);
+        let q = self.node("Round", &[&v], None, vec![]);
+        self.modular_embed_symbols(cover, &q, container);
+    }
+
+    /// [`modular_embed`] in the graph: symbols `q` (float32, 0..M−1) into the cover.
+    pub(crate) fn modular_embed_symbols(&mut self, cover: &str, q: &str, container: &str) {
+        self.scalar_once("modular.255", 255.0);
+        self.scalar_once("modular.four", ((MODULUS - 1.0) / 2.0) as f32);
+        self.scalar_once("modular.zero", 0.0);
+        self.scalar_once("modular.top", (255.0 - (MODULUS - 1.0)) as f32);
+        let c = self.node("Mul", &[cover, "modular.255"], None, vec![]);
+        let c = self.node("Round", &[&c], None, vec![]);
+        let base = self.node("Sub", &[&c, "modular.four"], None, vec![]);
+        let base = self.node("Clip", &[&base, "modular.zero", "modular.top"], None, vec![]);
+        let d = self.node("Sub", &[q, &base], None, vec![]);
+        let r = self.modulo(&d);
+        let x = self.node("Add", &[&base, &r], None, vec![]);
+        self.node("Div", &[&x, "modular.255"], Some(container), vec![]);
+    }
+
+    /// The container's 8-bit values modulo [`MODULUS`] (float32, 0..M−1).
+    pub(crate) fn modular_residues(&mut self, container: &str) -> String {
+        self.scalar_once("modular.255", 255.0);
+        let x = self.node("Mul", &[container, "modular.255"], None, vec![]);
+        let x = self.node("Round", &[&x], None, vec![]);
+        self.modulo(&x)
+    }
+
     /// [`HideOutput::apply`] in the graph: the float32 logits `z` of a hide net into the
     /// container (the `cover` input).
     pub(crate) fn hide_output(&mut self, output: HideOutput, cover: &str, z: &str, container: &str) {
+        if output == HideOutput::Modular {
+            return self.modular_embed(cover, z, container);
+        }
         let mut logits = z.to_string();
         if output == HideOutput::Residual {
             // logit(ε + (1 − 2ε)·cover) + z, as cover_logit.
@@ -171,26 +274,55 @@ pub trait VariantNets: Copy {
     fn trained(self, robust: bool) -> Variant {
         if robust { Variant::Robust } else { self.nets() }
     }
-    /// Parameter count of the three nets.
-    fn parameters(self) -> usize {
-        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { FAST_PARAMETERS }
+    /// Parameter count of the nets (with [`Context`] branches when `context`: fast nets only).
+    fn parameters(self, context: bool) -> usize {
+        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { FAST_PARAMETERS + context_count(context, 2 * CONTEXT_PARAMETERS) }
+    }
+    /// Parameter count of the nets with the digit code of [`HideOutput::Modular`] when
+    /// `modular` (its hide output and reveal input have [`CODE_VALUES`] channels, not 48).
+    fn parameters_of(self, context: bool, modular: bool) -> usize {
+        let fewer = FAST_CELL - CODE_VALUES;
+        self.parameters(context) - context_count(modular && self.nets() != Variant::Paper, fewer * (FAST_WIDTH + 1) + 9 * fewer * FAST_WIDTH)
+    }
+    /// [`VariantNets::macs_per_pixel`] of nets with the digit code when `modular`.
+    fn macs_per_pixel_of(self, context: bool, modular: bool) -> (u64, u64) {
+        let (h, r) = self.macs_per_pixel(context);
+        if !modular || self.nets() == Variant::Paper {
+            return (h, r);
+        }
+        let fewer = (FAST_CELL - CODE_VALUES) * FAST_WIDTH;
+        let cell = (FAST_BLOCK * FAST_BLOCK) as u64;
+        (h - (fewer as u64) / cell, r - (9 * fewer as u64) / cell)
     }
     /// Multiply-accumulates per pixel of (hide, reveal).
-    fn macs_per_pixel(self) -> (u64, u64) {
+    fn macs_per_pixel(self, context: bool) -> (u64, u64) {
         if self.nets() == Variant::Paper {
             (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL)
         } else {
-            (FAST_HIDE_MACS_PER_PIXEL, FAST_REVEAL_MACS_PER_PIXEL)
+            let c = context_count(context, CONTEXT_MACS_PER_PIXEL as usize) as u64;
+            (FAST_HIDE_MACS_PER_PIXEL + c, FAST_REVEAL_MACS_PER_PIXEL + c)
         }
     }
     /// Height and width of the models' inputs must be multiples of this.
-    fn size_multiple(self) -> usize {
-        if self.nets() == Variant::Paper { 1 } else { FAST_BLOCK }
+    fn size_multiple(self, context: bool) -> usize {
+        match (self.nets(), context) {
+            (Variant::Paper, _) => 1,
+            (_, false) => FAST_BLOCK,
+            (_, true) => CONTEXT_BLOCK,
+        }
     }
     /// Description stored in the ONNX metadata.
-    fn architecture(self) -> &'static str {
-        if self.nets() == Variant::Paper { ARCHITECTURE } else { FAST_ARCHITECTURE }
+    fn architecture(self, context: bool) -> String {
+        match (self.nets(), context) {
+            (Variant::Paper, _) => ARCHITECTURE.to_string(),
+            (_, false) => FAST_ARCHITECTURE.to_string(),
+            (_, true) => format!("{FAST_ARCHITECTURE}{CONTEXT_ARCHITECTURE}"),
+        }
     }
+}
+
+fn context_count(context: bool, n: usize) -> usize {
+    if context { n } else { 0 }
 }
 
 impl VariantNets for Variant {
@@ -205,6 +337,17 @@ impl VariantNets for Variant {
 /// The architecture of a checkpoint, from its weight names.
 pub fn nets_of_weights(weights: &HashMap<String, Tensor>) -> Variant {
     if weights.contains_key("hide.conv0.weight") { Variant::Fast } else { Variant::Paper }
+}
+
+/// Whether the fast nets of a checkpoint write the digit code of [`HideOutput::Modular`],
+/// from its shapes.
+pub fn modular_of_weights(weights: &HashMap<String, Tensor>) -> bool {
+    weights.get("hide.out.weight").is_some_and(|w| w.dims()[0] == CODE_VALUES)
+}
+
+/// Whether the fast nets of a checkpoint have [`Context`] branches, from its weight names.
+pub fn context_of_weights(weights: &HashMap<String, Tensor>) -> bool {
+    weights.contains_key(CONTEXT_MARKER)
 }
 
 /// The values of `--arch`: the two architectures.
@@ -246,18 +389,24 @@ pub enum Nets {
 }
 
 impl Nets {
-    /// The nets of `arch`, weights under `vb`.
-    pub fn new(arch: Variant, vb: VarBuilder) -> Result<Self> {
+    /// The nets of `arch` (fast nets with [`Context`] branches when `context`), weights under `vb`.
+    pub fn new(arch: Variant, context: bool, vb: VarBuilder) -> Result<Self> {
+        Self::with_output(arch, context, HideOutput::default(), vb)
+    }
+    /// [`Nets::new`] forming the container as `output` says (the shapes of fast nets depend on
+    /// it: [`CODE_GROUPS`]).
+    pub fn with_output(arch: Variant, context: bool, output: HideOutput, vb: VarBuilder) -> Result<Self> {
         Ok(match arch.nets() {
-            Variant::Paper => Nets::Paper(PaperNets::new(vb)?),
-            _ => Nets::Fast(FastNets::new(vb)?),
+            Variant::Paper => Nets::Paper(PaperNets::new(vb)?).with_hide_output(output),
+            _ => Nets::Fast(FastNets::new(vb, context, output)?),
         })
     }
     /// Nets of `arch` reading (detached copies of) the given weights: for inference, no
     /// autograd graph.
     pub fn from_tensors(arch: Variant, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
         let detached: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
-        Self::new(arch, VarBuilder::from_tensors(detached, DType::F32, device))
+        let output = if modular_of_weights(weights) { HideOutput::Modular } else { HideOutput::default() };
+        Self::with_output(arch, context_of_weights(weights), output, VarBuilder::from_tensors(detached, DType::F32, device))
     }
     /// Inference copy of the weights in `varmap` (detached).
     pub fn inference_from_varmap(arch: Variant, varmap: &VarMap, device: &Device) -> Result<Self> {
@@ -271,6 +420,13 @@ impl Nets {
                 n.output = output;
                 Nets::Fast(n)
             }
+        }
+    }
+    /// How the hide net forms the container.
+    pub fn hide_output(&self) -> HideOutput {
+        match self {
+            Nets::Paper(n) => n.hide.output,
+            Nets::Fast(n) => n.output,
         }
     }
     /// (cover, secret) → container.
@@ -299,19 +455,25 @@ pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
 /// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
 /// i.e. Kaiming-uniform with a = √5).
 pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, PaperNets)> {
-    match init_arch(Variant::Paper, device, seed)? {
+    match init_arch(Variant::Paper, false, device, seed)? {
         (v, Nets::Paper(n)) => Ok((v, n)),
         _ => unreachable!("Variant::Paper makes paper nets"),
     }
 }
 
-/// [`init_nets`] for either architecture.
-pub fn init_arch(arch: Variant, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+/// [`init_nets`] for either architecture (fast nets with [`Context`] branches when `context`;
+/// their last convolutions start at zero).
+pub fn init_arch(arch: Variant, context: bool, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+    init_nets_with(arch, context, HideOutput::default(), device, seed)
+}
+
+/// [`init_arch`] for nets that form the container as `output` says.
+pub fn init_nets_with(arch: Variant, context: bool, output: HideOutput, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
     // nets see the new values.
-    let nets = Nets::new(arch, vb)?;
+    let nets = Nets::with_output(arch, context, output, vb)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1417);
     {
         let data = varmap.data().lock().expect("varmap lock");
@@ -331,9 +493,9 @@ pub fn init_arch(arch: Variant, device: &Device, seed: u64) -> Result<(VarMap, N
                     d[1] * d[2] * d[3]
                 }
             };
-            let bound = 1.0 / (fan_in as f32).sqrt();
+            let bound = if context_zero_init(name) { 0.0 } else { 1.0 / (fan_in as f32).sqrt() };
             let n = var.elem_count();
-            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            let values: Vec<f32> = (0..n).map(|_| if bound > 0.0 { rng.random_range(-bound..bound) } else { 0.0 }).collect();
             var.set(&Tensor::from_vec(values, var.shape(), device)?)?;
         }
     }
@@ -363,7 +525,7 @@ mod tests {
     #[test]
     fn fast_nets_count_shapes_and_space_to_depth() {
         let dev = Device::Cpu;
-        let (varmap, nets) = init_arch(Variant::Fast, &dev, 1).unwrap();
+        let (varmap, nets) = init_arch(Variant::Fast, false, &dev, 1).unwrap();
         let w = varmap_tensors(&varmap);
         assert_eq!(parameter_count(&w), FAST_PARAMETERS);
         assert_eq!(nets_of_weights(&w), Variant::Fast);
@@ -401,5 +563,70 @@ mod tests {
         assert_eq!(r.dims(), &[2, 3, 7, 9]);
         let v = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+
+    /// Every cover value with every symbol: the container is an 8-bit value that is the symbol
+    /// modulo 9, at most 4 levels away (8 where 0 or 255 is in the way), and the reveal side
+    /// reads the symbol back with a straight-through gradient.
+    #[test]
+    fn modular_embedding_writes_and_reads_every_symbol() {
+        let dev = Device::Cpu;
+        let m = MODULUS as usize;
+        let covers: Vec<f32> = (0..256).flat_map(|c| std::iter::repeat_n(c as f32 / 255.0, m)).collect();
+        let qs: Vec<f32> = (0..256).flat_map(|_| (0..m).map(|q| q as f32)).collect();
+        let n = covers.len();
+        let cover = Tensor::from_vec(covers.clone(), (1, 1, 1, n), &dev).unwrap();
+        let q = candle_core::Var::from_tensor(&Tensor::from_vec(qs.clone(), (1, 1, 1, n), &dev).unwrap()).unwrap();
+        let container = modular_embed(&cover, q.as_tensor()).unwrap();
+        let x = container.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for i in 0..n {
+            let (c, v) = (covers[i] * 255.0, x[i] * 255.0);
+            assert!((v - v.round()).abs() < 1e-3 && (0.0..=255.0).contains(&v.round()), "{c} {v}");
+            let v = v.round();
+            assert_eq!(v as usize % m, qs[i] as usize, "cover {c}, symbol {}", qs[i]);
+            let limit = if (4.0..=251.0).contains(&c) { 4.0 } else { 8.0 };
+            assert!((v - c.round()).abs() <= limit, "cover {c} -> {v}");
+        }
+        let read = modular_read(&container).unwrap();
+        let back = read.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for i in 0..n {
+            assert!((back[i] * (MODULUS as f32 - 1.0) - qs[i]).abs() < 1e-3, "{} vs {}", back[i], qs[i]);
+        }
+        let grads = read.sum_all().unwrap().backward().unwrap();
+        let g = grads.get(q.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(g.iter().all(|&g| (g - 1.0 / (MODULUS as f32 - 1.0)).abs() < 1e-5), "{:?}", &g[..4]);
+        // Symbols from logits: all of 0..M reachable, rounding straight through.
+        let z = Tensor::new(&[-20f32, -1.0, 0.0, 1.0, 20.0], &dev).unwrap();
+        let s = symbols(&z).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(s, [0.0, 2.0, 4.0, 6.0, 8.0]);
+    }
+
+    /// The digit code: values on 729, 81 and 9 levels written as base-9 digits and read back,
+    /// the gradient passed straight through as 1.
+    #[test]
+    fn digit_code_round_trips_with_a_unit_gradient() {
+        let dev = Device::Cpu;
+        let v = candle_core::Var::from_tensor(&Tensor::rand(0f32, 1f32, (2, CODE_VALUES, 3, 5), &dev).unwrap()).unwrap();
+        let d = encode_digits(v.as_tensor()).unwrap();
+        assert_eq!(d.dims(), &[2, FAST_CELL, 3, 5]);
+        let dv = d.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(dv.iter().all(|&x| x == x.round() && (0.0..MODULUS as f32).contains(&x)));
+        let back = decode_digits(&d).unwrap();
+        let (a, b) = (v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap(), back.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let mut ch = 0;
+        for (k, count) in CODE_GROUPS {
+            let step = 1.0 / (MODULUS.powi(k as i32) - 1.0) as f32;
+            for c in ch..ch + count {
+                for i in 0..15 {
+                    let (n, j) = (i / 15 * CODE_VALUES * 15, c * 15 + i % 15);
+                    let (x, y) = (a[n + j], b[n + j]);
+                    assert!((x - y).abs() <= step / 2.0 + 1e-6, "group of {k} digits: {x} -> {y}");
+                }
+            }
+            ch += count;
+        }
+        let grads = back.sum_all().unwrap().backward().unwrap();
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(g.iter().all(|&g| (g - 1.0).abs() < 1e-4), "{:?}", &g[..4]);
     }
 }

@@ -445,7 +445,12 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
                 Role::Reveal => r,
             }
         }.to_string()),
-        (meta::ARCHITECTURE, info.arch.architecture(info.context)),
+        (meta::ARCHITECTURE, match info.hide_output {
+            nets::HideOutput::Modular if info.arch.nets() == Variant::Fast => {
+                format!("{}{}", nets::MODULAR_ARCHITECTURE, if info.context { nets::CONTEXT_ARCHITECTURE } else { "" })
+            }
+            _ => info.arch.architecture(info.context),
+        }),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
         (meta::METRICS, info.metrics.clone()),

@@ -85,6 +85,14 @@ fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
 /// levels): 48 digits, the cell's 48 subpixels. The nets choose what goes into the fine and
 /// the coarse values; the digits are fixed arithmetic, which nets could not learn.
 pub const CODE_GROUPS: [(usize, usize); 3] = [(3, 4), (2, 10), (1, 16)];
+/// Description of the fast nets with [`HideOutput::Modular`], stored in the ONNX metadata.
+pub const MODULAR_ARCHITECTURE: &str = "stego fast nets with a digit code: hide = concat(s2d4(cover), s2d4(secret)) -> \
+conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->30 -> sigmoid = 30 values per 4x4 cell, rounded to 729 (4 values), \
+81 (10) and 9 (16) levels and written as 48 base-9 digits (lowest first), depth-to-space 4 = one digit per subpixel; container = \
+the 8-bit value in b..b+8, b = clamp(round(255 cover) - 4, 0, 247), that is the digit modulo 9, over 255; reveal = round(255 container) \
+mod 9 -> s2d4 -> digits combined into the 30 values -> conv3x3 30->80 + relu -> 2 x (conv3x3 80->80 + relu) -> conv1x1 80->48 -> \
+depth-to-space 4 -> sigmoid";
+
 /// Values per 4×4 cell of the code ([`CODE_GROUPS`]).
 pub const CODE_VALUES: usize = 30;
 const _: () = assert!(CODE_GROUPS[0].1 + CODE_GROUPS[1].1 + CODE_GROUPS[2].1 == CODE_VALUES);

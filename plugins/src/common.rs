@@ -59,7 +59,7 @@ pub enum Variant {
     )]
     Fast = 1,
     #[enum_value(
-        name = "Robust: the fast nets trained to survive x264/JPEG recordings in I420 (hide-robust.onnx, reveal-robust.onnx)",
+        name = "Robust: real-time nets trained to survive x264/JPEG recordings in I420 (hide-robust.onnx, reveal-robust.onnx)",
         nick = "robust"
     )]
     Robust = 2,

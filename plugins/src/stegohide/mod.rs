@@ -44,7 +44,7 @@
  * to the cover (about 33 dB).
  *
  * The hiding model is the `variant`'s file: `fast` (the
- * default: the real-time nets, `hide-fast.onnx`), `robust` (the same nets trained through
+ * default: the real-time nets, `hide-fast.onnx`), `robust` (real-time nets trained through
  * simulated x264/JPEG recordings, `hide-robust.onnx`) or `paper` (Baluja's nets, `hide.onnx`,
  * ~30× slower). Setting `model-file` loads that file instead,
  * whatever the variant; reading `model-file` gives the file that will be loaded. These and

@@ -78,9 +78,9 @@ struct TrainArgs {
     #[arg(long, value_enum, help = format!(
         "How the hide net forms the container: `residual` = sigmoid(logit(cover) + z), a residual over the \
          cover that trains much faster; `sigmoid` = sigmoid(z), the paper's plain output; `modular` (fast nets, \
-         --noise-std 0) = the hide net chooses one of 9 symbols per subpixel, written into the cover's 8-bit \
-         values modulo 9 (at most ±4 levels), which the reveal net reads back: a learned code for lossless \
-         recordings [default: {}, or the --init-from run's]",
+         --noise-std 0) = the hide net puts out 30 values per 4×4 cell, written as base-9 digits into the \
+         cover's 8-bit values modulo 9 (at most ±4 levels), which the reveal net reads back: a learned code for \
+         lossless recordings [default: {}, or the --init-from run's]",
         d().hide_output.as_str()
     ))]
     hide_output: Option<training::nets::HideOutput>,

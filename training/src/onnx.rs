@@ -242,6 +242,11 @@ impl ExportInfo {
     pub fn variant(&self) -> Variant {
         self.arch.trained(self.robust)
     }
+
+    /// Whether the nets write the digit code of [`nets::HideOutput::Modular`].
+    pub fn modular(&self) -> bool {
+        self.hide_output == nets::HideOutput::Modular
+    }
 }
 
 /// Paths of the two written files.
@@ -365,27 +370,27 @@ impl<'a> GraphBuilder<'a> {
         });
     }
 
-    /// A float32 vector constant.
-    pub(crate) fn floats(&mut self, name: &str, v: &[f32]) {
-        self.initializers.push(TensorProto {
-            dims: vec![v.len() as i64],
-            data_type: Some(DATA_TYPE_FLOAT),
-            name: Some(name.to_string()),
-            raw_data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            ..Default::default()
-        });
+    /// A float32 vector constant, unless the graph has it already.
+    pub(crate) fn floats_once(&mut self, name: &str, v: &[f32]) {
+        self.vector_once(name, DATA_TYPE_FLOAT, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect());
     }
 
     /// An int64 vector constant, unless the graph has it already.
     pub(crate) fn int64s_once(&mut self, name: &str, v: &[i64]) {
+        self.vector_once(name, DATA_TYPE_INT64, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect());
+    }
+
+    /// A vector constant of `len` elements of `data_type` (little-endian `raw`), unless the
+    /// graph has it already.
+    fn vector_once(&mut self, name: &str, data_type: i32, len: usize, raw: Vec<u8>) {
         if self.has_initializer(name) {
             return;
         }
         self.initializers.push(TensorProto {
-            dims: vec![v.len() as i64],
-            data_type: Some(DATA_TYPE_INT64),
+            dims: vec![len as i64],
+            data_type: Some(data_type),
             name: Some(name.to_string()),
-            raw_data: Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            raw_data: Some(raw),
             ..Default::default()
         });
     }
@@ -439,18 +444,13 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
             (_, nets::HideOutput::Modular) => "fast-modular".to_string(),
         }),
         (meta::MACS_PER_PIXEL, {
-            let (h, r) = info.arch.macs_per_pixel_of(info.context, info.hide_output == nets::HideOutput::Modular);
+            let (h, r) = info.arch.macs_per_pixel(info.context, info.modular());
             match role {
                 Role::Hide => h,
                 Role::Reveal => r,
             }
         }.to_string()),
-        (meta::ARCHITECTURE, match info.hide_output {
-            nets::HideOutput::Modular if info.arch.nets() == Variant::Fast => {
-                format!("{}{}", nets::MODULAR_ARCHITECTURE, if info.context { nets::CONTEXT_ARCHITECTURE } else { "" })
-            }
-            _ => info.arch.architecture(info.context),
-        }),
+        (meta::ARCHITECTURE, info.arch.architecture(info.context, info.modular())),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
         (meta::METRICS, info.metrics.clone()),
@@ -534,17 +534,17 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
     let mut g = GraphBuilder::new(weights, info.fp16);
     let cover = g.cast_to_work(contract::HIDE_COVER);
     let secret = g.cast_to_work(contract::HIDE_SECRET);
-    if info.hide_output == nets::HideOutput::Modular && info.arch.nets() == Variant::Fast {
+    if info.modular() && info.arch.nets() == Variant::Fast {
         nets::fast::onnx_hide_modular(&mut g, &cover, &secret, contract::HIDE_COVER, contract::HIDE_CONTAINER)?;
-        let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
-        return Ok(model(Role::Hide, graph, info));
+    } else {
+        let z = match info.arch.nets() {
+            Variant::Paper => nets::paper::onnx_hide(&mut g, &cover, &secret)?,
+            _ => nets::fast::onnx_hide(&mut g, &cover, &secret)?,
+        };
+        let z = g.cast_to_f32(&z);
+        // (Refuses a modular output for the paper nets.)
+        g.hide_output(info.hide_output, contract::HIDE_COVER, &z, contract::HIDE_CONTAINER)?;
     }
-    let z = match info.arch.nets() {
-        Variant::Paper => nets::paper::onnx_hide(&mut g, &cover, &secret)?,
-        _ => nets::fast::onnx_hide(&mut g, &cover, &secret)?,
-    };
-    let z = g.cast_to_f32(&z);
-    g.hide_output(info.hide_output, contract::HIDE_COVER, &z, contract::HIDE_CONTAINER);
     let graph = g.finish("stego_hide", Role::Hide.inputs(), Role::Hide.output());
     Ok(model(Role::Hide, graph, info))
 }
@@ -552,18 +552,16 @@ pub fn hide_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Resul
 /// `reveal.onnx` as a message: reveal net.
 pub fn reveal_model(weights: &HashMap<String, Tensor>, info: &ExportInfo) -> Result<ModelProto> {
     let mut g = GraphBuilder::new(weights, info.fp16);
-    let z = match (info.arch.nets(), info.hide_output) {
-        (Variant::Fast, nets::HideOutput::Modular) => nets::fast::onnx_reveal_modular(&mut g, contract::REVEAL_CONTAINER)?,
-        (arch, output) => {
-            let container = match output {
-                nets::HideOutput::Modular => g.modular_read(contract::REVEAL_CONTAINER),
-                _ => contract::REVEAL_CONTAINER.to_string(),
-            };
-            let container = g.cast_to_work(&container);
-            match arch {
-                Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
-                _ => nets::fast::onnx_reveal(&mut g, &container)?,
-            }
+    let z = if info.modular() {
+        if info.arch.nets() == Variant::Paper {
+            anyhow::bail!("the modular output is the fast nets' digit code; the paper nets have none");
+        }
+        nets::fast::onnx_reveal_modular(&mut g, contract::REVEAL_CONTAINER)?
+    } else {
+        let container = g.cast_to_work(contract::REVEAL_CONTAINER);
+        match info.arch.nets() {
+            Variant::Paper => nets::paper::onnx_reveal(&mut g, &container)?,
+            _ => nets::fast::onnx_reveal(&mut g, &container)?,
         }
     };
     let logits = g.cast_to_f32(&z);

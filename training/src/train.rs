@@ -159,8 +159,8 @@ pub struct TrainConfig {
     #[arg(skip = d().arch)]
     pub arch: Variant,
     /// Fast nets with a context branch: a small U-Net over 8×8 and 16×16 cells added after the
-    /// first convolution of each net (receptive field over 100 pixels instead of 20–28; about
-    /// 960 more multiply-accumulates per pixel each). --crop must be a multiple of 16. From
+    /// first convolution of each net (receptive field over 100 pixels instead of 20–28; 750
+    /// more multiply-accumulates per pixel each). --crop must be a multiple of 16. From
     /// --init-from nets without it, the branch starts with its last convolution at zero, so
     /// the nets compute what they did. Kept from an --init-from run that has it.
     #[serde(default)]
@@ -791,9 +791,7 @@ fn prepare_config(config: TrainConfig, opts: &RunOptions) -> Result<(TrainConfig
         if prior.is_some() {
             bail!("--init-from starts a new run; a resumed run continues from its own checkpoint (drop --init-from)");
         }
-        config.init_from = Some(init_from(dir, &config)?);
-        // The weights it starts from keep their context branch.
-        config.context |= read_init_from(dir)?.config.context;
+        config.init_from = Some(init_from(dir, &mut config)?);
         init_weights = Some(dir.join(CHECKPOINT_FILE));
     }
     config.check()?;
@@ -817,8 +815,8 @@ fn resumed_config(prior: &RunState, out: &Path, steps: Option<u64>) -> TrainConf
 }
 
 /// The lineage of a run that starts from the weights of the run in `dir`, which must hold the
-/// nets `config` asks for.
-fn init_from(dir: &Path, config: &TrainConfig) -> Result<InitFrom> {
+/// nets `config` asks for; `config` keeps their context branch, if they have one.
+fn init_from(dir: &Path, config: &mut TrainConfig) -> Result<InitFrom> {
     let parent = read_init_from(dir)?;
     let p = &parent.config;
     if (p.arch, p.hide_output) != (config.arch, config.hide_output) {
@@ -833,6 +831,7 @@ fn init_from(dir: &Path, config: &TrainConfig) -> Result<InitFrom> {
             p.hide_output.as_str()
         );
     }
+    config.context |= p.context;
     Ok(InitFrom {
         dir: dir.to_path_buf(),
         step: parent.step,
@@ -877,7 +876,6 @@ impl Trainer {
         let out = config.out.clone();
         std::fs::create_dir_all(out.join(SAMPLES_DIR)).with_context(|| format!("creating {}", out.display()))?;
         let (varmap, nets) = nets::init_nets_with(config.arch, config.context, config.hide_output, &device, config.seed)?;
-        let nets = nets.with_hide_output(config.hide_output);
         let mut opt = AdamW::new(&varmap, config.optimizer_params())?;
         let trunk = config.trunk_lr_scale;
         opt.set_lr_scale(|name| if name.contains(".ctx.") { 1.0 } else { trunk });
@@ -1233,7 +1231,7 @@ pub fn export_checkpoint(checkpoint: &Path, dir: &Path, fp16: bool, force: bool)
         .with_context(|| format!("reading {}", checkpoint.display()))?;
     let arch = nets::nets_of_weights(&weights);
     let context = nets::context_of_weights(&weights);
-    let expected = arch.parameters_of(context, nets::modular_of_weights(&weights));
+    let expected = arch.parameters(context, nets::modular_of_weights(&weights));
     let count = nets::parameter_count(&weights);
     if count != expected {
         bail!("{}: {count} parameters, the {} nets have {expected}", checkpoint.display(), arch.as_str());

@@ -82,7 +82,7 @@ fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput
     assert_eq!(nets::context_of_weights(&weights), context);
     let modular = hide_output == nets::HideOutput::Modular;
     assert_eq!(nets::modular_of_weights(&weights), modular);
-    assert_eq!(nets::parameter_count(&weights), arch.parameters_of(context, modular));
+    assert_eq!(nets::parameter_count(&weights), arch.parameters(context, modular));
     let candle_nets = Nets::inference_from_varmap(arch, &varmap, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +102,7 @@ fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput
         assert_eq!(md[meta::CONTRACT], contract::CONTRACT_VERSION);
         assert_eq!(md[meta::ROLE], role.as_str());
         assert_eq!(md[meta::VARIANT], variant);
-        let (hm, rm) = arch.macs_per_pixel_of(context, modular);
+        let (hm, rm) = arch.macs_per_pixel(context, modular);
         assert_eq!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap(), if role == Role::Hide { hm } else { rm });
         assert_eq!(md[meta::SIZE_MULTIPLE], arch.size_multiple(context).to_string());
         assert_eq!(md[meta::PRECISION], if fp16 { "fp16" } else { "fp32" });

@@ -277,7 +277,7 @@ impl FastNets {
     pub fn reveal(&self, container: &Tensor) -> Result<Tensor> {
         let x = match self.output {
             HideOutput::Modular => {
-                let digits = super::modular_read(container)?.affine(MODULUS - 1.0, 0.0)?;
+                let digits = super::modular_residues(container)?;
                 decode_digits(&space_to_depth(&digits, FAST_BLOCK)?)?
             }
             _ => space_to_depth(container, FAST_BLOCK)?,
@@ -361,9 +361,7 @@ impl GraphBuilder<'_> {
     /// [`nearest2x`] in the graph: `Resize` (nearest, asymmetric coordinates, floor).
     fn nearest2x(&mut self, x: &str) -> String {
         const SCALES: &str = "context.scales";
-        if !self.has_initializer(SCALES) {
-            self.floats(SCALES, &[1.0, 1.0, 2.0, 2.0]);
-        }
+        self.floats_once(SCALES, &[1.0, 1.0, 2.0, 2.0]);
         let attrs = vec![
             string_attr("mode", "nearest"),
             string_attr("coordinate_transformation_mode", "asymmetric"),
@@ -438,11 +436,7 @@ impl GraphBuilder<'_> {
 
 /// [`FastNets::hide`] of [`HideOutput::Modular`] nets in the graph, to the container.
 pub(crate) fn onnx_hide_modular(g: &mut GraphBuilder, cover: &str, secret: &str, cover_f32: &str, container: &str) -> anyhow::Result<()> {
-    let c = g.space_to_depth(cover, FAST_BLOCK);
-    let s = g.space_to_depth(secret, FAST_BLOCK);
-    let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
-    let z = g.conv(&x, "hide.out", None)?;
+    let z = hide_cells(g, cover, secret)?;
     let z = g.cast_to_f32(&z);
     let v = g.node("Sigmoid", &[&z], None, vec![]);
     let digits = g.encode_digits(&v);
@@ -458,25 +452,33 @@ pub(crate) fn onnx_reveal_modular(g: &mut GraphBuilder, container: &str) -> anyh
     let d = g.space_to_depth(&r, FAST_BLOCK);
     let v = g.decode_digits(&d);
     let v = g.cast_to_work(&v);
-    let x = g.hidden(&v, "reveal", FAST_REVEAL_CONVS)?;
-    let z = g.conv(&x, "reveal.out", None)?;
-    Ok(g.depth_to_space(&z, FAST_BLOCK))
+    reveal_cells(g, &v)
 }
 
 /// [`FastNets::hide`] in the graph, up to the output convolution: its `z`.
 pub(crate) fn onnx_hide(g: &mut GraphBuilder, cover: &str, secret: &str) -> anyhow::Result<String> {
-    let c = g.space_to_depth(cover, FAST_BLOCK);
-    let s = g.space_to_depth(secret, FAST_BLOCK);
-    let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
-    let z = g.conv(&x, "hide.out", None)?;
+    let z = hide_cells(g, cover, secret)?;
     Ok(g.depth_to_space(&z, FAST_BLOCK))
 }
 
 /// [`FastNets::reveal`] in the graph, up to the output convolution: its `z`.
 pub(crate) fn onnx_reveal(g: &mut GraphBuilder, container: &str) -> anyhow::Result<String> {
     let s = g.space_to_depth(container, FAST_BLOCK);
-    let x = g.hidden(&s, "reveal", FAST_REVEAL_CONVS)?;
+    reveal_cells(g, &s)
+}
+
+/// The hide net's output convolution on the cells of cover and secret.
+fn hide_cells(g: &mut GraphBuilder, cover: &str, secret: &str) -> anyhow::Result<String> {
+    let c = g.space_to_depth(cover, FAST_BLOCK);
+    let s = g.space_to_depth(secret, FAST_BLOCK);
+    let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
+    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
+    g.conv(&x, "hide.out", None)
+}
+
+/// The reveal net from its input cells to its output, back to pixels.
+fn reveal_cells(g: &mut GraphBuilder, cells: &str) -> anyhow::Result<String> {
+    let x = g.hidden(cells, "reveal", FAST_REVEAL_CONVS)?;
     let z = g.conv(&x, "reveal.out", None)?;
     Ok(g.depth_to_space(&z, FAST_BLOCK))
 }

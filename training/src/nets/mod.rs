@@ -71,13 +71,13 @@ pub enum HideOutput {
     /// default, for both architectures.
     #[default]
     Residual,
-    /// A learned code written into the pixel values: the hide net's output chooses one of
-    /// [`MODULUS`] symbols per subpixel ([`symbols`]), the container is the 8-bit cover moved
-    /// by at most ±4 levels to the nearest value that is that symbol modulo [`MODULUS`]
-    /// ([`modular_embed`]), and the reveal net reads the container's values modulo
-    /// [`MODULUS`] ([`modular_read`]). log2(9) = 3.17 bits per subpixel at a mean change of
-    /// 2.2 levels whatever the secret, so the nets only learn to code the secret into the
-    /// symbols and back; the secret survives lossless recordings only. Fast nets.
+    /// A learned code written into the pixel values (fast nets only): the hide net puts out
+    /// values that are written as base-[`MODULUS`] digits, one per subpixel ([`CODE_GROUPS`]);
+    /// the container is the 8-bit cover moved by at most ±4 levels to a value that is that
+    /// digit modulo [`MODULUS`] ([`modular_embed`]), and the reveal net reads the container's
+    /// values modulo [`MODULUS`] ([`modular_residues`]). log2(9) = 3.17 bits per subpixel at
+    /// a mean change of 2.2 levels whatever the secret, so the nets only learn to code the
+    /// secret into the digits and back; the secret survives lossless recordings only.
     Modular,
 }
 
@@ -87,14 +87,6 @@ pub const MODULUS: f64 = 9.0;
 /// `v − M·⌊v/M⌋` (no gradient).
 pub(crate) fn modulo(v: &Tensor) -> Result<Tensor> {
     Ok((v - (v / MODULUS)?.floor()?.affine(MODULUS, 0.0)?)?.detach())
-}
-
-/// The symbols (0..[`MODULUS`]−1) the hide net's logits `z` choose: `round(M·sigmoid(z) − ½)`,
-/// with a straight-through gradient.
-pub fn symbols(z: &Tensor) -> Result<Tensor> {
-    let v = candle_nn::ops::sigmoid(z)?.affine(MODULUS, -0.5)?;
-    let q = v.round()?.clamp(0f32, (MODULUS - 1.0) as f32)?;
-    &v + (q - &v)?.detach()
 }
 
 /// The container of [`HideOutput::Modular`]: the cover's 8-bit value `c` moved to the value
@@ -111,11 +103,11 @@ pub fn modular_embed(cover: &Tensor, q: &Tensor) -> Result<Tensor> {
 }
 
 /// What the reveal net of [`HideOutput::Modular`] reads: the container's 8-bit values modulo
-/// [`MODULUS`], scaled to [0, 1] (straight-through gradient).
-pub fn modular_read(container: &Tensor) -> Result<Tensor> {
+/// [`MODULUS`] (0..M−1, straight-through gradient).
+pub fn modular_residues(container: &Tensor) -> Result<Tensor> {
     let x = container.affine(255.0, 0.0)?;
     let r = modulo(&x.round()?)?;
-    (&x + (r - &x)?.detach())?.affine(1.0 / (MODULUS - 1.0), 0.0)
+    &x + (r - &x)?.detach()
 }
 
 /// ε of [`HideOutput::Residual`].
@@ -138,12 +130,13 @@ impl HideOutput {
 }
 
 impl HideOutput {
-    /// The container from the hide net's last convolution `z`.
+    /// The container from the hide net's last convolution `z` (the fast nets form a
+    /// [`HideOutput::Modular`] container themselves, from their digits).
     pub fn apply(self, cover: &Tensor, z: &Tensor) -> Result<Tensor> {
         match self {
             HideOutput::Sigmoid => output_activation(z),
             HideOutput::Residual => output_activation(&(cover_logit(cover)? + z)?),
-            HideOutput::Modular => modular_embed(cover, &symbols(z)?),
+            HideOutput::Modular => candle_core::bail!("the modular output is the fast nets' digit code, not a function of z"),
         }
     }
 }
@@ -197,25 +190,6 @@ impl GraphBuilder<'_> {
         self.node("Sub", &[v, &k], None, vec![])
     }
 
-    /// [`modular_read`] in the graph: the container's 8-bit values modulo [`MODULUS`], over
-    /// `M − 1`.
-    pub(crate) fn modular_read(&mut self, container: &str) -> String {
-        self.scalar_once("modular.scale", 1.0 / (MODULUS as f32 - 1.0));
-        let r = self.modular_residues(container);
-        self.node("Mul", &[&r, "modular.scale"], None, vec![])
-    }
-
-    /// [`modular_embed`] of the [`symbols`] of `z` in the graph.
-    fn modular_embed(&mut self, cover: &str, z: &str, container: &str) {
-        self.scalar_once("modular.m", MODULUS as f32);
-        self.scalar_once("modular.half", 0.5);
-        let s = self.node("Sigmoid", &[z], None, vec![]);
-        let v = self.node("Mul", &[&s, "modular.m"], None, vec![]);
-        let v = self.node("Sub", &[&v, "modular.half"], None, vec![]);
-        let q = self.node("Round", &[&v], None, vec![]);
-        self.modular_embed_symbols(cover, &q, container);
-    }
-
     /// [`modular_embed`] in the graph: symbols `q` (float32, 0..M−1) into the cover.
     pub(crate) fn modular_embed_symbols(&mut self, cover: &str, q: &str, container: &str) {
         self.scalar_once("modular.255", 255.0);
@@ -242,9 +216,9 @@ impl GraphBuilder<'_> {
 
     /// [`HideOutput::apply`] in the graph: the float32 logits `z` of a hide net into the
     /// container (the `cover` input).
-    pub(crate) fn hide_output(&mut self, output: HideOutput, cover: &str, z: &str, container: &str) {
+    pub(crate) fn hide_output(&mut self, output: HideOutput, cover: &str, z: &str, container: &str) -> anyhow::Result<()> {
         if output == HideOutput::Modular {
-            return self.modular_embed(cover, z, container);
+            anyhow::bail!("the modular output is the fast nets' digit code, not a function of z");
         }
         let mut logits = z.to_string();
         if output == HideOutput::Residual {
@@ -260,6 +234,7 @@ impl GraphBuilder<'_> {
             logits = self.node("Add", &[&logit, &logits], None, vec![]);
         }
         self.node("Sigmoid", &[&logits], Some(container), vec![]);
+        Ok(())
     }
 }
 
@@ -274,34 +249,24 @@ pub trait VariantNets: Copy {
     fn trained(self, robust: bool) -> Variant {
         if robust { Variant::Robust } else { self.nets() }
     }
-    /// Parameter count of the nets (with [`Context`] branches when `context`: fast nets only).
-    fn parameters(self, context: bool) -> usize {
-        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { FAST_PARAMETERS + context_count(context, 2 * CONTEXT_PARAMETERS) }
-    }
-    /// Parameter count of the nets with the digit code of [`HideOutput::Modular`] when
-    /// `modular` (its hide output and reveal input have [`CODE_VALUES`] channels, not 48).
-    fn parameters_of(self, context: bool, modular: bool) -> usize {
-        let fewer = FAST_CELL - CODE_VALUES;
-        self.parameters(context) - context_count(modular && self.nets() != Variant::Paper, fewer * (FAST_WIDTH + 1) + 9 * fewer * FAST_WIDTH)
-    }
-    /// [`VariantNets::macs_per_pixel`] of nets with the digit code when `modular`.
-    fn macs_per_pixel_of(self, context: bool, modular: bool) -> (u64, u64) {
-        let (h, r) = self.macs_per_pixel(context);
-        if !modular || self.nets() == Variant::Paper {
-            return (h, r);
-        }
-        let fewer = (FAST_CELL - CODE_VALUES) * FAST_WIDTH;
-        let cell = (FAST_BLOCK * FAST_BLOCK) as u64;
-        (h - (fewer as u64) / cell, r - (9 * fewer as u64) / cell)
-    }
-    /// Multiply-accumulates per pixel of (hide, reveal).
-    fn macs_per_pixel(self, context: bool) -> (u64, u64) {
+    /// Parameter count of the nets: fast nets with [`Context`] branches when `context`, and
+    /// with the digit code of [`HideOutput::Modular`] when `modular` (its hide output and reveal
+    /// input have [`CODE_VALUES`] channels, not 48).
+    fn parameters(self, context: bool, modular: bool) -> usize {
         if self.nets() == Variant::Paper {
-            (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL)
-        } else {
-            let c = context_count(context, CONTEXT_MACS_PER_PIXEL as usize) as u64;
-            (FAST_HIDE_MACS_PER_PIXEL + c, FAST_REVEAL_MACS_PER_PIXEL + c)
+            return PAPER_PARAMETERS;
         }
+        let fewer = FAST_CELL - CODE_VALUES;
+        FAST_PARAMETERS + count_if(context, 2 * CONTEXT_PARAMETERS) - count_if(modular, fewer * (FAST_WIDTH + 1) + 9 * fewer * FAST_WIDTH)
+    }
+    /// Multiply-accumulates per pixel of (hide, reveal), nets as in [`VariantNets::parameters`].
+    fn macs_per_pixel(self, context: bool, modular: bool) -> (u64, u64) {
+        if self.nets() == Variant::Paper {
+            return (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL);
+        }
+        let c = count_if(context, CONTEXT_MACS_PER_PIXEL as usize);
+        let fewer = count_if(modular, (FAST_CELL - CODE_VALUES) * FAST_WIDTH / (FAST_BLOCK * FAST_BLOCK));
+        ((FAST_HIDE_MACS_PER_PIXEL as usize + c - fewer) as u64, (FAST_REVEAL_MACS_PER_PIXEL as usize + c - 9 * fewer) as u64)
     }
     /// Height and width of the models' inputs must be multiples of this.
     fn size_multiple(self, context: bool) -> usize {
@@ -311,18 +276,18 @@ pub trait VariantNets: Copy {
             (_, true) => CONTEXT_BLOCK,
         }
     }
-    /// Description stored in the ONNX metadata.
-    fn architecture(self, context: bool) -> String {
-        match (self.nets(), context) {
-            (Variant::Paper, _) => ARCHITECTURE.to_string(),
-            (_, false) => FAST_ARCHITECTURE.to_string(),
-            (_, true) => format!("{FAST_ARCHITECTURE}{CONTEXT_ARCHITECTURE}"),
+    /// Description stored in the ONNX metadata, nets as in [`VariantNets::parameters`].
+    fn architecture(self, context: bool, modular: bool) -> String {
+        if self.nets() == Variant::Paper {
+            return ARCHITECTURE.to_string();
         }
+        let base = if modular { MODULAR_ARCHITECTURE } else { FAST_ARCHITECTURE };
+        format!("{base}{}", if context { CONTEXT_ARCHITECTURE } else { "" })
     }
 }
 
-fn context_count(context: bool, n: usize) -> usize {
-    if context { n } else { 0 }
+fn count_if(yes: bool, n: usize) -> usize {
+    if yes { n } else { 0 }
 }
 
 impl VariantNets for Variant {
@@ -587,18 +552,14 @@ mod tests {
             let limit = if (4.0..=251.0).contains(&c) { 4.0 } else { 8.0 };
             assert!((v - c.round()).abs() <= limit, "cover {c} -> {v}");
         }
-        let read = modular_read(&container).unwrap();
+        let read = modular_residues(&container).unwrap();
         let back = read.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for i in 0..n {
-            assert!((back[i] * (MODULUS as f32 - 1.0) - qs[i]).abs() < 1e-3, "{} vs {}", back[i], qs[i]);
+            assert!((back[i] - qs[i]).abs() < 1e-3, "{} vs {}", back[i], qs[i]);
         }
         let grads = read.sum_all().unwrap().backward().unwrap();
         let g = grads.get(q.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert!(g.iter().all(|&g| (g - 1.0 / (MODULUS as f32 - 1.0)).abs() < 1e-5), "{:?}", &g[..4]);
-        // Symbols from logits: all of 0..M reachable, rounding straight through.
-        let z = Tensor::new(&[-20f32, -1.0, 0.0, 1.0, 20.0], &dev).unwrap();
-        let s = symbols(&z).unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(s, [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert!(g.iter().all(|&g| (g - 1.0).abs() < 1e-5), "{:?}", &g[..4]);
     }
 
     /// The digit code: values on 729, 81 and 9 levels written as base-9 digits and read back,

@@ -227,8 +227,8 @@ pub struct ExportInfo {
     pub hide_output: nets::HideOutput,
     /// Which nets the weights are (`paper` or `fast`; see [`nets::VariantNets`]).
     pub arch: Variant,
-    /// Whether the fast nets have [`nets::Context`] branches.
-    pub context: bool,
+    /// The shapes of fast nets (context branches, slim).
+    pub layout: nets::FastLayout,
     /// Store the weights and run the convolutions in float16 (inputs, outputs, the residual
     /// and the sigmoids stay float32): for GPUs, whose tensor cores run float16 many times
     /// faster. Files get `-fp16` before `.onnx`.
@@ -419,6 +419,11 @@ impl<'a> GraphBuilder<'a> {
         self.weights.contains_key(name)
     }
 
+    /// The shape of checkpoint tensor `name`, if it has one (without adding it to the graph).
+    pub(crate) fn weight_dims(&self, name: &str) -> Option<&[usize]> {
+        self.weights.get(name).map(|t| t.dims())
+    }
+
     fn finish(self, name: &str, inputs: &[&str], output: &str) -> GraphProto {
         GraphProto {
             node: self.nodes,
@@ -444,17 +449,17 @@ fn model(role: Role, graph: GraphProto, info: &ExportInfo) -> ModelProto {
             (_, nets::HideOutput::Modular) => "fast-modular".to_string(),
         }),
         (meta::MACS_PER_PIXEL, {
-            let (h, r) = info.arch.macs_per_pixel(info.context, info.modular());
+            let (h, r) = info.arch.macs_per_pixel(info.layout, info.modular());
             match role {
                 Role::Hide => h,
                 Role::Reveal => r,
             }
         }.to_string()),
-        (meta::ARCHITECTURE, info.arch.architecture(info.context, info.modular())),
+        (meta::ARCHITECTURE, info.arch.architecture(info.layout, info.modular())),
         (meta::DATA, info.data.clone()),
         (meta::TRAINING, info.training.clone()),
         (meta::METRICS, info.metrics.clone()),
-        (meta::SIZE_MULTIPLE, info.arch.size_multiple(info.context).to_string()),
+        (meta::SIZE_MULTIPLE, info.arch.size_multiple(info.layout).to_string()),
         (meta::PRECISION, if info.fp16 { "fp16" } else { "fp32" }.to_string()),
     ];
     let doc = match role {

@@ -50,10 +50,16 @@ fn exported_modular_models_match_candle() {
     check_export(Variant::Fast, nets::HideOutput::Modular, "fast-modular", false);
 }
 
+/// The slim digit-code nets (the hide net reads the secret alone, a 1×1 reveal convolution).
+#[test]
+fn exported_slim_modular_models_match_candle() {
+    check_export_with(Variant::Fast, nets::FastLayout { slim: true, ..Default::default() }, nets::HideOutput::Modular, "fast-modular", false);
+}
+
 /// The context branch (random weights everywhere, its last convolution included) in the graph.
 #[test]
 fn exported_context_models_match_candle() {
-    check_export_with(Variant::Fast, true, nets::HideOutput::Residual, "fast", false);
+    check_export_with(Variant::Fast, nets::FastLayout { context: true, ..Default::default() }, nets::HideOutput::Residual, "fast", false);
 }
 
 /// The float16 export computes the same nets within float16 rounding.
@@ -64,13 +70,13 @@ fn exported_fp16_models_match_candle() {
 }
 
 fn check_export(arch: Variant, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
-    check_export_with(arch, false, hide_output, variant, fp16)
+    check_export_with(arch, nets::FastLayout::default(), hide_output, variant, fp16)
 }
 
-fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
+fn check_export_with(arch: Variant, layout: nets::FastLayout, hide_output: nets::HideOutput, variant: &str, fp16: bool) {
     let dev = Device::Cpu;
-    let (varmap, _) = nets::init_nets_with(arch, context, hide_output, &dev, 7).unwrap();
-    if context {
+    let (varmap, _) = nets::init_nets_with(arch, layout, hide_output, &dev, 7).unwrap();
+    if layout.context {
         // The branch starts at zero; give its last convolution weights so that it counts.
         let data = varmap.data().lock().unwrap();
         for (name, var) in data.iter().filter(|(n, _)| n.contains(".ctx.up.")) {
@@ -79,14 +85,14 @@ fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput
         }
     }
     let weights = nets::varmap_tensors(&varmap);
-    assert_eq!(nets::context_of_weights(&weights), context);
+    assert_eq!(nets::layout_of_weights(&weights), layout);
     let modular = hide_output == nets::HideOutput::Modular;
     assert_eq!(nets::modular_of_weights(&weights), modular);
-    assert_eq!(nets::parameter_count(&weights), arch.parameters(context, modular));
+    assert_eq!(nets::parameter_count(&weights), arch.parameters(layout, modular));
     let candle_nets = Nets::inference_from_varmap(arch, &varmap, &dev).unwrap().with_hide_output(hide_output);
 
     let dir = tempfile::tempdir().unwrap();
-    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, context, fp16, robust: false };
+    let info = ExportInfo { data: "random".into(), training: "steps=0".into(), metrics: "none".into(), hide_output, arch, layout, fp16, robust: false };
     let files = onnx::export(&weights, dir.path(), &info).unwrap();
     let name = |role| if fp16 { arch.fp16_file_name(role) } else { arch.file_name(role).to_string() };
     assert_eq!(files.hide, dir.path().join(name(Role::Hide)));
@@ -102,9 +108,9 @@ fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput
         assert_eq!(md[meta::CONTRACT], contract::CONTRACT_VERSION);
         assert_eq!(md[meta::ROLE], role.as_str());
         assert_eq!(md[meta::VARIANT], variant);
-        let (hm, rm) = arch.macs_per_pixel(context, modular);
+        let (hm, rm) = arch.macs_per_pixel(layout, modular);
         assert_eq!(md[meta::MACS_PER_PIXEL].parse::<u64>().unwrap(), if role == Role::Hide { hm } else { rm });
-        assert_eq!(md[meta::SIZE_MULTIPLE], arch.size_multiple(context).to_string());
+        assert_eq!(md[meta::SIZE_MULTIPLE], arch.size_multiple(layout).to_string());
         assert_eq!(md[meta::PRECISION], if fp16 { "fp16" } else { "fp32" });
         for k in [meta::ARCHITECTURE, meta::DATA, meta::TRAINING, meta::METRICS] {
             assert!(md.contains_key(k), "{k} missing");
@@ -116,7 +122,7 @@ fn check_export_with(arch: Variant, context: bool, hide_output: nets::HideOutput
     let mut hide = Model::load(&files.hide, Role::Hide, &opts).unwrap();
     let mut reveal = Model::load(&files.reveal, Role::Reveal, &opts).unwrap();
     // Sizes the model accepts (the fast nets need multiples of 4; the runtime pads frames).
-    let sizes: &[(usize, usize)] = match (arch, context) {
+    let sizes: &[(usize, usize)] = match (arch, layout.context) {
         (Variant::Paper, _) => &[(16, 16), (13, 21)],
         (_, false) => &[(16, 16), (12, 20)],
         (_, true) => &[(32, 32), (48, 80)],

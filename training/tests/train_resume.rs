@@ -223,7 +223,7 @@ fn cli_init_from_takes_the_runs_nets() {
 fn loss_distances() {
     use training::train::Distance;
     let dev = Device::Cpu;
-    let (_, nets) = training::nets::init_arch(stego::Variant::Fast, false, &dev, 3).unwrap();
+    let (_, nets) = training::nets::init_arch(stego::Variant::Fast, training::nets::FastLayout::default(), &dev, 3).unwrap();
     let nets = nets.with_hide_output(training::nets::HideOutput::Residual);
     let cover = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();
     let secret = candle_core::Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &dev).unwrap();

@@ -8,6 +8,11 @@
 //! reveal.conv{0,1,2}.{weight,bias}
 //! reveal.out.{weight,bias}
 //! ```
+//!
+//! The shapes of every convolution are in one table, [`fast_convs`]; parameter and
+//! multiply-accumulate counts are read off it.
+
+use std::collections::HashMap;
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -26,23 +31,100 @@ pub const FAST_WIDTH: usize = 80;
 pub const FAST_HIDE_CONVS: usize = 2;
 /// 3×3 convolutions (each followed by ReLU) of the fast reveal net.
 pub const FAST_REVEAL_CONVS: usize = 3;
-/// Parameter count of the fast nets.
-pub const FAST_PARAMETERS: usize = (9 * 2 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_HIDE_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_WIDTH * FAST_CELL + FAST_CELL)
-    + (9 * FAST_CELL * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_REVEAL_CONVS - 1) * (9 * FAST_WIDTH * FAST_WIDTH + FAST_WIDTH)
-    + (FAST_WIDTH * FAST_CELL + FAST_CELL);
-/// Multiply-accumulates per pixel of `hide-fast.onnx` (per 4×4 cell / 16).
-pub const FAST_HIDE_MACS_PER_PIXEL: u64 = ((9 * 2 * FAST_CELL * FAST_WIDTH
-    + (FAST_HIDE_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
-    + FAST_WIDTH * FAST_CELL)
-    / (FAST_BLOCK * FAST_BLOCK)) as u64;
-/// Multiply-accumulates per pixel of `reveal-fast.onnx`.
-pub const FAST_REVEAL_MACS_PER_PIXEL: u64 = ((9 * FAST_CELL * FAST_WIDTH
-    + (FAST_REVEAL_CONVS - 1) * 9 * FAST_WIDTH * FAST_WIDTH
-    + FAST_WIDTH * FAST_CELL)
-    / (FAST_BLOCK * FAST_BLOCK)) as u64;
+/// The shape choices of fast nets, besides their output ([`HideOutput`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastLayout {
+    /// A [`Context`] branch after the first convolution of each net.
+    pub context: bool,
+    /// The slim digit-code nets ([`HideOutput::Modular`] only): the hide net reads the secret
+    /// alone (the code's digits replace the cover's residues, so the cover tells the reveal
+    /// net nothing) and the reveal net's middle convolution is 1×1. About 30 % fewer
+    /// multiply-accumulates than the full nets: [`SLIM_ARCHITECTURE`].
+    pub slim: bool,
+}
+
+/// One convolution of the fast nets: weight prefix, input and output channels, kernel size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvShape {
+    pub name: String,
+    pub input: usize,
+    pub output: usize,
+    pub kernel: usize,
+}
+
+impl ConvShape {
+    fn new(name: String, input: usize, output: usize, kernel: usize) -> Self {
+        Self { name, input, output, kernel }
+    }
+
+    /// Weights and bias.
+    pub fn parameters(&self) -> usize {
+        self.input * self.output * self.kernel * self.kernel + self.output
+    }
+
+    /// Multiply-accumulates per 4×4 cell.
+    pub fn macs(&self) -> usize {
+        self.input * self.output * self.kernel * self.kernel
+    }
+}
+
+/// Every convolution of the fast nets of `layout` (hide net first, [`Context`] branches not
+/// included), with the digit code's shapes when `modular`: the one place that knows them.
+pub fn fast_convs(layout: FastLayout, modular: bool) -> Vec<ConvShape> {
+    let code = if modular { CODE_VALUES } else { FAST_CELL };
+    let hide_in = if layout.slim { FAST_CELL } else { 2 * FAST_CELL };
+    let mut convs = Vec::new();
+    for i in 0..FAST_HIDE_CONVS {
+        convs.push(ConvShape::new(format!("hide.conv{i}"), if i == 0 { hide_in } else { FAST_WIDTH }, FAST_WIDTH, 3));
+    }
+    convs.push(ConvShape::new("hide.out".into(), FAST_WIDTH, code, 1));
+    for i in 0..FAST_REVEAL_CONVS {
+        let kernel = if layout.slim && i == 1 { 1 } else { 3 };
+        convs.push(ConvShape::new(format!("reveal.conv{i}"), if i == 0 { code } else { FAST_WIDTH }, FAST_WIDTH, kernel));
+    }
+    convs.push(ConvShape::new("reveal.out".into(), FAST_WIDTH, FAST_CELL, 1));
+    convs
+}
+
+/// Parameter count of the fast nets of `layout` (see [`fast_convs`]), context branches included.
+pub fn fast_parameters(layout: FastLayout, modular: bool) -> usize {
+    let context = if layout.context { 2 * CONTEXT_PARAMETERS } else { 0 };
+    fast_convs(layout, modular).iter().map(ConvShape::parameters).sum::<usize>() + context
+}
+
+/// Multiply-accumulates per pixel of (hide, reveal) of the fast nets of `layout`.
+pub fn fast_macs_per_pixel(layout: FastLayout, modular: bool) -> (u64, u64) {
+    let context = if layout.context { CONTEXT_MACS_PER_PIXEL } else { 0 };
+    let per_pixel = |net: &str| {
+        let cell: usize = fast_convs(layout, modular).iter().filter(|c| c.name.starts_with(net)).map(ConvShape::macs).sum();
+        (cell / (FAST_BLOCK * FAST_BLOCK)) as u64 + context
+    };
+    (per_pixel("hide."), per_pixel("reveal."))
+}
+
+/// The cover value the hide net of slim nets assumes when made from full nets ([`slim_weights`]).
+pub const SLIM_COVER: f64 = 0.5;
+
+/// Weights of full digit-code nets made into those of slim ones ([`FastLayout::slim`]), for
+/// `--init-from`: the hide net's first convolution keeps its secret half and adds what its
+/// cover half makes of a mid-grey cover ([`SLIM_COVER`]) to its bias, so away from the frame's
+/// edge it computes what it did for such a cover; the reveal net's middle 3×3 convolution
+/// becomes the sum of its taps (what it made of features that are the same in the 3×3 cells
+/// around: on the shipped nets this starts the slim ones at a secret APD of 8 instead of 38
+/// for the centre tap alone). Weights of slim nets come back as they are.
+pub fn slim_weights(mut weights: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
+    let Some(w) = weights.get("hide.conv0.weight").cloned() else { candle_core::bail!("the checkpoint lacks hide.conv0.weight") };
+    if w.dims()[1] == 2 * FAST_CELL {
+        let cover_part = w.narrow(1, 0, FAST_CELL)?.sum_keepdim((1, 2, 3))?.flatten_all()?.affine(SLIM_COVER, 0.0)?;
+        let bias = weights.get("hide.conv0.bias").cloned().ok_or_else(|| candle_core::Error::Msg("the checkpoint lacks hide.conv0.bias".into()))?;
+        weights.insert("hide.conv0.bias".into(), (bias + cover_part.to_dtype(w.dtype())?)?);
+        weights.insert("hide.conv0.weight".into(), w.narrow(1, FAST_CELL, FAST_CELL)?.contiguous()?);
+    }
+    if let Some(m) = weights.get("reveal.conv1.weight").cloned().filter(|m| m.dims()[3] == 3) {
+        weights.insert("reveal.conv1.weight".into(), m.sum_keepdim((2, 3))?.contiguous()?);
+    }
+    Ok(weights)
+}
 
 /// Description of the fast nets, stored in the ONNX metadata.
 pub const FAST_ARCHITECTURE: &str = "stego fast nets: space-to-depth 4 (ONNX SpaceToDepth order, 48 channels per \
@@ -67,10 +149,6 @@ pub fn depth_to_space(x: &Tensor, b: usize) -> Result<Tensor> {
     x.reshape((n, b, b, c, h, w))?.permute([0, 3, 4, 1, 5, 2])?.contiguous()?.reshape((n, c, h * b, w * b))
 }
 
-fn relu_convs(n: usize, in_c: usize, vb: &VarBuilder) -> Result<Vec<Conv>> {
-    (0..n).map(|i| Conv::new(if i == 0 { in_c } else { FAST_WIDTH }, FAST_WIDTH, 3, vb.pp(format!("conv{i}")))).collect()
-}
-
 fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
     let mut x = x.clone();
     for c in convs {
@@ -92,6 +170,10 @@ conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->30 -> sigmoid = 30
 the 8-bit value in b..b+8, b = clamp(round(255 cover) - 4, 0, 247), that is the digit modulo 9, over 255; reveal = round(255 container) \
 mod 9 -> s2d4 -> digits combined into the 30 values -> conv3x3 30->80 + relu -> 2 x (conv3x3 80->80 + relu) -> conv1x1 80->48 -> \
 depth-to-space 4 -> sigmoid";
+
+/// Description of slim digit-code nets ([`FastLayout::slim`]), stored in the ONNX metadata.
+pub const SLIM_ARCHITECTURE: &str = "stego slim fast nets with a digit code: as the digit-code nets, but the hide net reads \
+s2d4(secret) alone (conv3x3 48->80) and the reveal net's middle convolution is conv1x1 80->80";
 
 /// Values per 4×4 cell of the code ([`CODE_GROUPS`]).
 pub const CODE_VALUES: usize = 30;
@@ -229,7 +311,8 @@ impl Context {
 }
 
 /// The real-time nets: all convolutions run on 4×4 cells (1/16 of the pixels), so hiding costs
-/// [`FAST_HIDE_MACS_PER_PIXEL`] multiply-accumulates per pixel instead of the paper's ~291k.
+/// about 8,000 multiply-accumulates per pixel ([`fast_macs_per_pixel`]) instead of the paper's
+/// ~291k.
 ///
 /// Weight names: `hide.conv{0,1}`, `hide.out`, `reveal.conv{0,1,2}`, `reveal.out`.
 #[derive(Debug, Clone)]
@@ -246,26 +329,48 @@ pub struct FastNets {
 impl FastNets {
     /// The nets, with [`Context`] branches when `context`, forming the container as `output`
     /// says ([`HideOutput::Modular`] nets have other shapes: see [`CODE_GROUPS`]).
-    pub fn new(vb: VarBuilder, context: bool, output: HideOutput) -> Result<Self> {
-        let code = if output == HideOutput::Modular { CODE_VALUES } else { FAST_CELL };
+    pub fn new(vb: VarBuilder, layout: FastLayout, output: HideOutput) -> Result<Self> {
+        if layout.slim && output != HideOutput::Modular {
+            candle_core::bail!("slim fast nets write the digit code (hide output modular), not {}", output.as_str());
+        }
         let h = vb.pp("hide");
         let r = vb.pp("reveal");
-        let context = if context { Some((Context::new(h.pp("ctx"))?, Context::new(r.pp("ctx"))?)) } else { None };
+        let context = if layout.context { Some((Context::new(h.pp("ctx"))?, Context::new(r.pp("ctx"))?)) } else { None };
+        let mut convs = fast_convs(layout, output == HideOutput::Modular)
+            .into_iter()
+            .map(|c| Ok((c.name.clone(), Conv::new(c.input, c.output, c.kernel, vb.pp(&c.name))?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let mut take = |name: String| convs.remove(&name).expect("fast_convs lists every convolution");
         Ok(Self {
             context,
-            hide: relu_convs(FAST_HIDE_CONVS, 2 * FAST_CELL, &h)?,
-            hide_out: Conv::new(FAST_WIDTH, code, 1, h.pp("out"))?,
-            reveal: relu_convs(FAST_REVEAL_CONVS, code, &r)?,
-            reveal_out: Conv::new(FAST_WIDTH, FAST_CELL, 1, r.pp("out"))?,
+            hide: (0..FAST_HIDE_CONVS).map(|i| take(format!("hide.conv{i}"))).collect(),
+            hide_out: take("hide.out".into()),
+            reveal: (0..FAST_REVEAL_CONVS).map(|i| take(format!("reveal.conv{i}"))).collect(),
+            reveal_out: take("reveal.out".into()),
             output,
         })
     }
 
+    /// Whether these are slim nets ([`FastLayout::slim`]): the hide net reads the secret alone.
+    pub fn slim(&self) -> bool {
+        self.hide[0].weight.dims()[1] == FAST_CELL
+    }
+
+    /// The hide net's output convolution on the 4×4 cells of (cover, secret) (slim nets read
+    /// the secret alone).
+    pub fn hide_cells(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
+        let x = if self.slim() {
+            space_to_depth(secret, FAST_BLOCK)?
+        } else {
+            Tensor::cat(&[space_to_depth(cover, FAST_BLOCK)?, space_to_depth(secret, FAST_BLOCK)?], 1)?
+        };
+        let h = self.with_context(&self.hide, &x, self.context.as_ref().map(|c| &c.0))?;
+        self.hide_out.forward(&h)
+    }
+
     /// (cover, secret) → container, `[N, 3, H, W]` with H and W multiples of 4.
     pub fn hide(&self, cover: &Tensor, secret: &Tensor) -> Result<Tensor> {
-        let x = Tensor::cat(&[space_to_depth(cover, FAST_BLOCK)?, space_to_depth(secret, FAST_BLOCK)?], 1)?;
-        let h = self.with_context(&self.hide, &x, self.context.as_ref().map(|c| &c.0))?;
-        let z = self.hide_out.forward(&h)?;
+        let z = self.hide_cells(cover, secret)?;
         if self.output == HideOutput::Modular {
             let digits = encode_digits(&candle_nn::ops::sigmoid(&z)?)?;
             return super::modular_embed(cover, &depth_to_space(&digits, FAST_BLOCK)?);
@@ -468,11 +573,16 @@ pub(crate) fn onnx_reveal(g: &mut GraphBuilder, container: &str) -> anyhow::Resu
 }
 
 /// The hide net's output convolution on the cells of cover and secret.
+/// (Slim nets, [`FastLayout::slim`], read the secret's cells alone.)
 fn hide_cells(g: &mut GraphBuilder, cover: &str, secret: &str) -> anyhow::Result<String> {
-    let c = g.space_to_depth(cover, FAST_BLOCK);
     let s = g.space_to_depth(secret, FAST_BLOCK);
-    let cat = g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)]);
-    let x = g.hidden(&cat, "hide", FAST_HIDE_CONVS)?;
+    let x = if g.weight_dims("hide.conv0.weight").is_some_and(|d| d[1] == FAST_CELL) {
+        s
+    } else {
+        let c = g.space_to_depth(cover, FAST_BLOCK);
+        g.node("Concat", &[&c, &s], None, vec![int_attr("axis", 1)])
+    };
+    let x = g.hidden(&x, "hide", FAST_HIDE_CONVS)?;
     g.conv(&x, "hide.out", None)
 }
 

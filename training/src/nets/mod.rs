@@ -190,19 +190,26 @@ impl GraphBuilder<'_> {
         self.node("Sub", &[v, &k], None, vec![])
     }
 
-    /// [`modular_embed`] in the graph: symbols `q` (float32, 0..M−1) into the cover.
+    /// [`modular_embed`] in the graph: symbols `q` (float32, 0..M−1) into the cover, as
+    /// `q + M·round((r − q)/M)` with `r` the cover's 8-bit value clamped to `[h, 255 − h]`,
+    /// `h = (M−1)/2`: the value ≡ q (mod M) in `r−h..=r+h`, which is the candle form's
+    /// `b..b+M−1` (`b = r − h`), in fewer whole-frame operations (`(r − q)/M` is never half
+    /// way between integers: M is odd).
     pub(crate) fn modular_embed_symbols(&mut self, cover: &str, q: &str, container: &str) {
+        let half = (MODULUS - 1.0) / 2.0;
         self.scalar_once("modular.255", 255.0);
-        self.scalar_once("modular.four", ((MODULUS - 1.0) / 2.0) as f32);
-        self.scalar_once("modular.zero", 0.0);
-        self.scalar_once("modular.top", (255.0 - (MODULUS - 1.0)) as f32);
+        self.scalar_once("modular.low", half as f32);
+        self.scalar_once("modular.high", (255.0 - half) as f32);
+        self.scalar_once("modular.m", MODULUS as f32);
+        self.scalar_once("modular.inv_m", (1.0 / MODULUS) as f32);
         let c = self.node("Mul", &[cover, "modular.255"], None, vec![]);
         let c = self.node("Round", &[&c], None, vec![]);
-        let base = self.node("Sub", &[&c, "modular.four"], None, vec![]);
-        let base = self.node("Clip", &[&base, "modular.zero", "modular.top"], None, vec![]);
-        let d = self.node("Sub", &[q, &base], None, vec![]);
-        let r = self.modulo(&d);
-        let x = self.node("Add", &[&base, &r], None, vec![]);
+        let r = self.node("Clip", &[&c, "modular.low", "modular.high"], None, vec![]);
+        let d = self.node("Sub", &[&r, q], None, vec![]);
+        let d = self.node("Mul", &[&d, "modular.inv_m"], None, vec![]);
+        let k = self.node("Round", &[&d], None, vec![]);
+        let k = self.node("Mul", &[&k, "modular.m"], None, vec![]);
+        let x = self.node("Add", &[q, &k], None, vec![]);
         self.node("Div", &[&x, "modular.255"], Some(container), vec![]);
     }
 
@@ -249,45 +256,39 @@ pub trait VariantNets: Copy {
     fn trained(self, robust: bool) -> Variant {
         if robust { Variant::Robust } else { self.nets() }
     }
-    /// Parameter count of the nets: fast nets with [`Context`] branches when `context`, and
-    /// with the digit code of [`HideOutput::Modular`] when `modular` (its hide output and reveal
-    /// input have [`CODE_VALUES`] channels, not 48).
-    fn parameters(self, context: bool, modular: bool) -> usize {
-        if self.nets() == Variant::Paper {
-            return PAPER_PARAMETERS;
-        }
-        let fewer = FAST_CELL - CODE_VALUES;
-        FAST_PARAMETERS + count_if(context, 2 * CONTEXT_PARAMETERS) - count_if(modular, fewer * (FAST_WIDTH + 1) + 9 * fewer * FAST_WIDTH)
+    /// Parameter count of the nets: fast nets of `layout` ([`fast_convs`]), with the digit
+    /// code of [`HideOutput::Modular`] when `modular` (its hide output and reveal input have
+    /// [`CODE_VALUES`] channels, not 48).
+    fn parameters(self, layout: FastLayout, modular: bool) -> usize {
+        if self.nets() == Variant::Paper { PAPER_PARAMETERS } else { fast_parameters(layout, modular) }
     }
     /// Multiply-accumulates per pixel of (hide, reveal), nets as in [`VariantNets::parameters`].
-    fn macs_per_pixel(self, context: bool, modular: bool) -> (u64, u64) {
+    fn macs_per_pixel(self, layout: FastLayout, modular: bool) -> (u64, u64) {
         if self.nets() == Variant::Paper {
             return (HIDE_MACS_PER_PIXEL, REVEAL_MACS_PER_PIXEL);
         }
-        let c = count_if(context, CONTEXT_MACS_PER_PIXEL as usize);
-        let fewer = count_if(modular, (FAST_CELL - CODE_VALUES) * FAST_WIDTH / (FAST_BLOCK * FAST_BLOCK));
-        ((FAST_HIDE_MACS_PER_PIXEL as usize + c - fewer) as u64, (FAST_REVEAL_MACS_PER_PIXEL as usize + c - 9 * fewer) as u64)
+        fast_macs_per_pixel(layout, modular)
     }
     /// Height and width of the models' inputs must be multiples of this.
-    fn size_multiple(self, context: bool) -> usize {
-        match (self.nets(), context) {
+    fn size_multiple(self, layout: FastLayout) -> usize {
+        match (self.nets(), layout.context) {
             (Variant::Paper, _) => 1,
             (_, false) => FAST_BLOCK,
             (_, true) => CONTEXT_BLOCK,
         }
     }
     /// Description stored in the ONNX metadata, nets as in [`VariantNets::parameters`].
-    fn architecture(self, context: bool, modular: bool) -> String {
+    fn architecture(self, layout: FastLayout, modular: bool) -> String {
         if self.nets() == Variant::Paper {
             return ARCHITECTURE.to_string();
         }
-        let base = if modular { MODULAR_ARCHITECTURE } else { FAST_ARCHITECTURE };
-        format!("{base}{}", if context { CONTEXT_ARCHITECTURE } else { "" })
+        let base = match (layout.slim, modular) {
+            (true, _) => format!("{MODULAR_ARCHITECTURE}; {SLIM_ARCHITECTURE}"),
+            (false, true) => MODULAR_ARCHITECTURE.to_string(),
+            (false, false) => FAST_ARCHITECTURE.to_string(),
+        };
+        format!("{base}{}", if layout.context { CONTEXT_ARCHITECTURE } else { "" })
     }
-}
-
-fn count_if(yes: bool, n: usize) -> usize {
-    if yes { n } else { 0 }
 }
 
 impl VariantNets for Variant {
@@ -310,9 +311,12 @@ pub fn modular_of_weights(weights: &HashMap<String, Tensor>) -> bool {
     weights.get("hide.out.weight").is_some_and(|w| w.dims()[0] == CODE_VALUES)
 }
 
-/// Whether the fast nets of a checkpoint have [`Context`] branches, from its weight names.
-pub fn context_of_weights(weights: &HashMap<String, Tensor>) -> bool {
-    weights.contains_key(CONTEXT_MARKER)
+/// The [`FastLayout`] of a checkpoint's fast nets, from its weight names and shapes.
+pub fn layout_of_weights(weights: &HashMap<String, Tensor>) -> FastLayout {
+    FastLayout {
+        context: weights.contains_key(CONTEXT_MARKER),
+        slim: weights.get("hide.conv0.weight").is_some_and(|w| w.dims()[1] == FAST_CELL),
+    }
 }
 
 /// The values of `--arch`: the two architectures.
@@ -354,16 +358,16 @@ pub enum Nets {
 }
 
 impl Nets {
-    /// The nets of `arch` (fast nets with [`Context`] branches when `context`), weights under `vb`.
-    pub fn new(arch: Variant, context: bool, vb: VarBuilder) -> Result<Self> {
-        Self::with_output(arch, context, HideOutput::default(), vb)
+    /// The nets of `arch` (fast nets of `layout`), weights under `vb`.
+    pub fn new(arch: Variant, layout: FastLayout, vb: VarBuilder) -> Result<Self> {
+        Self::with_output(arch, layout, HideOutput::default(), vb)
     }
     /// [`Nets::new`] forming the container as `output` says (the shapes of fast nets depend on
     /// it: [`CODE_GROUPS`]).
-    pub fn with_output(arch: Variant, context: bool, output: HideOutput, vb: VarBuilder) -> Result<Self> {
+    pub fn with_output(arch: Variant, layout: FastLayout, output: HideOutput, vb: VarBuilder) -> Result<Self> {
         Ok(match arch.nets() {
             Variant::Paper => Nets::Paper(PaperNets::new(vb)?).with_hide_output(output),
-            _ => Nets::Fast(FastNets::new(vb, context, output)?),
+            _ => Nets::Fast(FastNets::new(vb, layout, output)?),
         })
     }
     /// Nets of `arch` reading (detached copies of) the given weights: for inference, no
@@ -371,7 +375,7 @@ impl Nets {
     pub fn from_tensors(arch: Variant, weights: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
         let detached: HashMap<String, Tensor> = weights.iter().map(|(k, v)| (k.clone(), v.detach())).collect();
         let output = if modular_of_weights(weights) { HideOutput::Modular } else { HideOutput::default() };
-        Self::with_output(arch, context_of_weights(weights), output, VarBuilder::from_tensors(detached, DType::F32, device))
+        Self::with_output(arch, layout_of_weights(weights), output, VarBuilder::from_tensors(detached, DType::F32, device))
     }
     /// Inference copy of the weights in `varmap` (detached).
     pub fn inference_from_varmap(arch: Variant, varmap: &VarMap, device: &Device) -> Result<Self> {
@@ -420,25 +424,25 @@ pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
 /// `seed`: PyTorch's default convolution init (uniform ±1/√fan_in for weights and biases,
 /// i.e. Kaiming-uniform with a = √5).
 pub fn init_nets(device: &Device, seed: u64) -> Result<(VarMap, PaperNets)> {
-    match init_arch(Variant::Paper, false, device, seed)? {
+    match init_arch(Variant::Paper, FastLayout::default(), device, seed)? {
         (v, Nets::Paper(n)) => Ok((v, n)),
         _ => unreachable!("Variant::Paper makes paper nets"),
     }
 }
 
-/// [`init_nets`] for either architecture (fast nets with [`Context`] branches when `context`;
-/// their last convolutions start at zero).
-pub fn init_arch(arch: Variant, context: bool, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
-    init_nets_with(arch, context, HideOutput::default(), device, seed)
+/// [`init_nets`] for either architecture (fast nets of `layout`; the last convolutions of
+/// their [`Context`] branches start at zero).
+pub fn init_arch(arch: Variant, layout: FastLayout, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+    init_nets_with(arch, layout, HideOutput::default(), device, seed)
 }
 
 /// [`init_arch`] for nets that form the container as `output` says.
-pub fn init_nets_with(arch: Variant, context: bool, output: HideOutput, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
+pub fn init_nets_with(arch: Variant, layout: FastLayout, output: HideOutput, device: &Device, seed: u64) -> Result<(VarMap, Nets)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     // The nets keep the Vars' tensors; `Var::set` updates their storage in place, so the
     // nets see the new values.
-    let nets = Nets::with_output(arch, context, output, vb)?;
+    let nets = Nets::with_output(arch, layout, output, vb)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_1417);
     {
         let data = varmap.data().lock().expect("varmap lock");
@@ -490,9 +494,10 @@ mod tests {
     #[test]
     fn fast_nets_count_shapes_and_space_to_depth() {
         let dev = Device::Cpu;
-        let (varmap, nets) = init_arch(Variant::Fast, false, &dev, 1).unwrap();
+        let (varmap, nets) = init_arch(Variant::Fast, FastLayout::default(), &dev, 1).unwrap();
         let w = varmap_tensors(&varmap);
-        assert_eq!(parameter_count(&w), FAST_PARAMETERS);
+        assert_eq!(parameter_count(&w), 284_656);
+        assert_eq!(parameter_count(&w), Variant::Fast.parameters(FastLayout::default(), false));
         assert_eq!(nets_of_weights(&w), Variant::Fast);
         assert_eq!(w["hide.conv0.weight"].dims(), &[80, 96, 3, 3]);
         assert_eq!(w["reveal.out.weight"].dims(), &[48, 80, 1, 1]);
@@ -510,6 +515,30 @@ mod tests {
         let c = nets.hide(&x, &x).unwrap();
         assert_eq!(c.dims(), &[2, 3, 8, 12]);
         assert_eq!(nets.reveal(&c).unwrap().dims(), &[2, 3, 8, 12]);
+    }
+
+    #[test]
+    fn counts_of_the_fast_layouts() {
+        let (plain, slim) = (FastLayout::default(), FastLayout { slim: true, ..FastLayout::default() });
+        // The shipped digit-code nets and the slim ones, counted by hand from their shapes.
+        assert_eq!(Variant::Fast.parameters(plain, true), 270_238);
+        assert_eq!(Variant::Fast.macs_per_pixel(plain, true), (8_070, 8_790));
+        assert_eq!(Variant::Fast.parameters(slim, true), 184_478);
+        assert_eq!(Variant::Fast.macs_per_pixel(slim, true), (5_910, 5_590));
+        let (varmap, nets) = init_nets_with(Variant::Fast, slim, HideOutput::Modular, &Device::Cpu, 1).unwrap();
+        let w = varmap_tensors(&varmap);
+        assert_eq!(parameter_count(&w), 184_478);
+        assert_eq!(layout_of_weights(&w), slim);
+        assert_eq!(w["hide.conv0.weight"].dims(), &[80, 48, 3, 3]);
+        assert_eq!(w["reveal.conv1.weight"].dims(), &[80, 80, 1, 1]);
+        // The slim hide net ignores the cover's content: only its base value moves the container.
+        let secret = Tensor::rand(0f32, 1f32, (1, 3, 8, 8), &Device::Cpu).unwrap();
+        let (c1, c2) = (Tensor::full(0.5f32, (1, 3, 8, 8), &Device::Cpu).unwrap(), Tensor::full(0.2f32, (1, 3, 8, 8), &Device::Cpu).unwrap());
+        let r1 = nets.reveal(&nets.hide(&c1, &secret).unwrap()).unwrap();
+        let r2 = nets.reveal(&nets.hide(&c2, &secret).unwrap()).unwrap();
+        assert_eq!((r1 - r2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let Err(refused) = init_nets_with(Variant::Fast, slim, HideOutput::Residual, &Device::Cpu, 1) else { panic!("slim nets need the digit code") };
+        assert!(refused.to_string().contains("digit code"), "{refused}");
     }
 
     #[test]

@@ -551,7 +551,7 @@ pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<()> {
 pub fn load_weights_grown(varmap: &VarMap, path: &Path, device: &Device) -> Result<Vec<String>> {
     let mut tensors = candle_core::safetensors::load(path, device).with_context(|| format!("reading {}", path.display()))?;
     let data = varmap.data().lock().expect("varmap lock");
-    if data.get("hide.conv0.weight").is_some_and(|v| v.dims()[1] == nets::FAST_CELL) {
+    if data.get("hide.conv0.weight").is_some_and(|v| nets::reads_secret_alone(v.dims())) {
         tensors = nets::slim_weights(tensors).with_context(|| format!("making {} into slim nets", path.display()))?;
     }
     let mut grown = Vec::new();

@@ -102,6 +102,12 @@ pub fn fast_macs_per_pixel(layout: FastLayout, modular: bool) -> (u64, u64) {
     (per_pixel("hide."), per_pixel("reveal."))
 }
 
+/// Whether a fast hide net whose first convolution has weight shape `dims` reads the secret
+/// alone (slim nets, [`FastLayout::slim`]) rather than cover and secret.
+pub fn reads_secret_alone(dims: &[usize]) -> bool {
+    dims.get(1) == Some(&FAST_CELL)
+}
+
 /// The cover value the hide net of slim nets assumes when made from full nets ([`slim_weights`]).
 pub const SLIM_COVER: f64 = 0.5;
 
@@ -113,11 +119,12 @@ pub const SLIM_COVER: f64 = 0.5;
 /// around: on the shipped nets this starts the slim ones at a secret APD of 8 instead of 38
 /// for the centre tap alone). Weights of slim nets come back as they are.
 pub fn slim_weights(mut weights: HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> {
-    let Some(w) = weights.get("hide.conv0.weight").cloned() else { candle_core::bail!("the checkpoint lacks hide.conv0.weight") };
+    let (Some(w), Some(bias)) = (weights.get("hide.conv0.weight").cloned(), weights.get("hide.conv0.bias").cloned()) else {
+        candle_core::bail!("the checkpoint lacks hide.conv0.weight or hide.conv0.bias")
+    };
     if w.dims()[1] == 2 * FAST_CELL {
         let cover_part = w.narrow(1, 0, FAST_CELL)?.sum_keepdim((1, 2, 3))?.flatten_all()?.affine(SLIM_COVER, 0.0)?;
-        let bias = weights.get("hide.conv0.bias").cloned().ok_or_else(|| candle_core::Error::Msg("the checkpoint lacks hide.conv0.bias".into()))?;
-        weights.insert("hide.conv0.bias".into(), (bias + cover_part.to_dtype(w.dtype())?)?);
+        weights.insert("hide.conv0.bias".into(), (bias + cover_part)?);
         weights.insert("hide.conv0.weight".into(), w.narrow(1, FAST_CELL, FAST_CELL)?.contiguous()?);
     }
     if let Some(m) = weights.get("reveal.conv1.weight").cloned().filter(|m| m.dims()[3] == 3) {
@@ -327,8 +334,8 @@ pub struct FastNets {
 }
 
 impl FastNets {
-    /// The nets, with [`Context`] branches when `context`, forming the container as `output`
-    /// says ([`HideOutput::Modular`] nets have other shapes: see [`CODE_GROUPS`]).
+    /// The nets of `layout` ([`fast_convs`]), forming the container as `output` says
+    /// ([`HideOutput::Modular`] nets have other shapes: see [`CODE_GROUPS`]; slim nets need it).
     pub fn new(vb: VarBuilder, layout: FastLayout, output: HideOutput) -> Result<Self> {
         if layout.slim && output != HideOutput::Modular {
             candle_core::bail!("slim fast nets write the digit code (hide output modular), not {}", output.as_str());
@@ -353,7 +360,7 @@ impl FastNets {
 
     /// Whether these are slim nets ([`FastLayout::slim`]): the hide net reads the secret alone.
     pub fn slim(&self) -> bool {
-        self.hide[0].weight.dims()[1] == FAST_CELL
+        reads_secret_alone(self.hide[0].weight.dims())
     }
 
     /// The hide net's output convolution on the 4×4 cells of (cover, secret) (slim nets read
@@ -576,7 +583,7 @@ pub(crate) fn onnx_reveal(g: &mut GraphBuilder, container: &str) -> anyhow::Resu
 /// (Slim nets, [`FastLayout::slim`], read the secret's cells alone.)
 fn hide_cells(g: &mut GraphBuilder, cover: &str, secret: &str) -> anyhow::Result<String> {
     let s = g.space_to_depth(secret, FAST_BLOCK);
-    let x = if g.weight_dims("hide.conv0.weight").is_some_and(|d| d[1] == FAST_CELL) {
+    let x = if g.weight_dims("hide.conv0.weight").is_some_and(reads_secret_alone) {
         s
     } else {
         let c = g.space_to_depth(cover, FAST_BLOCK);

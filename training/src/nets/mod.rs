@@ -315,7 +315,7 @@ pub fn modular_of_weights(weights: &HashMap<String, Tensor>) -> bool {
 pub fn layout_of_weights(weights: &HashMap<String, Tensor>) -> FastLayout {
     FastLayout {
         context: weights.contains_key(CONTEXT_MARKER),
-        slim: weights.get("hide.conv0.weight").is_some_and(|w| w.dims()[1] == FAST_CELL),
+        slim: weights.get("hide.conv0.weight").is_some_and(|w| reads_secret_alone(w.dims())),
     }
 }
 

@@ -88,12 +88,12 @@ pub enum Variant {
     /// pixel to hide.
     Paper,
     /// The real-time nets (`hide-fast.onnx`, `reveal-fast.onnx`): convolutions on 4×4 cells,
-    /// ~30× cheaper to run than the paper nets, coding the secret into the cover's pixel
+    /// ~50× cheaper to run than the paper nets, coding the secret into the cover's pixel
     /// values modulo 9 (lossless recordings only); the better of the shipped pairs. The
     /// default.
     #[default]
     Fast,
-    /// Real-time nets of the same size that hide a residual over the cover, trained to reveal
+    /// Real-time nets on 4×4 cells that hide a residual over the cover, trained to reveal
     /// from lossy recordings (`hide-robust.onnx`, `reveal-robust.onnx`): x264 and JPEG in I420
     /// (4:2:0), simulated during training. A stronger, visible change to the cover buys a
     /// secret that survives them.

@@ -175,8 +175,8 @@ pub struct TrainConfig {
     /// and the reveal net's middle convolution is 1×1, about 30 % fewer multiply-accumulates
     /// (5,910 / 5,590 per pixel instead of 8,070 / 8,790). From --init-from full digit-code
     /// nets, the hide net keeps its secret weights (the cover's, at mid-grey, go into the bias)
-    /// and the 1×1 convolution starts from the sum of the 3×3 one's taps. Kept from an --init-from run
-    /// that has it.
+    /// and the 1×1 convolution starts from the sum of the 3×3 one's taps. Kept from an
+    /// --init-from run that has it.
     #[serde(default)]
     #[arg(long)]
     pub slim: bool,

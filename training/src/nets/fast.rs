@@ -39,7 +39,7 @@ pub struct FastLayout {
     /// The slim digit-code nets ([`HideOutput::Modular`] only): the hide net reads the secret
     /// alone (the code's digits replace the cover's residues, so the cover tells the reveal
     /// net nothing) and the reveal net's middle convolution is 1×1. About 30 % fewer
-    /// multiply-accumulates than the full nets: [`SLIM_ARCHITECTURE`].
+    /// multiply-accumulates than the full nets ([`fast_macs_per_pixel`]).
     pub slim: bool,
 }
 
@@ -170,17 +170,30 @@ fn run_relu_convs(convs: &[Conv], x: &Tensor) -> Result<Tensor> {
 /// levels): 48 digits, the cell's 48 subpixels. The nets choose what goes into the fine and
 /// the coarse values; the digits are fixed arithmetic, which nets could not learn.
 pub const CODE_GROUPS: [(usize, usize); 3] = [(3, 4), (2, 10), (1, 16)];
-/// Description of the fast nets with [`HideOutput::Modular`], stored in the ONNX metadata.
-pub const MODULAR_ARCHITECTURE: &str = "stego fast nets with a digit code: hide = concat(s2d4(cover), s2d4(secret)) -> \
-conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->30 -> sigmoid = 30 values per 4x4 cell, rounded to 729 (4 values), \
+/// Description of the fast nets with [`HideOutput::Modular`] of `layout`, stored in the ONNX
+/// metadata: the convolutions read off [`fast_convs`], around the code's fixed arithmetic.
+pub fn modular_architecture(layout: FastLayout) -> String {
+    let convs = fast_convs(layout, true);
+    let describe = |net: &str| {
+        let of_net: Vec<&ConvShape> = convs.iter().filter(|c| c.name.starts_with(net)).collect();
+        let last = of_net.len() - 1;
+        let steps: Vec<String> = of_net
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("conv{k}x{k} {}->{}{}", c.input, c.output, if i < last { " + relu" } else { "" }, k = c.kernel))
+            .collect();
+        steps.join(" -> ")
+    };
+    let (name, hide_in) = if layout.slim { ("slim fast nets", "s2d4(secret)") } else { ("fast nets", "concat(s2d4(cover), s2d4(secret))") };
+    format!(
+        "stego {name} with a digit code: hide = {hide_in} -> {} -> sigmoid = 30 values per 4x4 cell, rounded to 729 (4 values), \
 81 (10) and 9 (16) levels and written as 48 base-9 digits (lowest first), depth-to-space 4 = one digit per subpixel; container = \
 the 8-bit value in b..b+8, b = clamp(round(255 cover) - 4, 0, 247), that is the digit modulo 9, over 255; reveal = round(255 container) \
-mod 9 -> s2d4 -> digits combined into the 30 values -> conv3x3 30->80 + relu -> 2 x (conv3x3 80->80 + relu) -> conv1x1 80->48 -> \
-depth-to-space 4 -> sigmoid";
-
-/// Description of slim digit-code nets ([`FastLayout::slim`]), stored in the ONNX metadata.
-pub const SLIM_ARCHITECTURE: &str = "stego slim fast nets with a digit code: as the digit-code nets, but the hide net reads \
-s2d4(secret) alone (conv3x3 48->80) and the reveal net's middle convolution is conv1x1 80->80";
+mod 9 -> s2d4 -> digits combined into the 30 values -> {} -> depth-to-space 4 -> sigmoid",
+        describe("hide."),
+        describe("reveal.")
+    )
+}
 
 /// Values per 4×4 cell of the code ([`CODE_GROUPS`]).
 pub const CODE_VALUES: usize = 30;
@@ -318,7 +331,7 @@ impl Context {
 }
 
 /// The real-time nets: all convolutions run on 4×4 cells (1/16 of the pixels), so hiding costs
-/// about 8,000 multiply-accumulates per pixel ([`fast_macs_per_pixel`]) instead of the paper's
+/// 5,900–8,200 multiply-accumulates per pixel ([`fast_macs_per_pixel`]) instead of the paper's
 /// ~291k.
 ///
 /// Weight names: `hide.conv{0,1}`, `hide.out`, `reveal.conv{0,1,2}`, `reveal.out`.

@@ -282,11 +282,7 @@ pub trait VariantNets: Copy {
         if self.nets() == Variant::Paper {
             return ARCHITECTURE.to_string();
         }
-        let base = match (layout.slim, modular) {
-            (true, _) => format!("{MODULAR_ARCHITECTURE}; {SLIM_ARCHITECTURE}"),
-            (false, true) => MODULAR_ARCHITECTURE.to_string(),
-            (false, false) => FAST_ARCHITECTURE.to_string(),
-        };
+        let base = if modular { modular_architecture(layout) } else { FAST_ARCHITECTURE.to_string() };
         format!("{base}{}", if layout.context { CONTEXT_ARCHITECTURE } else { "" })
     }
 }
@@ -525,6 +521,13 @@ mod tests {
         assert_eq!(Variant::Fast.macs_per_pixel(plain, true), (8_070, 8_790));
         assert_eq!(Variant::Fast.parameters(slim, true), 184_478);
         assert_eq!(Variant::Fast.macs_per_pixel(slim, true), (5_910, 5_590));
+        // The description reads the same shapes.
+        let full = Variant::Fast.architecture(plain, true);
+        assert!(full.contains("hide = concat(s2d4(cover), s2d4(secret)) -> conv3x3 96->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->30 -> sigmoid"), "{full}");
+        let described = Variant::Fast.architecture(slim, true);
+        assert!(described.starts_with("stego slim fast nets"), "{described}");
+        assert!(described.contains("hide = s2d4(secret) -> conv3x3 48->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->30 -> sigmoid"), "{described}");
+        assert!(described.contains("conv3x3 30->80 + relu -> conv1x1 80->80 + relu -> conv3x3 80->80 + relu -> conv1x1 80->48 -> depth-to-space"), "{described}");
         let (varmap, nets) = init_nets_with(Variant::Fast, slim, HideOutput::Modular, &Device::Cpu, 1).unwrap();
         let w = varmap_tensors(&varmap);
         assert_eq!(parameter_count(&w), 184_478);

@@ -166,10 +166,11 @@ pub struct TrainConfig {
     #[serde(default)]
     #[arg(long)]
     pub context: bool,
-    /// With --context: the learning rate of the weights outside the context branches, as a
-    /// fraction of --lr (0 keeps them as --init-from left them, so only the branches learn).
+    /// With context branches (--context, or an --init-from run that has them): the learning
+    /// rate of the weights outside the branches, as a fraction of --lr (0 keeps them as
+    /// --init-from left them, so only the branches learn).
     #[serde(default = "one")]
-    #[arg(long, value_name = "F", default_value_t = d().trunk_lr_scale, requires = "context")]
+    #[arg(long, value_name = "F", default_value_t = d().trunk_lr_scale)]
     pub trunk_lr_scale: f64,
     /// Slim digit-code nets (with --hide-output modular): the hide net reads the secret alone
     /// and the reveal net's middle convolution is 1×1, about 30 % fewer multiply-accumulates
@@ -180,6 +181,23 @@ pub struct TrainConfig {
     #[serde(default)]
     #[arg(long)]
     pub slim: bool,
+    /// The hide net reads the secret averaged over N×N blocks (1, 2 or 4; 1 = every pixel):
+    /// its first convolution's secret weights are kept equal within each block (projected
+    /// after every step), so the exported graph is unchanged. It hides a quarter (N 2) or a
+    /// sixteenth (N 4) of the values per 4×4 cell, with more room for each; the reveal net is
+    /// still scored against the full secret. For `--robust`, where recordings leave too little
+    /// room for every pixel. Kept from an --init-from run that has it.
+    #[serde(default = "one_usize")]
+    #[arg(long, value_name = "N", default_value_t = d().secret_pool)]
+    pub secret_pool: usize,
+    /// The hide net changes a pixel's red, green and blue alike (its output convolution's
+    /// three colour weights are kept equal, projected after every step; the exported graph is
+    /// unchanged): 4:2:0 recordings halve the chroma's resolution and quantise it coarser, so
+    /// a colour change is mostly lost there, and the cover's budget goes to the luma that
+    /// survives. For `--robust`. Kept from an --init-from run that has it.
+    #[serde(default)]
+    #[arg(long)]
+    pub grey_residual: bool,
     /// Steps at which a resume lengthened the run. The stretched cosine jumps the learning
     /// rate up there (from its final value to a mid-schedule one); after each such step the
     /// rate ramps up again linearly over `warmup` steps, so Adam's small second moments do not
@@ -293,6 +311,8 @@ impl Default for TrainConfig {
             arch: Variant::default(),
             context: false,
             slim: false,
+            secret_pool: 1,
+            grey_residual: false,
             trunk_lr_scale: 1.0,
             rewarm_at: Vec::new(),
         }
@@ -361,7 +381,9 @@ impl TrainConfig {
             self.arch.as_str(),
             if self.context { format!("; context=8x8+16x16 cells; trunk_lr_scale={}", self.trunk_lr_scale) } else { String::new() },
             if self.slim { "; slim" } else { "" }
-        ) + &self
+        ) + &if self.secret_pool > 1 { format!("; secret_pool={0}x{0}", self.secret_pool) } else { String::new() }
+            + if self.grey_residual { "; grey_residual" } else { "" }
+            + &self
             .init_from
             .as_ref()
             .map(|i| {
@@ -396,6 +418,15 @@ impl TrainConfig {
         }
         if self.slim && self.hide_output != nets::HideOutput::Modular {
             bail!("--slim is for the digit-code nets (--hide-output modular), whose hide net needs only the secret; the {} output reads the cover", self.hide_output.as_str());
+        }
+        if ![1, 2, 4].contains(&self.secret_pool) || (self.secret_pool > 1 && self.arch.nets() != Variant::Fast) {
+            bail!("--secret-pool {} is not one of 1, 2, 4 with the fast nets: the blocks must tile their 4x4 cells", self.secret_pool);
+        }
+        if self.trunk_lr_scale != 1.0 && !self.context {
+            bail!("--trunk-lr-scale {} is for nets with context branches: add --context (or start --init-from a run that has them)", self.trunk_lr_scale);
+        }
+        if self.grey_residual && (self.arch.nets() != Variant::Fast || self.hide_output == nets::HideOutput::Modular) {
+            bail!("--grey-residual is for the fast nets' residual output (--hide-output residual or sigmoid); the digit code writes every subpixel's own digit");
         }
         if !(0.0..=1.0).contains(&self.trunk_lr_scale) {
             bail!("--trunk-lr-scale {} is outside [0, 1]: it is the fraction of --lr the weights outside the context branches learn at", self.trunk_lr_scale);
@@ -599,6 +630,10 @@ const VALIDATION_HEADER: [&str; 9] =
 
 fn one() -> f64 {
     1.0
+}
+
+fn one_usize() -> usize {
+    1
 }
 
 fn psnr_from_mse(mse: f64) -> f64 {
@@ -858,6 +893,8 @@ fn init_from(dir: &Path, config: &mut TrainConfig) -> Result<InitFrom> {
     }
     config.context |= p.context;
     config.slim |= p.slim;
+    config.secret_pool = config.secret_pool.max(p.secret_pool);
+    config.grey_residual |= p.grey_residual;
     Ok(InitFrom {
         dir: dir.to_path_buf(),
         step: parent.step,
@@ -939,7 +976,7 @@ impl Trainer {
             last_validation,
             train_seconds,
         };
-        Ok(Self {
+        let trainer = Self {
             schedule: config.schedule(),
             noise: Normal::new(0.0f32, config.noise_std as f32).context("noise std")?,
             proxy: config.recordings.map(|_| codec::CodecProxy::new(&device)).transpose()?,
@@ -961,11 +998,30 @@ impl Trainer {
             last_line: Instant::now(),
             rate: StepRate::new(),
             plot_warned: false,
-        })
+        };
+        trainer.project_weights()?;
+        Ok(trainer)
     }
 
     fn out(&self) -> &Path {
         &self.config.out
+    }
+
+    /// Keeps the weights on the subspaces `--secret-pool` and `--grey-residual` ask for.
+    fn project_weights(&self) -> Result<()> {
+        let data = self.varmap.data().lock().expect("the varmap's lock");
+        let var = |name: &str| data.get(name).with_context(|| format!("the fast nets have {name}"));
+        if self.config.secret_pool > 1 {
+            let w = var("hide.conv0.weight")?;
+            w.set(&nets::fast::pool_secret_weights(w.as_tensor(), self.config.secret_pool)?)?;
+        }
+        if self.config.grey_residual {
+            let (w, b) = (var("hide.out.weight")?, var("hide.out.bias")?);
+            let (gw, gb) = nets::fast::grey_output(w.as_tensor(), b.as_tensor())?;
+            w.set(&gw)?;
+            b.set(&gb)?;
+        }
+        Ok(())
     }
 
     /// One optimizer step on the batch of `step`; appends its row to `metrics.csv`.
@@ -990,6 +1046,7 @@ impl Trainer {
         let grads = loss.backward()?;
         let lr = self.schedule.lr(step);
         self.opt.step(&grads, lr)?;
+        self.project_weights()?;
         let (loss_v, cm, sm) = (
             loss.to_scalar::<f32>()? as f64,
             cover_mse.to_scalar::<f32>()? as f64,
@@ -1302,6 +1359,10 @@ mod tests {
         refused(TrainConfig { context: true, crop: 72, ..TrainConfig::default() }, &["--crop 72", "multiple of 16", "--context"]);
         refused(TrainConfig { context: true, arch: Variant::Paper, ..TrainConfig::default() }, &["--context", "paper"]);
         refused(TrainConfig { context: true, trunk_lr_scale: 2.0, ..TrainConfig::default() }, &["--trunk-lr-scale 2"]);
+        refused(TrainConfig { trunk_lr_scale: 0.5, ..TrainConfig::default() }, &["--trunk-lr-scale 0.5", "--context"]);
         refused(TrainConfig { slim: true, ..TrainConfig::default() }, &["--slim", "--hide-output modular", "residual"]);
+        refused(TrainConfig { secret_pool: 3, ..TrainConfig::default() }, &["--secret-pool 3", "4x4 cells"]);
+        refused(TrainConfig { secret_pool: 2, arch: Variant::Paper, ..TrainConfig::default() }, &["--secret-pool 2", "fast nets"]);
+        refused(TrainConfig { grey_residual: true, hide_output: nets::HideOutput::Modular, noise_std: 0.0, ..TrainConfig::default() }, &["--grey-residual", "digit code"]);
     }
 }

@@ -149,6 +149,44 @@ pub fn space_to_depth(x: &Tensor, b: usize) -> Result<Tensor> {
     x.reshape((n, c, h / b, b, w / b, b))?.permute([0, 3, 5, 1, 2, 4])?.contiguous()?.reshape((n, c * b * b, h / b, w / b))
 }
 
+/// The weights `w` (`[O, I, k, k]`) of a first convolution whose last 48 input channels are
+/// the secret's 4×4 cells ([`space_to_depth`]), with those weights averaged over the cells'
+/// `pool`×`pool` blocks: the convolution then computes, on any secret, what the original one
+/// computes on the secret averaged over the blocks.
+pub fn pool_secret_weights(w: &Tensor, pool: usize) -> Result<Tensor> {
+    let (o, i, k, _) = w.dims4()?;
+    let (b, cells) = (FAST_BLOCK, 3 * FAST_BLOCK * FAST_BLOCK);
+    if pool == 0 || !b.is_multiple_of(pool) || i < cells {
+        candle_core::bail!("cannot pool the secret weights of a [{o}, {i}, {k}, {k}] convolution over {pool}x{pool} blocks");
+    }
+    let secret = w.narrow(1, i - cells, cells)?;
+    let g = b / pool;
+    let shape = vec![o, g, pool, g, pool, 3, k, k];
+    let pooled = secret.reshape(shape.clone())?.mean_keepdim(4)?.mean_keepdim(2)?.broadcast_as(shape)?.reshape((o, cells, k, k))?;
+    if i == cells {
+        return Ok(pooled);
+    }
+    Tensor::cat(&[w.narrow(1, 0, i - cells)?, pooled], 1)
+}
+
+/// The hide net's output convolution (`hide.out`: weight `[48, C, 1, 1]`, bias `[48]`, one
+/// output per subpixel of the 4×4 cell, channel `(by·4 + bx)·3 + colour`) with each pixel's
+/// three colour outputs replaced by their mean: the residual it puts out then moves a pixel's
+/// red, green and blue alike (grey, up to the sigmoid's slope at each colour), which 4:2:0
+/// recordings keep whole; a colour change loses most of itself to their half-resolution chroma.
+pub fn grey_output(weight: &Tensor, bias: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (o, c, k, _) = weight.dims4()?;
+    if o % 3 != 0 || bias.dims() != [o] {
+        candle_core::bail!("cannot make the [{o}, {c}, {k}, {k}] output convolution grey: it needs 3 outputs per pixel and [{o}] biases");
+    }
+    let grey = |t: &Tensor, shape: Vec<usize>| -> Result<Tensor> {
+        let mut per_colour = shape.clone();
+        per_colour.splice(0..1, [o / 3, 3]);
+        t.reshape(per_colour.clone())?.mean_keepdim(1)?.broadcast_as(per_colour)?.reshape(shape)
+    };
+    Ok((grey(weight, vec![o, c, k, k])?, grey(bias, vec![o])?))
+}
+
 /// Inverse of [`space_to_depth`]: ONNX `DepthToSpace` in `DCR` mode.
 pub fn depth_to_space(x: &Tensor, b: usize) -> Result<Tensor> {
     let (n, cb, h, w) = x.dims4()?;

@@ -488,6 +488,56 @@ mod tests {
     }
 
     #[test]
+    fn pooled_secret_weights_read_the_secret_averaged_over_blocks() {
+        let dev = Device::Cpu;
+        let max_diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let cover = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
+        let secret = Tensor::rand(0f32, 1f32, (1, 3, 16, 24), &dev).unwrap();
+        for (layout, output) in [(FastLayout::default(), HideOutput::Residual), (FastLayout { slim: true, ..FastLayout::default() }, HideOutput::Modular)] {
+            let (varmap, nets) = init_nets_with(Variant::Fast, layout, output, &dev, 3).unwrap();
+            for pool in [2, 4] {
+                let averaged = secret.avg_pool2d(pool).unwrap().upsample_nearest2d(16, 24).unwrap();
+                let w = varmap.data().lock().unwrap()["hide.conv0.weight"].clone();
+                let original = w.as_tensor().copy().unwrap();
+                let pooled = fast::pool_secret_weights(&original, pool).unwrap();
+                // The cover's weights are left alone (full nets read cover channels first).
+                let cover_c = original.dim(1).unwrap() - 48;
+                if cover_c > 0 {
+                    assert_eq!(max_diff(&pooled.narrow(1, 0, cover_c).unwrap(), &original.narrow(1, 0, cover_c).unwrap()), 0.0);
+                }
+                let before = nets.hide(&cover, &averaged).unwrap();
+                w.set(&pooled).unwrap();
+                // On an averaged secret the pooled weights compute what the originals did ...
+                assert!(max_diff(&nets.hide(&cover, &averaged).unwrap(), &before) < 1e-5);
+                // ... and on any secret what they compute on the averaged one.
+                assert!(max_diff(&nets.hide(&cover, &secret).unwrap(), &before) < 1e-5);
+                assert!(max_diff(&fast::pool_secret_weights(&pooled, pool).unwrap(), &pooled) < 1e-7);
+                w.set(&original).unwrap();
+            }
+        }
+        assert!(fast::pool_secret_weights(&Tensor::zeros((8, 48, 3, 3), DType::F32, &dev).unwrap(), 3).is_err());
+    }
+
+    #[test]
+    fn a_grey_output_moves_red_green_and_blue_alike() {
+        let dev = Device::Cpu;
+        let (varmap, nets) = init_nets_with(Variant::Fast, FastLayout::default(), HideOutput::Residual, &dev, 5).unwrap();
+        let data = varmap.data().lock().unwrap();
+        let (w, b) = (&data["hide.out.weight"], &data["hide.out.bias"]);
+        let (gw, gb) = fast::grey_output(w.as_tensor(), b.as_tensor()).unwrap();
+        w.set(&gw).unwrap();
+        b.set(&(gb + 0.5).unwrap()).unwrap();
+        // A mid-grey cover (the sigmoid's slope is the same for the three colours there).
+        let cover = Tensor::full(0.5f32, (1, 3, 8, 12), &dev).unwrap();
+        let secret = Tensor::rand(0f32, 1f32, (1, 3, 8, 12), &dev).unwrap();
+        let d = (nets.hide(&cover, &secret).unwrap() - &cover).unwrap();
+        let spread = (d.max_keepdim(1).unwrap() - d.min_keepdim(1).unwrap()).unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let size = d.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(size > 0.01 && spread < 1e-6, "change up to {size}, colours apart by {spread}");
+        assert!(fast::grey_output(&Tensor::zeros((4, 8, 1, 1), DType::F32, &dev).unwrap(), &Tensor::zeros(4, DType::F32, &dev).unwrap()).is_err());
+    }
+
+    #[test]
     fn fast_nets_count_shapes_and_space_to_depth() {
         let dev = Device::Cpu;
         let (varmap, nets) = init_arch(Variant::Fast, FastLayout::default(), &dev, 1).unwrap();

@@ -96,7 +96,7 @@ pub enum Variant {
     /// Real-time nets on 4×4 cells that hide a residual over the cover, trained to reveal
     /// from lossy recordings (`hide-robust.onnx`, `reveal-robust.onnx`): x264 and JPEG in I420
     /// (4:2:0), simulated during training. A stronger, visible change to the cover buys a
-    /// secret that survives them.
+    /// rough likeness of the secret after them (about 19–23 dB PSNR at 640×480).
     Robust,
 }
 

@@ -59,7 +59,7 @@ pub enum Variant {
     )]
     Fast = 1,
     #[enum_value(
-        name = "Robust: real-time nets trained to survive x264/JPEG recordings in I420 (hide-robust.onnx, reveal-robust.onnx)",
+        name = "Robust: real-time nets trained through x264/JPEG recordings in I420, after which a rough likeness of the secret remains (hide-robust.onnx, reveal-robust.onnx)",
         nick = "robust"
     )]
     Robust = 2,
@@ -256,7 +256,7 @@ impl ModelSettings {
                 .nick("Variant")
                 .blurb(&format!(
                     "Which {role} model of the models folder to load when model-file is not set: paper ({}), \
-                     fast ({}) or robust ({}, survives x264/JPEG recordings in I420){NOT_WHILE_RUNNING}",
+                     fast ({}) or robust ({}, a rough likeness of the secret survives x264/JPEG recordings in I420){NOT_WHILE_RUNNING}",
                     stego::Variant::Paper.file_name(role),
                     stego::Variant::Fast.file_name(role),
                     stego::Variant::Robust.file_name(role)

@@ -57,8 +57,8 @@ struct TrainArgs {
     steps: Option<u64>,
     /// Train the `robust` kind of nets: the secret is revealed from a simulated recording of
     /// the container, drawn per batch (a quarter lossless, a tenth 4:2:0 only, 40% x264-like
-    /// at a quantizer from --x264-qp, the rest JPEG quality 70-95), so it survives x264 and JPEG
-    /// recordings in I420. --crop must be a multiple of 16.
+    /// at a quantizer from --x264-qp, the rest JPEG quality 70-95), so that a likeness of the
+    /// secret survives x264 and JPEG recordings in I420. --crop must be a multiple of 16.
     #[arg(long)]
     robust: bool,
     /// With --robust: the share (0-1) of the x264 and JPEG batches recorded by the real

@@ -386,3 +386,38 @@ fn robust_run_validates_through_recordings() {
     train::train(c, &RunOptions { no_export: true, ..RunOptions::default() }).unwrap();
     assert!(!plain.join(train::VALIDATION_RECORDED_CSV).exists());
 }
+
+/// `--grey-residual` and `--secret-pool` keep the weights on their subspaces through training
+/// (so the exported graph needs nothing new), and a fine-tune keeps both.
+#[test]
+fn grey_residual_and_secret_pool_hold_through_training_and_fine_tunes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("images");
+    write_images(&data, 6);
+    let no_export = RunOptions { no_export: true, ..RunOptions::default() };
+    let fast = |out: &Path| TrainConfig { arch: stego::Variant::Fast, lr: 1e-2, ..config(&data, out, 2) };
+    let projected = |dir: &Path| {
+        let w = candle_core::safetensors::load(dir.join(train::CHECKPOINT_FILE), &Device::Cpu).unwrap();
+        let far = |a: &candle_core::Tensor, b: candle_core::Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let (out_w, out_b) = training::nets::fast::grey_output(&w["hide.out.weight"], &w["hide.out.bias"]).unwrap();
+        let pooled = training::nets::fast::pool_secret_weights(&w["hide.conv0.weight"], 2).unwrap();
+        (far(&w["hide.out.weight"], out_w).max(far(&w["hide.out.bias"], out_b)), far(&w["hide.conv0.weight"], pooled))
+    };
+    let plain = tmp.path().join("plain");
+    train::train(fast(&plain), &no_export).unwrap();
+    let (grey, pool) = projected(&plain);
+    assert!(grey > 1e-4 && pool > 1e-4, "drawn weights are neither grey ({grey}) nor pooled ({pool})");
+
+    let parent = tmp.path().join("parent");
+    train::train(TrainConfig { grey_residual: true, secret_pool: 2, ..fast(&parent) }, &no_export).unwrap();
+    let (grey, pool) = projected(&parent);
+    assert!(grey < 1e-6 && pool < 1e-6, "after training: grey {grey}, pooled {pool}");
+
+    let child = tmp.path().join("child");
+    train::train(fast(&child), &RunOptions { init_from: Some(parent.clone()), ..no_export }).unwrap();
+    let c = RunState::read(&child.join(train::STATE_FILE)).unwrap().config;
+    assert!(c.grey_residual && c.secret_pool == 2);
+    assert!(c.summary(2).contains("secret_pool=2x2") && c.summary(2).contains("grey_residual"));
+    let (grey, pool) = projected(&child);
+    assert!(grey < 1e-6 && pool < 1e-6, "after the fine-tune: grey {grey}, pooled {pool}");
+}
